@@ -1,0 +1,154 @@
+"""Settings for oauth_server, read from ``settings.OAUTH_SERVER`` (the DRF/DOT settings-object pattern).
+
+Every key has a documented default (see ``docs/settings.md``); a site overrides only what it needs::
+
+    OAUTH_SERVER = {
+        "REQUIRE_PKCE": True,
+        "ACCESS_TOKEN_LIFETIME": 3600,
+    }
+
+``oauth_server.conf.settings`` is the only way the app reads its settings, so tests can use
+``override_settings(OAUTH_SERVER=...)`` and the object reloads itself.
+
+This module also holds the DOT configuration the app installs (``dot_defaults``): the swapped models,
+validator, scopes backend, server class and RFC 9700 gates. They are applied as *defaults* of DOT's
+own settings object, so a site's ``OAUTH2_PROVIDER`` dict still wins where it sets a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+SETTINGS_NAME = "OAUTH_SERVER"
+
+DEFAULTS: dict[str, Any] = {
+    # --- protocol ---------------------------------------------------------------------------
+    # PKCE (RFC 7636) with S256 for every client. Public clients always need PKCE, whatever
+    # this says; turning it off only relaxes confidential clients.
+    "REQUIRE_PKCE": True,
+    # Lifetime of authorization codes in seconds (RFC 6749 4.1.2 recommends at most 10 minutes).
+    "AUTHORIZATION_CODE_LIFETIME": 60,
+    # Site-wide token lifetimes in seconds; a Client may override each.
+    "ACCESS_TOKEN_LIFETIME": 3600,
+    # None: refresh tokens do not age out (they still rotate on every use).
+    "REFRESH_TOKEN_LIFETIME": 30 * 24 * 3600,
+    # Seconds during which the *immediately previous* refresh token may be retried after a
+    # rotation (a client that lost the response). 0 = strict.
+    "REFRESH_TOKEN_GRACE_PERIOD": 0,
+    # --- client secrets -----------------------------------------------------------------------
+    # Length in bytes of generated client secrets (before base64url encoding).
+    "CLIENT_SECRET_BYTES": 48,
+    # Secrets supplied by an operator (create_oauth_client --client-secret) must be at least
+    # this long: the fast hasher is only safe for high-entropy secrets.
+    "CLIENT_SECRET_MIN_LENGTH": 32,
+    # --- consent ------------------------------------------------------------------------------
+    # Template for the consent page (override per site, or override the template itself).
+    "CONSENT_TEMPLATE": "oauth_server/consent.html",
+    "ERROR_TEMPLATE": "oauth_server/error.html",
+}
+
+IMPORT_STRINGS: set[str] = set()
+
+
+class OAuthServerSettings:
+    """Attribute access to ``OAUTH_SERVER`` with defaults; unknown keys are an error, not a typo."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None):
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(django_settings, SETTINGS_NAME, None) or {}
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr not in self.defaults:
+            raise AttributeError(f"Invalid {SETTINGS_NAME} setting: {attr!r}")
+        value = self.user_settings.get(attr, self.defaults[attr])
+        if attr in IMPORT_STRINGS and isinstance(value, str):
+            value = import_string(value)
+        self._cached.add(attr)
+        setattr(self, attr, value)
+        return value
+
+    def reload(self) -> None:
+        for attr in self._cached:
+            self.__dict__.pop(attr, None)
+        self._cached.clear()
+
+
+settings = OAuthServerSettings()
+
+
+# The models the app swaps into DOT. Django needs these as real settings (Meta.swappable reads
+# them) before any models module is imported, so apps.py sets them while the app registry is
+# still importing app modules.
+SWAPPED_MODELS = {
+    "OAUTH2_PROVIDER_APPLICATION_MODEL": "oauth_server.Client",
+    "OAUTH2_PROVIDER_GRANT_MODEL": "oauth_server.Grant",
+    "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL": "oauth_server.AccessToken",
+    "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL": "oauth_server.RefreshToken",
+    "OAUTH2_PROVIDER_ID_TOKEN_MODEL": "oauth_server.IDToken",
+}
+
+
+def dot_defaults() -> dict[str, Any]:
+    """DOT settings this app installs as defaults: secure gates on, our classes plugged in."""
+    return {
+        "OAUTH2_VALIDATOR_CLASS": "oauth_server.validator.OAuthServerValidator",
+        "OAUTH2_SERVER_CLASS": "oauth_server.server.OAuth2Server",
+        "SCOPES_BACKEND_CLASS": "oauth_server.scopes.DatabaseScopes",
+        "APPLICATION_ADMIN_CLASS": "oauth_server.admin.ClientAdmin",
+        "ACCESS_TOKEN_ADMIN_CLASS": "oauth_server.admin.AccessTokenAdmin",
+        "REFRESH_TOKEN_ADMIN_CLASS": "oauth_server.admin.RefreshTokenAdmin",
+        "GRANT_ADMIN_CLASS": "oauth_server.admin.GrantAdmin",
+        "ID_TOKEN_ADMIN_CLASS": "oauth_server.admin.IDTokenAdmin",
+        # Our validator decides per client (public clients always); see validator.is_pkce_required.
+        "PKCE_REQUIRED": True,
+        "AUTHORIZATION_CODE_EXPIRE_SECONDS": settings.AUTHORIZATION_CODE_LIFETIME,
+        "ACCESS_TOKEN_EXPIRE_SECONDS": settings.ACCESS_TOKEN_LIFETIME,
+        # Refresh lifetimes (site and per client) are enforced by our validator.
+        "REFRESH_TOKEN_EXPIRE_SECONDS": None,
+        "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": settings.REFRESH_TOKEN_GRACE_PERIOD,
+        "ROTATE_REFRESH_TOKEN": True,
+        "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+        "ALLOW_URI_WILDCARDS": False,
+        "REQUEST_APPROVAL_PROMPT": "force",
+        "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+        "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "client_credentials", "refresh_token"],
+        "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+        "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+        "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+        "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+        "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+        "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+        "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+        "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+        "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+        "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    }
+
+
+def install_dot_defaults() -> None:
+    """Make our DOT configuration DOT's defaults; the site's OAUTH2_PROVIDER keys still win."""
+    from oauth2_provider import settings as dot_settings
+
+    dot_settings.DEFAULTS.update(dot_defaults())
+    for name, model in SWAPPED_MODELS.items():
+        key = name.removeprefix("OAUTH2_PROVIDER_")
+        dot_settings.DEFAULTS[key] = getattr(django_settings, name, model)
+    dot_settings.oauth2_settings.reload()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        settings.reload()
+        install_dot_defaults()
+
+
+setting_changed.connect(_reload)

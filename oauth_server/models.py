@@ -1,0 +1,379 @@
+"""Data model: clients, scopes, consents, and DOT's grant/token models swapped into this app.
+
+DOT's abstract models carry the protocol fields; we add what a product needs (several grant types
+per client, DB scopes, remembered consent, per-client lifetimes, an enabled flag) and the indexes
+the hot paths use. References stay one-directional (tokens -> client, consent -> client) so the
+swappable-model migration problems of DOT (#634, #871, #1221) do not arise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import (
+    AbstractAccessToken,
+    AbstractApplication,
+    AbstractGrant,
+    AbstractIDToken,
+    AbstractRefreshToken,
+)
+
+from . import hashers
+from .conf import settings
+
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
+validate_scope_token = RegexValidator(
+    SCOPE_TOKEN_RE,
+    _("A scope name is printable ASCII without spaces, double quotes or backslashes (RFC 6749 3.3)."),
+)
+
+
+class GrantType(models.TextChoices):
+    """Grant types a client may use, by their RFC 6749 token-endpoint names."""
+
+    AUTHORIZATION_CODE = "authorization_code", _("Authorization code (+ PKCE)")
+    REFRESH_TOKEN = "refresh_token", _("Refresh token")
+    CLIENT_CREDENTIALS = "client_credentials", _("Client credentials")
+
+
+# DOT's grant constants -> ours, so DOT code that calls allows_grant_type() keeps working.
+_DOT_GRANT_MAP = {
+    AbstractApplication.GRANT_AUTHORIZATION_CODE: GrantType.AUTHORIZATION_CODE,
+    AbstractApplication.GRANT_CLIENT_CREDENTIALS: GrantType.CLIENT_CREDENTIALS,
+}
+
+
+def _split(value: str) -> list[str]:
+    return value.split() if value else []
+
+
+class Scope(models.Model):
+    """A scope managed in the database; the scopes backend reads these, not settings."""
+
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_scope_token], help_text=_("e.g. files:read")
+    )
+    description = models.CharField(
+        _("description"), max_length=255, help_text=_("Shown to users on the consent screen.")
+    )
+    is_default = models.BooleanField(
+        _("default"),
+        default=False,
+        help_text=_("Granted when a client asks for no scope and is allowed this one."),
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("scope")
+        verbose_name_plural = _("scopes")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClientQuerySet(models.QuerySet):
+    def enabled(self) -> ClientQuerySet:
+        return self.filter(is_enabled=True)
+
+
+class ClientManager(models.Manager.from_queryset(ClientQuerySet)):  # type: ignore[misc]
+    def get_by_natural_key(self, client_id: str) -> Client:
+        return self.get(client_id=client_id)
+
+    def create_client(
+        self,
+        *,
+        name: str,
+        client_type: str,
+        grant_types: Iterable[str],
+        redirect_uris: Iterable[str] = (),
+        scopes: Iterable[str] = (),
+        client_secret: str | None = None,
+        **fields,
+    ) -> tuple[Client, str | None]:
+        """Create a validated client; return it with the clear secret (None for public clients).
+
+        The clear secret exists only in this return value: it is stored hashed.
+        """
+        client = self.model(
+            name=name,
+            client_type=client_type,
+            grant_types=list(dict.fromkeys(grant_types)),
+            redirect_uris=" ".join(redirect_uris),
+            **fields,
+        )
+        secret = None
+        if client_type == Client.CLIENT_CONFIDENTIAL:
+            secret = client.set_secret(client_secret)
+        elif client_secret:
+            raise ValidationError({"client_secret": _("Public clients have no secret.")})
+        scope_objs = list(Scope.objects.filter(name__in=list(scopes)))
+        missing = set(scopes) - {s.name for s in scope_objs}
+        if missing:
+            raise ValidationError({"allowed_scopes": _("Unknown scopes: %s") % " ".join(sorted(missing))})
+        client.full_clean()
+        with transaction.atomic():
+            client.save()
+            client.allowed_scopes.set(scope_objs)
+        return client, secret
+
+
+class Client(AbstractApplication):
+    """An OAuth client (DOT's Application), with several grant types and DB-managed scopes."""
+
+    # DOT keeps one grant type per application; ours is a list (grant_types). The DOT column is
+    # kept, filled with the primary grant, because DOT code and forms still read it.
+    authorization_grant_type = models.CharField(
+        _("primary grant type"), max_length=44, choices=AbstractApplication.GRANT_TYPES, blank=True, editable=False
+    )
+    grant_types = models.JSONField(
+        _("grant types"),
+        default=list,
+        blank=True,
+        help_text=_("Any of authorization_code, refresh_token, client_credentials."),
+    )
+    # Stored as a hash (hashers.py); the clear value is shown once, when created or rotated.
+    client_secret = models.CharField(_("client secret (hashed)"), max_length=255, blank=True, default="")
+    # We always hash; the DOT flag is kept for its code paths but is not editable.
+    hash_client_secret = models.BooleanField(default=True, editable=False)
+    # DOT's "skip_authorization" under the name the product uses.
+    skip_authorization = None
+    skip_consent = models.BooleanField(
+        _("skip consent"),
+        default=False,
+        help_text=_("Trusted first-party client: users are never shown the consent screen."),
+    )
+    allowed_scopes = models.ManyToManyField(
+        Scope, blank=True, related_name="clients", verbose_name=_("allowed scopes")
+    )
+    logo_uri = models.URLField(_("logo URI"), blank=True, max_length=500)
+    client_uri = models.URLField(_("home page URI"), blank=True, max_length=500)
+    policy_uri = models.URLField(_("privacy policy URI"), blank=True, max_length=500)
+    tos_uri = models.URLField(_("terms of service URI"), blank=True, max_length=500)
+    access_token_lifetime = models.PositiveIntegerField(
+        _("access token lifetime (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Leave empty for the site default."),
+    )
+    refresh_token_lifetime = models.PositiveIntegerField(
+        _("refresh token lifetime (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Leave empty for the site default."),
+    )
+    is_enabled = models.BooleanField(
+        _("enabled"),
+        default=True,
+        help_text=_("A disabled client gets invalid_client everywhere and its tokens stop working."),
+    )
+
+    objects = ClientManager()
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+        ordering = ["name", "id"]
+
+    def natural_key(self) -> tuple[str]:
+        return (self.client_id,)
+
+    # --- secrets --------------------------------------------------------------------------------
+    def set_secret(self, raw: str | None = None) -> str:
+        """Set a new secret (generated unless given) and return it in clear; save() persists it."""
+        if raw is None:
+            raw = hashers.generate_secret()
+        elif len(raw) < settings.CLIENT_SECRET_MIN_LENGTH:
+            raise ValidationError(
+                {
+                    "client_secret": _("A client secret must be at least %(n)d characters long.")
+                    % {"n": settings.CLIENT_SECRET_MIN_LENGTH}
+                }
+            )
+        self.client_secret = hashers.make_secret_hash(raw)
+        return raw
+
+    def check_secret(self, raw: str | None) -> bool:
+        return hashers.check_secret(raw, self.client_secret)
+
+    def save(self, *args, **kwargs):
+        if self.client_secret and not hashers.is_hashed(self.client_secret):
+            self.client_secret = hashers.make_secret_hash(self.client_secret)
+        self.authorization_grant_type = self._primary_dot_grant()
+        super().save(*args, **kwargs)
+
+    # --- grants and URIs ------------------------------------------------------------------------
+    def _primary_dot_grant(self) -> str:
+        if GrantType.AUTHORIZATION_CODE in self.grant_types:
+            return AbstractApplication.GRANT_AUTHORIZATION_CODE
+        if GrantType.CLIENT_CREDENTIALS in self.grant_types:
+            return AbstractApplication.GRANT_CLIENT_CREDENTIALS
+        return ""
+
+    def has_grant_type(self, grant_type: str) -> bool:
+        return grant_type in (self.grant_types or [])
+
+    def allows_grant_type(self, *grant_types: str) -> bool:
+        """DOT's check, answered from our list (DOT passes its own constants)."""
+        return any(_DOT_GRANT_MAP.get(g, g) in (self.grant_types or []) for g in grant_types)
+
+    @property
+    def redirect_uri_list(self) -> list[str]:
+        return _split(self.redirect_uris)
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        """Exact string match only (RFC 9700 2.1): no wildcards, no loopback port leniency."""
+        return uri in self.redirect_uri_list
+
+    def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
+        return uri in _split(self.post_logout_redirect_uris)
+
+    @property
+    def default_redirect_uri(self) -> str:
+        from oauthlib.oauth2.rfc6749 import errors
+
+        uris = self.redirect_uri_list
+        if len(uris) == 1:
+            return uris[0]
+        raise errors.MissingRedirectURIError()
+
+    def is_usable(self, request) -> bool:
+        return self.is_enabled
+
+    @property
+    def is_confidential(self) -> bool:
+        return self.client_type == self.CLIENT_CONFIDENTIAL
+
+    def clean(self) -> None:
+        errors: dict[str, list] = {}
+        unknown = set(self.grant_types or []) - set(GrantType.values)
+        if unknown:
+            errors["grant_types"] = [_("Unsupported grant types: %s") % ", ".join(sorted(unknown))]
+        if not self.grant_types:
+            errors.setdefault("grant_types", []).append(_("Choose at least one grant type."))
+        if (
+            self.has_grant_type(GrantType.CLIENT_CREDENTIALS)
+            and self.client_type != self.CLIENT_CONFIDENTIAL
+        ):
+            errors.setdefault("grant_types", []).append(
+                _("Only confidential clients may use client_credentials.")
+            )
+        if self.has_grant_type(GrantType.REFRESH_TOKEN) and not self.has_grant_type(
+            GrantType.AUTHORIZATION_CODE
+        ):
+            errors.setdefault("grant_types", []).append(
+                _("refresh_token only makes sense together with authorization_code.")
+            )
+        for uri in self.redirect_uri_list + _split(self.post_logout_redirect_uris):
+            if "*" in uri or "#" in uri:
+                field = "redirect_uris" if uri in self.redirect_uri_list else "post_logout_redirect_uris"
+                errors.setdefault(field, []).append(
+                    _("%s: wildcards and fragments are not allowed.") % uri
+                )
+        if self.client_type == self.CLIENT_CONFIDENTIAL and not self.client_secret:
+            errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
+        if errors:
+            raise ValidationError(errors)
+        # DOT validates URI schemes and origins; its grant checks read authorization_grant_type.
+        self.authorization_grant_type = self._primary_dot_grant()
+        super().clean()
+
+
+class Grant(AbstractGrant):
+    """An authorization code (DOT's Grant)."""
+
+    class Meta(AbstractGrant.Meta):
+        swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
+        indexes = [models.Index(fields=["expires"], name="oauth_grant_expires_idx")]
+
+
+class AccessTokenQuerySet(models.QuerySet):
+    def active(self) -> AccessTokenQuerySet:
+        return self.filter(expires__gt=timezone.now())
+
+
+class AccessToken(AbstractAccessToken):
+    """An issued access token. Only a SHA-256 checksum of the value is stored (RFC 9700)."""
+
+    objects = AccessTokenQuerySet.as_manager()
+
+    class Meta(AbstractAccessToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+        indexes = [
+            models.Index(fields=["user", "application"], name="oauth_at_user_client_idx"),
+            models.Index(fields=["expires"], name="oauth_at_expires_idx"),
+        ]
+
+    def is_valid(self, scopes=None) -> bool:
+        if self.application_id and not self.application.is_enabled:
+            return False
+        if self.user_id and not self.user.is_active:
+            return False
+        return super().is_valid(scopes)
+
+
+class RefreshToken(AbstractRefreshToken):
+    class Meta(AbstractRefreshToken.Meta):
+        swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+        indexes = [
+            *AbstractRefreshToken.Meta.indexes,
+            models.Index(fields=["user", "application"], name="oauth_rt_user_client_idx"),
+        ]
+
+
+class IDToken(AbstractIDToken):
+    class Meta(AbstractIDToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ID_TOKEN_MODEL"
+
+
+class ConsentQuerySet(models.QuerySet):
+    def active(self) -> ConsentQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class Consent(models.Model):
+    """What a user has approved for a client; remembered so they are asked only for new scopes."""
+
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_consents", verbose_name=_("user")
+    )
+    client = models.ForeignKey(
+        Client,
+        on_delete=models.CASCADE,
+        related_name="consents",
+        verbose_name=_("client"),
+    )
+    scope = models.TextField(_("granted scopes"), blank=True, help_text=_("Space-separated scope names."))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    objects = ConsentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        ordering = ["-updated"]
+        constraints = [models.UniqueConstraint(fields=["user", "client"], name="oauth_consent_user_client_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.user} -> {self.client}"
+
+    @property
+    def scopes(self) -> list[str]:
+        return _split(self.scope)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,76 @@
+"""The oauthlib server DOT drives: only the grants we support, PKCE with S256 only.
+
+Rather than switching implicit and password off with flags, they are simply not registered, so a
+request for them gets oauthlib's ``unsupported_response_type`` / ``unsupported_grant_type``.
+"""
+
+from __future__ import annotations
+
+from oauthlib.oauth2.rfc6749.endpoints import (
+    AuthorizationEndpoint,
+    IntrospectEndpoint,
+    ResourceEndpoint,
+    RevocationEndpoint,
+    TokenEndpoint,
+)
+from oauthlib.oauth2.rfc6749.grant_types import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
+from oauthlib.oauth2.rfc6749.tokens import BearerToken
+
+
+class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
+    """RFC 9700 2.1.1: ``plain`` is refused (a missing method means plain, so it is refused too)."""
+
+    _code_challenge_methods = {"S256": code_challenge_method_s256}
+
+
+def client_token_lifetime(default: int):
+    """expires_in per request: the client's own access-token lifetime, else the site default."""
+
+    def expires_in(request) -> int:
+        client = getattr(request, "client", None)
+        lifetime = getattr(client, "access_token_lifetime", None)
+        return lifetime or default
+
+    return expires_in
+
+
+class OAuth2Server(AuthorizationEndpoint, IntrospectEndpoint, TokenEndpoint, ResourceEndpoint, RevocationEndpoint):
+    def __init__(
+        self,
+        request_validator,
+        token_expires_in=None,
+        token_generator=None,
+        refresh_token_generator=None,
+        *args,
+        **kwargs,
+    ):
+        self.auth_grant = S256AuthorizationCodeGrant(request_validator)
+        self.credentials_grant = ClientCredentialsGrant(request_validator)
+        self.refresh_grant = RefreshTokenGrant(request_validator)
+        if isinstance(token_expires_in, int):
+            token_expires_in = client_token_lifetime(token_expires_in)
+        self.bearer = BearerToken(request_validator, token_generator, token_expires_in, refresh_token_generator)
+        AuthorizationEndpoint.__init__(
+            self,
+            default_response_type="code",
+            response_types={"code": self.auth_grant},
+            default_token_type=self.bearer,
+        )
+        TokenEndpoint.__init__(
+            self,
+            default_grant_type="authorization_code",
+            grant_types={
+                "authorization_code": self.auth_grant,
+                "client_credentials": self.credentials_grant,
+                "refresh_token": self.refresh_grant,
+            },
+            default_token_type=self.bearer,
+        )
+        ResourceEndpoint.__init__(self, default_token="Bearer", token_types={"Bearer": self.bearer})
+        RevocationEndpoint.__init__(self, request_validator)
+        IntrospectEndpoint.__init__(self, request_validator)

@@ -1,0 +1,157 @@
+"""The authorization endpoint with the consent screen (RFC 6749 4.1, RFC 7636, RFC 9207, RFC 9700).
+
+DOT's AuthorizationView does the protocol work (oauthlib validates client, redirect URI, PKCE and
+scopes, and creates the code); this subclass adds remembered consent, ``prompt`` handling, the
+product's consent and error pages, and the headers an authorization page must carry.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_deny
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
+
+from .. import consent
+from ..conf import settings
+from ..models import Client, Scope
+
+
+def _prompt(request: HttpRequest) -> set[str]:
+    return set(request.GET.get("prompt", "").split())
+
+
+def no_frames(response: HttpResponse) -> HttpResponse:
+    """Pages the user decides on must never be framed (clickjacking) nor leak via Referer."""
+    response["X-Frame-Options"] = "DENY"
+    response["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@method_decorator([never_cache, xframe_options_deny], name="dispatch")
+class AuthorizationView(DOTAuthorizationView):
+    """GET shows the consent page (or approves silently); POST records the user's decision."""
+
+    def get_template_names(self) -> list[str]:
+        return [settings.CONSENT_TEMPLATE]
+
+    def dispatch(self, request, *args, **kwargs):
+        return no_frames(super().dispatch(request, *args, **kwargs))
+
+    # --- responses ----------------------------------------------------------------------------
+    def redirect(self, redirect_to: str, application) -> HttpResponse:
+        """Every redirect back to the client carries ``iss`` (RFC 9207), errors included."""
+        if oauth2_settings.COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS:
+            redirect_to = _add_iss_to_redirect(
+                redirect_to, oauth2_settings.oauth2_authorization_server_issuer(self.request)
+            )
+        return super().redirect(redirect_to, application)
+
+    def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:
+        """Errors we may not redirect (bad client or redirect URI) get a page, never a redirect."""
+        redirect, response = OAuthLibMixin.error_response(self, error, **kwargs)
+        if redirect:
+            return self.redirect(response["url"], application)
+        oauthlib_error = response["error"]
+        return render(
+            self.request,
+            settings.ERROR_TEMPLATE,
+            {"error": oauthlib_error.error, "description": oauthlib_error.description},
+            status=oauthlib_error.status_code,
+        )
+
+    def _error_redirect(self, credentials: dict, application, error_class, description: str):
+        error = OAuthToolkitError(
+            error=error_class(description=description, state=credentials.get("state")),
+            redirect_uri=credentials["redirect_uri"],
+        )
+        return self.error_response(error, application)
+
+    # --- anonymous users ------------------------------------------------------------------------
+    def handle_no_permission(self):
+        """Validate the request before sending anyone to the login page, so a bad client or
+        redirect URI gets its error page at once (DOT covers prompt=none -> login_required)."""
+        if "none" not in _prompt(self.request):
+            try:
+                self.validate_authorization_request(self.request)
+            except OAuthToolkitError as error:
+                return self.error_response(error, application=None)
+        return super().handle_no_permission()
+
+    # --- GET: decide whether to ask -------------------------------------------------------------
+    def get(self, request, *args, **kwargs):
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = Client.objects.get(client_id=credentials["client_id"])
+        prompt = _prompt(request)
+        if "none" in prompt and len(prompt) > 1:
+            return self._error_redirect(
+                credentials, application, oauth2_errors.InvalidRequestError, "prompt=none cannot be combined."
+            )
+        if "login" in prompt:
+            return self.handle_prompt_login()
+
+        decision = consent.decide(request.user, application, scopes, prompt)
+        if decision.outcome is consent.Outcome.CONSENT_REQUIRED:
+            return self._error_redirect(
+                credentials, application, oauth2_errors.ConsentRequired, "The user has not approved these scopes."
+            )
+        if decision.outcome is consent.Outcome.APPROVE:
+            try:
+                uri, _headers, _body, _status = self.create_authorization_response(
+                    request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
+                )
+            except OAuthToolkitError as error:
+                return self.error_response(error, application)
+            return self.redirect(uri, application)
+
+        self.oauth2_data = {
+            **{k: v for k, v in credentials.items() if k != "request"},
+            "scope": scopes,
+            "application": application,
+        }
+        form = self.get_form()
+        descriptions = dict(Scope.objects.filter(name__in=scopes).values_list("name", "description"))
+        context = self.get_context_data(
+            form=form,
+            application=application,
+            client=application,
+            scopes=scopes,
+            new_scopes=[(name, descriptions.get(name, name)) for name in decision.new],
+            granted_scopes=[(name, descriptions.get(name, name)) for name in decision.granted],
+            scopes_descriptions=[descriptions.get(name, name) for name in scopes],
+        )
+        return self.render_to_response(context)
+
+    # --- POST: the user's decision ------------------------------------------------------------
+    def form_invalid(self, form):
+        """A tampered or incomplete consent form is a bad request, shown as a page."""
+        return render(
+            self.request,
+            settings.ERROR_TEMPLATE,
+            {"error": "invalid_request", "description": "The consent form was incomplete."},
+            status=400,
+        )
+
+    def form_valid(self, form):
+        if not Client.objects.filter(client_id=form.cleaned_data["client_id"]).exists():
+            return self.form_invalid(form)
+        return super().form_valid(form)
+
+    def create_authorization_response(self, request, scopes, credentials, allow):
+        """Issue the code, then remember what the user approved (only on success)."""
+        result = super().create_authorization_response(request, scopes, credentials, allow)
+        if allow and request.method == "POST":
+            client = Client.objects.get(client_id=credentials["client_id"])
+            consent.record_consent(request.user, client, scopes.split() if scopes else [])
+        return result
