@@ -1,0 +1,120 @@
+"""Admin forms.
+
+The client form edits what a staff member reasons about (grant types as checkboxes, one redirect URI
+per line) and stores it in the shapes the model and DOT expect (a JSON list, space-separated URIs).
+It never carries the client secret: the secret is generated server-side and only its hash is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from .models import Client, GrantType
+
+
+class URIListField(forms.CharField):
+    """A list of URIs edited one per line and stored space-separated (DOT's format).
+
+    Normalising in ``to_python`` also makes ``has_changed`` compare lists rather than raw text, so
+    re-saving a form whose browser sent CRLF line ends does not log a spurious change.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 80})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return "\n".join(value.split())
+        return value
+
+    def to_python(self, value: Any) -> str:
+        value = super().to_python(value)
+        return " ".join(dict.fromkeys(value.split()))
+
+
+class ClientAdminForm(forms.ModelForm):
+    """Create or edit a client; model validation (``Client.clean``) runs through the form.
+
+    ``new_secret`` holds the clear secret when saving this form creates one (a new confidential
+    client, or a public client turned confidential), so the admin can show it exactly once.
+    """
+
+    grant_types = forms.MultipleChoiceField(
+        label=_("grant types"),
+        choices=GrantType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        # Left optional so the model's own message ("Choose at least one grant type.") is the one shown.
+        required=False,
+        help_text=_("refresh_token needs authorization_code; client_credentials needs a confidential client."),
+    )
+    redirect_uris = URIListField(
+        label=_("redirect URIs"),
+        required=False,
+        help_text=_("One URI per line. Matched exactly: no wildcards, no fragments."),
+    )
+    post_logout_redirect_uris = URIListField(
+        label=_("post-logout redirect URIs"),
+        required=False,
+        help_text=_("One URI per line. Matched exactly."),
+    )
+
+    class Meta:
+        model = Client
+        fields = [
+            "name",
+            "client_type",
+            "is_enabled",
+            "user",
+            "grant_types",
+            "redirect_uris",
+            "post_logout_redirect_uris",
+            "allowed_scopes",
+            "skip_consent",
+            "access_token_lifetime",
+            "refresh_token_lifetime",
+            "logo_uri",
+            "client_uri",
+            "policy_uri",
+            "tos_uri",
+        ]
+        labels = {"user": _("owner")}
+        help_texts = {"user": _("The user responsible for this client (optional).")}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_secret: str | None = None
+
+    def clean_grant_types(self) -> list[str]:
+        selected = set(self.cleaned_data.get("grant_types") or [])
+        # A stable order keeps the stored JSON (and the change log) independent of the browser.
+        return [value for value in GrantType.values if value in selected]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        client_type = cleaned.get("client_type")
+        # The secret follows the client type, so Client.clean's "confidential clients need a
+        # secret" can never block a form a staff member has no way to fix.
+        if client_type == Client.CLIENT_CONFIDENTIAL and not self.instance.client_secret:
+            self.new_secret = self.instance.set_secret()
+        elif client_type == Client.CLIENT_PUBLIC and self.instance.client_secret:
+            self.instance.client_secret = ""
+            self.new_secret = None
+        return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        """Report model errors on fields this form does not show as form-wide errors.
+
+        ``Client.clean`` (and DOT's ``AbstractApplication.clean``) key errors on fields such as
+        ``client_secret`` or ``algorithm`` that the admin form leaves out; Django's ``add_error``
+        raises ``ValueError`` for those, which would turn a validation problem into a 500.
+        """
+        if hasattr(errors, "error_dict"):
+            remapped: dict[str, list[ValidationError]] = {}
+            for field, messages in errors.error_dict.items():
+                key = field if field == NON_FIELD_ERRORS or field in self.fields else NON_FIELD_ERRORS
+                remapped.setdefault(key, []).extend(messages)
+            errors = ValidationError(remapped)
+        super()._update_errors(errors)

@@ -1,0 +1,98 @@
+"""Drive the OAuth flows through Django's test client, the way a real client and browser would."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from django.test import Client as BrowserClient
+from django.urls import reverse
+
+from tests.factories import pkce_pair
+
+AUTHORIZE_URL = "/oauth/authorize/"
+TOKEN_URL = "/oauth/token/"
+REVOKE_URL = "/oauth/revoke/"
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    """An RFC 6749 2.3.1 Authorization header (form-encoding both parts is a no-op for our ids)."""
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def query(url: str) -> dict[str, str]:
+    """The query parameters of a redirect Location, one value each."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def authorize_params(client, *, challenge: str | None = None, **extra: Any) -> dict[str, str]:
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri_list[0] if client.redirect_uri_list else "",
+        "state": "xyz-state",
+    }
+    if challenge is not None:
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    params.update({k: v for k, v in extra.items() if v is not None})
+    return params
+
+
+def get_authorize(browser: BrowserClient, params: dict[str, str]):
+    return browser.get(AUTHORIZE_URL + "?" + urlencode(params))
+
+
+def consent_form_data(response) -> dict[str, str]:
+    """The hidden fields of the rendered consent form (what a browser would post back)."""
+    form = response.context["form"]
+    return {name: "" if value is None else value for name, value in form.initial.items() if name != "allow"}
+
+
+def approve(browser: BrowserClient, params: dict[str, str], *, allow: bool = True):
+    """GET the consent page, then post the user's decision; returns the POST response."""
+    page = get_authorize(browser, params)
+    assert page.status_code == 200, page
+    data = consent_form_data(page)
+    if allow:
+        data["allow"] = "true"
+    return browser.post(AUTHORIZE_URL, data)
+
+
+def get_code(browser: BrowserClient, client, *, scope: str = "", **extra: Any) -> tuple[str, str]:
+    """Run the consent flow for ``client`` and return (code, code_verifier)."""
+    verifier, challenge = pkce_pair()
+    params = authorize_params(client, challenge=challenge, scope=scope or None, **extra)
+    response = get_authorize(browser, params)
+    if response.status_code == 200:
+        data = consent_form_data(response)
+        data["allow"] = "true"
+        response = browser.post(AUTHORIZE_URL, data)
+    assert response.status_code == 302, response
+    params_back = query(response["Location"])
+    assert "code" in params_back, params_back
+    return params_back["code"], verifier
+
+
+def token_request(browser: BrowserClient, data: dict[str, str], *, client=None, secret: str | None = None, **headers):
+    """POST to the token endpoint, authenticating with HTTP Basic when a secret is given."""
+    if client is not None and secret is not None:
+        headers["HTTP_AUTHORIZATION"] = basic_auth(client.client_id, secret)
+    elif client is not None:
+        data = {"client_id": client.client_id, **data}
+    return browser.post(TOKEN_URL, data, **headers)
+
+
+def exchange_code(browser: BrowserClient, client, code: str, verifier: str, **overrides: str):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": client.redirect_uri_list[0],
+        "code_verifier": verifier,
+        **overrides,
+    }
+    return token_request(browser, data, client=client, secret=getattr(client, "raw_secret", None))
+
+
+def login_url() -> str:
+    return reverse("login")
