@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from . import signals
 from .models import AccessToken, Consent, RefreshToken
 
 
@@ -61,6 +62,11 @@ def record_consent(user, client, scopes: Iterable[str]) -> Consent:
             consent.scope = " ".join(dict.fromkeys(kept + scopes))
             consent.revoked_at = None
             consent.save(update_fields=["scope", "revoked_at", "updated"])
+    transaction.on_commit(
+        lambda: signals.consent_granted.send(
+            sender=Consent, user=user, client=client, scopes=scopes, consent=consent
+        )
+    )
     return consent
 
 
@@ -81,3 +87,4 @@ def revoke_consent(consent: Consent) -> None:
         consent.revoked_at = timezone.now()
         consent.save(update_fields=["revoked_at", "updated"])
         revoke_tokens(consent.user, consent.client)
+        transaction.on_commit(lambda: signals.consent_revoked.send(sender=Consent, consent=consent))

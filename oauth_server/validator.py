@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from . import hashers
 from .conf import settings
@@ -33,7 +34,10 @@ class OAuthServerValidator(OAuth2Validator):
         return client.has_grant_type(grant_type)
 
     def validate_response_type(self, client_id, response_type, client, request, *args, **kwargs) -> bool:
-        return response_type == "code" and client.has_grant_type(GrantType.AUTHORIZATION_CODE)
+        """Only ``code``: hybrid types ("code token", ...) are not supported rather than unauthorized."""
+        if response_type != "code":
+            raise oauth2_errors.UnsupportedResponseTypeError(request=request)
+        return client.has_grant_type(GrantType.AUTHORIZATION_CODE)
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         """Issue a refresh token only to clients that hold the refresh_token grant."""

@@ -74,7 +74,9 @@ def get_code(browser: BrowserClient, client, *, scope: str = "", **extra: Any) -
     return params_back["code"], verifier
 
 
-def token_request(browser: BrowserClient, data: dict[str, str], *, client=None, secret: str | None = None, **headers):
+def token_request(
+    browser: BrowserClient, data: dict[str, str], *, client=None, secret: str | None = None, **headers
+):
     """POST to the token endpoint, authenticating with HTTP Basic when a secret is given."""
     if client is not None and secret is not None:
         headers["HTTP_AUTHORIZATION"] = basic_auth(client.client_id, secret)

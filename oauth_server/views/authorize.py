@@ -40,6 +40,9 @@ def no_frames(response: HttpResponse) -> HttpResponse:
 class AuthorizationView(DOTAuthorizationView):
     """GET shows the consent page (or approves silently); POST records the user's decision."""
 
+    # FormView maps PUT to post(); a consent decision is only ever a POST.
+    http_method_names = ["get", "post", "head", "options"]
+
     def get_template_names(self) -> list[str]:
         return [settings.CONSENT_TEMPLATE]
 
@@ -104,7 +107,10 @@ class AuthorizationView(DOTAuthorizationView):
         decision = consent.decide(request.user, application, scopes, prompt)
         if decision.outcome is consent.Outcome.CONSENT_REQUIRED:
             return self._error_redirect(
-                credentials, application, oauth2_errors.ConsentRequired, "The user has not approved these scopes."
+                credentials,
+                application,
+                oauth2_errors.ConsentRequired,
+                "The user has not approved these scopes.",
             )
         if decision.outcome is consent.Outcome.APPROVE:
             try:
