@@ -49,9 +49,35 @@ DEFAULTS: dict[str, Any] = {
     # Template for the consent page (override per site, or override the template itself).
     "CONSENT_TEMPLATE": "oauth_server/consent.html",
     "ERROR_TEMPLATE": "oauth_server/error.html",
+    # --- OpenID Connect and JWTs ----------------------------------------------------------------
+    # "jwt" (RFC 9068) or "opaque": the site default; a Client may override it.
+    "ACCESS_TOKEN_FORMAT": "jwt",
+    # aud of access tokens when neither the request (RFC 8707 resource) nor the client names one.
+    # None: the issuer URL.
+    "DEFAULT_AUDIENCE": None,
+    "ID_TOKEN_LIFETIME": 3600,
+    # Dotted paths of callables, each returning a dict merged into the payload (docs/settings.md):
+    # ACCESS_TOKEN_CLAIMS(request, claims) -> dict, ID_TOKEN_CLAIMS(request, claims) -> dict,
+    # USERINFO(request, claims) -> dict (request.user, request.client, request.scopes are set).
+    "ACCESS_TOKEN_CLAIMS": None,
+    "ID_TOKEN_CLAIMS": None,
+    "USERINFO": None,
+    # --- signing keys ---------------------------------------------------------------------------
+    "SIGNING_KEY_ALGORITHM": "RS256",
+    "RSA_KEY_SIZE": 2048,
+    # Secret the private keys are encrypted under (HKDF-derived); None falls back to SECRET_KEY,
+    # which `check --deploy` reports. Old values go in the fallbacks list when changing it.
+    "SIGNING_KEY_ENCRYPTION_SECRET": None,
+    "SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS": [],
+    # How long a process reuses the active key before looking again (rotation pick-up delay).
+    "SIGNING_KEY_CACHE_SECONDS": 30,
+    # Extra seconds a retired key stays published after the longest token lifetime.
+    "SIGNING_KEY_RETIRE_LEEWAY": 300,
+    # Cache-Control max-age of the JWKS document.
+    "JWKS_MAX_AGE": 300,
 }
 
-IMPORT_STRINGS: set[str] = set()
+IMPORT_STRINGS: set[str] = {"ACCESS_TOKEN_CLAIMS", "ID_TOKEN_CLAIMS", "USERINFO"}
 
 
 class OAuthServerSettings:
@@ -146,7 +172,7 @@ def install_dot_defaults() -> None:
 
 
 def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
+    if setting in (SETTINGS_NAME, "SECRET_KEY"):
         settings.reload()
         install_dot_defaults()
 

@@ -59,7 +59,11 @@ class Scope(models.Model):
     """A scope managed in the database; the scopes backend reads these, not settings."""
 
     name = models.CharField(
-        _("name"), max_length=100, unique=True, validators=[validate_scope_token], help_text=_("e.g. files:read")
+        _("name"),
+        max_length=100,
+        unique=True,
+        validators=[validate_scope_token],
+        help_text=_("e.g. files:read"),
     )
     description = models.CharField(
         _("description"), max_length=255, help_text=_("Shown to users on the consent screen.")
@@ -134,7 +138,11 @@ class Client(AbstractApplication):
     # DOT keeps one grant type per application; ours is a list (grant_types). The DOT column is
     # kept, filled with the primary grant, because DOT code and forms still read it.
     authorization_grant_type = models.CharField(
-        _("primary grant type"), max_length=44, choices=AbstractApplication.GRANT_TYPES, blank=True, editable=False
+        _("primary grant type"),
+        max_length=44,
+        choices=AbstractApplication.GRANT_TYPES,
+        blank=True,
+        editable=False,
     )
     grant_types = models.JSONField(
         _("grant types"),
@@ -176,6 +184,30 @@ class Client(AbstractApplication):
         _("enabled"),
         default=True,
         help_text=_("A disabled client gets invalid_client everywhere and its tokens stop working."),
+    )
+    audiences = models.JSONField(
+        _("audiences"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "APIs (resource URIs) this client's access tokens are for. A token's aud is the requested "
+            "resource (RFC 8707) if listed here, else all of these, else the site default."
+        ),
+    )
+    resource_identifiers = models.JSONField(
+        _("resource server identifiers"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "If this client is an API: the audiences it serves. It may introspect tokens issued for them."
+        ),
+    )
+    access_token_format = models.CharField(
+        _("access token format"),
+        max_length=10,
+        choices=[("", _("Site default")), ("jwt", _("JWT (RFC 9068)")), ("opaque", _("Opaque"))],
+        blank=True,
+        default="",
     )
 
     objects = ClientManager()
@@ -262,10 +294,7 @@ class Client(AbstractApplication):
             errors["grant_types"] = [_("Unsupported grant types: %s") % ", ".join(sorted(unknown))]
         if not self.grant_types:
             errors.setdefault("grant_types", []).append(_("Choose at least one grant type."))
-        if (
-            self.has_grant_type(GrantType.CLIENT_CREDENTIALS)
-            and self.client_type != self.CLIENT_CONFIDENTIAL
-        ):
+        if self.has_grant_type(GrantType.CLIENT_CREDENTIALS) and self.client_type != self.CLIENT_CONFIDENTIAL:
             errors.setdefault("grant_types", []).append(
                 _("Only confidential clients may use client_credentials.")
             )
@@ -278,9 +307,7 @@ class Client(AbstractApplication):
         for uri in self.redirect_uri_list + _split(self.post_logout_redirect_uris):
             if "*" in uri or "#" in uri:
                 field = "redirect_uris" if uri in self.redirect_uri_list else "post_logout_redirect_uris"
-                errors.setdefault(field, []).append(
-                    _("%s: wildcards and fragments are not allowed.") % uri
-                )
+                errors.setdefault(field, []).append(_("%s: wildcards and fragments are not allowed.") % uri)
         if self.client_type == self.CLIENT_CONFIDENTIAL and not self.client_secret:
             errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
         if errors:
@@ -305,6 +332,11 @@ class AccessTokenQuerySet(models.QuerySet):
 
 class AccessToken(AbstractAccessToken):
     """An issued access token. Only a SHA-256 checksum of the value is stored (RFC 9700)."""
+
+    # JWT access tokens: their jti and audience, so introspection, revocation checks and the admin
+    # work without the token value (which is never stored).
+    jti = models.CharField(_("JWT ID"), max_length=64, blank=True, default="", db_index=True)
+    audience = models.TextField(_("audience"), blank=True, default="", help_text=_("Space-separated."))
 
     objects = AccessTokenQuerySet.as_manager()
 
@@ -346,7 +378,10 @@ class Consent(models.Model):
     """What a user has approved for a client; remembered so they are asked only for new scopes."""
 
     user = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_consents", verbose_name=_("user")
+        django_settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="oauth_consents",
+        verbose_name=_("user"),
     )
     client = models.ForeignKey(
         Client,
@@ -365,7 +400,9 @@ class Consent(models.Model):
         verbose_name = _("consent")
         verbose_name_plural = _("consents")
         ordering = ["-updated"]
-        constraints = [models.UniqueConstraint(fields=["user", "client"], name="oauth_consent_user_client_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "client"], name="oauth_consent_user_client_uniq")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} -> {self.client}"
@@ -377,3 +414,73 @@ class Consent(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Subject(models.Model):
+    """The per-site opaque ``sub`` of a user (OIDC Core 8): stable, random, never the database id."""
+
+    user = models.OneToOneField(
+        django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oauth_subject"
+    )
+    sub = models.CharField(_("subject identifier"), max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("subject identifier")
+        verbose_name_plural = _("subject identifiers")
+
+    def __str__(self) -> str:
+        return self.sub
+
+
+class SigningKey(models.Model):
+    """A key that signs ID tokens and JWT access tokens; the private part is stored encrypted.
+
+    Life cycle: ``next`` (published in the JWKS, not yet signing) -> ``active`` (the one signing
+    key) -> ``retired`` (still published until ``retire_after``, when every token it signed has
+    expired). ``keys.rotate()`` moves every key one step.
+    """
+
+    class State(models.TextChoices):
+        NEXT = "next", _("next")
+        ACTIVE = "active", _("active")
+        RETIRED = "retired", _("retired")
+
+    class Algorithm(models.TextChoices):
+        RS256 = "RS256", "RS256"
+        ES256 = "ES256", "ES256"
+        EDDSA = "EdDSA", "EdDSA"
+
+    kid = models.CharField(_("key ID"), max_length=64, unique=True, editable=False)
+    algorithm = models.CharField(
+        _("algorithm"), max_length=10, choices=Algorithm.choices, default=Algorithm.RS256
+    )
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, db_index=True)
+    # A JWE (dir + A256GCM) of the private JWK, under a key derived from SIGNING_KEY_ENCRYPTION_SECRET.
+    private_key = models.TextField(_("private key (encrypted)"), editable=False)
+    public_jwk = models.JSONField(_("public key"), editable=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
+    retired_at = models.DateTimeField(_("retired"), null=True, blank=True)
+    retire_after = models.DateTimeField(
+        _("published until"),
+        null=True,
+        blank=True,
+        help_text=_("Retired keys leave the JWKS after this time."),
+    )
+
+    class Meta:
+        verbose_name = _("signing key")
+        verbose_name_plural = _("signing keys")
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="active"), name="oauth_signingkey_one_active"
+            ),
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="next"), name="oauth_signingkey_one_next"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.algorithm}, {self.state})"

@@ -1,0 +1,260 @@
+"""Signing keys kept in the database: generation, encryption at rest, rotation, JWKS, signing.
+
+One key is ``active`` and signs; one ``next`` key is already published so resource servers have it
+cached before it starts signing; ``retired`` keys stay published until every token they signed has
+expired (``retire_after``). See docs/key-rotation.md.
+
+Private keys are stored as a JWE (``dir`` + ``A256GCM``) under a 256-bit key derived with HKDF from
+``SIGNING_KEY_ENCRYPTION_SECRET`` (falling back to ``SECRET_KEY``); old secrets listed in
+``SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS`` still decrypt, like Django's ``SECRET_KEY_FALLBACKS``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings as django_settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from jwcrypto import jwe, jwk, jws
+from jwcrypto.common import JWException, base64url_encode
+
+from .conf import settings
+from .models import Client, SigningKey
+
+State = SigningKey.State
+Algorithm = SigningKey.Algorithm
+
+_HKDF_INFO = b"oauth_server signing-key encryption v1"
+
+
+# --- encryption at rest --------------------------------------------------------------------------
+def _secret_values() -> list[str]:
+    primary = settings.SIGNING_KEY_ENCRYPTION_SECRET or django_settings.SECRET_KEY
+    return [primary, *settings.SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS]
+
+
+def _wrapping_key(secret: str) -> jwk.JWK:
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(secret.encode())
+    return jwk.JWK(kty="oct", k=base64url_encode(raw))
+
+
+def encrypt_private_key(key: jwk.JWK) -> str:
+    token = jwe.JWE(
+        key.export_private().encode(),
+        protected=json.dumps({"alg": "dir", "enc": "A256GCM", "cty": "jwk+json"}),
+    )
+    token.add_recipient(_wrapping_key(_secret_values()[0]))
+    return token.serialize(compact=True)
+
+
+class KeyDecryptionError(Exception):
+    """No configured secret decrypts a stored key (the encryption secret was changed without a fallback)."""
+
+
+def decrypt_private_key(blob: str) -> jwk.JWK:
+    for secret in _secret_values():
+        token = jwe.JWE()
+        try:
+            token.deserialize(blob, key=_wrapping_key(secret))
+        except JWException:
+            continue
+        return jwk.JWK.from_json(token.payload.decode())
+    raise KeyDecryptionError("No SIGNING_KEY_ENCRYPTION_SECRET (or fallback) decrypts this signing key.")
+
+
+# --- generation ------------------------------------------------------------------------------------
+def _generate_jwk(algorithm: str) -> jwk.JWK:
+    if algorithm == Algorithm.RS256:
+        return jwk.JWK.generate(kty="RSA", size=settings.RSA_KEY_SIZE)
+    if algorithm == Algorithm.ES256:
+        return jwk.JWK.generate(kty="EC", crv="P-256")
+    if algorithm == Algorithm.EDDSA:
+        return jwk.JWK.generate(kty="OKP", crv="Ed25519")
+    raise ValueError(f"Unsupported signing algorithm: {algorithm!r}")
+
+
+def new_key(algorithm: str | None = None, state: str = State.NEXT) -> SigningKey:
+    """Generate and save a key; the kid is its RFC 7638 thumbprint."""
+    algorithm = algorithm or settings.SIGNING_KEY_ALGORITHM
+    private = _generate_jwk(algorithm)
+    kid = private.thumbprint()
+    public = {**json.loads(private.export_public()), "kid": kid, "alg": algorithm, "use": "sig"}
+    now = timezone.now()
+    return SigningKey.objects.create(
+        kid=kid,
+        algorithm=algorithm,
+        state=state,
+        private_key=encrypt_private_key(private),
+        public_jwk=public,
+        activated_at=now if state == State.ACTIVE else None,
+    )
+
+
+# --- the active key, cached per process -------------------------------------------------------------
+@dataclass(frozen=True)
+class ActiveKey:
+    kid: str
+    algorithm: str
+    jwk: jwk.JWK
+
+
+_cache_lock = threading.Lock()
+_active_cache: tuple[float, ActiveKey] | None = None
+_private_cache: dict[str, jwk.JWK] = {}
+
+
+def clear_cache() -> None:
+    global _active_cache
+    with _cache_lock:
+        _active_cache = None
+        _private_cache.clear()
+
+
+def _private_jwk(key: SigningKey) -> jwk.JWK:
+    cached = _private_cache.get(key.kid)
+    if cached is None:
+        cached = decrypt_private_key(key.private_key)
+        _private_cache[key.kid] = cached
+    return cached
+
+
+def ensure_keys() -> SigningKey:
+    """Return the active key, creating an active and a next key on first use."""
+    key = SigningKey.objects.filter(state=State.ACTIVE).first()
+    if key is not None:
+        return key
+    try:
+        with transaction.atomic():
+            key = new_key(state=State.ACTIVE)
+            if not SigningKey.objects.filter(state=State.NEXT).exists():
+                new_key(state=State.NEXT)
+            return key
+    except IntegrityError:
+        # Another process created the first key at the same moment: use theirs.
+        return SigningKey.objects.get(state=State.ACTIVE)
+
+
+def active_key() -> ActiveKey:
+    """The key that signs now. Cached for SIGNING_KEY_CACHE_SECONDS: a rotation done by another
+    process is picked up within that time, and the old key stays published meanwhile."""
+    global _active_cache
+    now = time.monotonic()
+    cached = _active_cache
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    key = ensure_keys()
+    result = ActiveKey(kid=key.kid, algorithm=key.algorithm, jwk=_private_jwk(key))
+    with _cache_lock:
+        _active_cache = (now + settings.SIGNING_KEY_CACHE_SECONDS, result)
+    return result
+
+
+# --- signing -----------------------------------------------------------------------------------------
+def sign(claims: dict[str, Any], *, typ: str = "JWT") -> str:
+    """A compact JWS of ``claims`` with the active key; the header carries kid, alg and typ."""
+    key = active_key()
+    token = jws.JWS(json.dumps(claims, separators=(",", ":"), default=str).encode())
+    token.add_signature(
+        key.jwk, alg=key.algorithm, protected={"alg": key.algorithm, "kid": key.kid, "typ": typ}
+    )
+    return token.serialize(compact=True)
+
+
+def verify(token: str, *, typ: str | None = None) -> dict[str, Any]:
+    """Verify a JWS we signed with any published key (in-process use); raises JWException.
+
+    Expiry and audience are the caller's checks (see oauth_server.resource for the full validator).
+    """
+    parsed = jws.JWS()
+    parsed.deserialize(token)
+    header = parsed.jose_header
+    if typ is not None and header.get("typ") != typ:
+        raise JWException(f"Unexpected token type {header.get('typ')!r}")
+    public = published_keys().get(header.get("kid"))
+    if public is None:
+        raise JWException("Unknown key")
+    parsed.verify(jwk.JWK(**public), alg=public["alg"])
+    return json.loads(parsed.payload)
+
+
+# --- publication -------------------------------------------------------------------------------------
+def _published_queryset():
+    now = timezone.now()
+    return SigningKey.objects.filter(
+        Q(state__in=[State.ACTIVE, State.NEXT]) | Q(state=State.RETIRED, retire_after__gt=now)
+    )
+
+
+def published_keys() -> dict[str, dict[str, Any]]:
+    return {key.kid: key.public_jwk for key in _published_queryset()}
+
+
+def jwks() -> dict[str, list[dict[str, Any]]]:
+    """The JWKS document: active first, then next, then retired keys still in use."""
+    ensure_keys()
+    order = {State.ACTIVE: 0, State.NEXT: 1, State.RETIRED: 2}
+    keys = sorted(_published_queryset(), key=lambda k: (order[k.state], -k.created.timestamp()))
+    return {"keys": [dict(k.public_jwk) for k in keys]}
+
+
+# --- rotation ----------------------------------------------------------------------------------------
+def longest_token_lifetime() -> int:
+    """Seconds a token signed now may stay valid: the longest access-token or ID-token lifetime."""
+    per_client = Client.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
+    return max(settings.ACCESS_TOKEN_LIFETIME, settings.ID_TOKEN_LIFETIME, per_client)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    activated: SigningKey
+    retired: SigningKey | None
+    next: SigningKey
+    retire_after: datetime | None
+
+
+def rotate(algorithm: str | None = None) -> Rotation:
+    """next -> active, active -> retired (published until its tokens expire), new next key.
+
+    ``algorithm`` applies to the new next key; with no next key yet one is made and activated now.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        keys = {
+            k.state: k
+            for k in SigningKey.objects.select_for_update().filter(state__in=[State.ACTIVE, State.NEXT])
+        }
+        old = keys.get(State.ACTIVE)
+        upcoming = keys.get(State.NEXT)
+        retire_after = None
+        if old is not None:
+            retire_after = now + timedelta(
+                seconds=longest_token_lifetime() + settings.SIGNING_KEY_RETIRE_LEEWAY
+            )
+            old.state = State.RETIRED
+            old.retired_at = now
+            old.retire_after = retire_after
+            old.save(update_fields=["state", "retired_at", "retire_after"])
+        if upcoming is None:
+            upcoming = new_key(algorithm, state=State.ACTIVE)
+        else:
+            upcoming.state = State.ACTIVE
+            upcoming.activated_at = now
+            upcoming.save(update_fields=["state", "activated_at"])
+        following = new_key(algorithm or upcoming.algorithm, state=State.NEXT)
+    clear_cache()
+    return Rotation(activated=upcoming, retired=old, next=following, retire_after=retire_after)
+
+
+def purge_expired() -> int:
+    """Delete retired keys no longer published; returns how many."""
+    deleted, _ = SigningKey.objects.filter(state=State.RETIRED, retire_after__lte=timezone.now()).delete()
+    return deleted
