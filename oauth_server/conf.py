@@ -148,6 +148,13 @@ def dot_defaults() -> dict[str, Any]:
         "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
         "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "client_credentials", "refresh_token"],
         "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+        "OIDC_ENABLED": True,
+        "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+        # Only registered post-logout redirect URIs, and only with a valid id_token_hint.
+        "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+        "ID_TOKEN_EXPIRE_SECONDS": settings.ID_TOKEN_LIFETIME,
+        "ACCESS_TOKEN_GENERATOR": "oauth_server.tokens.access_token_generator",
+        "REFRESH_TOKEN_GENERATOR": "oauth_server.tokens.refresh_token_generator",
         "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
         "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
         "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,

@@ -1,7 +1,9 @@
-"""The oauthlib server DOT drives: only the grants we support, PKCE with S256 only.
+"""The oauthlib server DOT drives: only the grants we support, PKCE with S256 only, OpenID Connect.
 
 Rather than switching implicit and password off with flags, they are simply not registered, so a
-request for them gets oauthlib's ``unsupported_response_type`` / ``unsupported_grant_type``.
+request for them gets oauthlib's ``unsupported_response_type`` / ``unsupported_grant_type``. The
+OpenID Connect grants wrap the very same OAuth 2 grant objects (they only add the ID token when
+``openid`` is in scope), so every code and refresh request runs one code path.
 """
 
 from __future__ import annotations
@@ -20,12 +22,32 @@ from oauthlib.oauth2.rfc6749.grant_types import (
 )
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 from oauthlib.oauth2.rfc6749.tokens import BearerToken
+from oauthlib.openid.connect.core.endpoints.userinfo import UserInfoEndpoint
+from oauthlib.openid.connect.core.grant_types import AuthorizationCodeGrant as OIDCAuthorizationCodeGrant
+from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OIDCRefreshTokenGrant
+
+from . import tokens
 
 
 class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
     """RFC 9700 2.1.1: ``plain`` is refused (a missing method means plain, so it is refused too)."""
 
     _code_challenge_methods = {"S256": code_challenge_method_s256}
+
+
+class OpenIDCodeGrant(OIDCAuthorizationCodeGrant):
+    """The OIDC code grant around a given OAuth 2 code grant (oauthlib builds its own otherwise)."""
+
+    def __init__(self, proxy_target: AuthorizationCodeGrant):
+        self.proxy_target = proxy_target
+        self.custom_validators.post_auth.append(self.openid_authorization_validator)
+        self.register_token_modifier(self.add_id_token)
+
+
+class OpenIDRefreshGrant(OIDCRefreshTokenGrant):
+    def __init__(self, proxy_target: RefreshTokenGrant):
+        self.proxy_target = proxy_target
+        self.register_token_modifier(self.add_id_token)
 
 
 def client_token_lifetime(default: int):
@@ -39,7 +61,14 @@ def client_token_lifetime(default: int):
     return expires_in
 
 
-class OAuth2Server(AuthorizationEndpoint, IntrospectEndpoint, TokenEndpoint, ResourceEndpoint, RevocationEndpoint):
+class OAuth2Server(
+    AuthorizationEndpoint,
+    IntrospectEndpoint,
+    TokenEndpoint,
+    ResourceEndpoint,
+    RevocationEndpoint,
+    UserInfoEndpoint,
+):
     def __init__(
         self,
         request_validator,
@@ -52,25 +81,33 @@ class OAuth2Server(AuthorizationEndpoint, IntrospectEndpoint, TokenEndpoint, Res
         self.auth_grant = S256AuthorizationCodeGrant(request_validator)
         self.credentials_grant = ClientCredentialsGrant(request_validator)
         self.refresh_grant = RefreshTokenGrant(request_validator)
+        for grant in (self.auth_grant, self.credentials_grant, self.refresh_grant):
+            grant.custom_validators.post_token.append(tokens.resolve_audience)
+        self.openid_auth_grant = OpenIDCodeGrant(self.auth_grant)
+        self.openid_refresh_grant = OpenIDRefreshGrant(self.refresh_grant)
+
         if isinstance(token_expires_in, int):
             token_expires_in = client_token_lifetime(token_expires_in)
-        self.bearer = BearerToken(request_validator, token_generator, token_expires_in, refresh_token_generator)
+        self.bearer = BearerToken(
+            request_validator, token_generator, token_expires_in, refresh_token_generator
+        )
         AuthorizationEndpoint.__init__(
             self,
             default_response_type="code",
-            response_types={"code": self.auth_grant},
+            response_types={"code": self.openid_auth_grant},
             default_token_type=self.bearer,
         )
         TokenEndpoint.__init__(
             self,
             default_grant_type="authorization_code",
             grant_types={
-                "authorization_code": self.auth_grant,
+                "authorization_code": self.openid_auth_grant,
                 "client_credentials": self.credentials_grant,
-                "refresh_token": self.refresh_grant,
+                "refresh_token": self.openid_refresh_grant,
             },
             default_token_type=self.bearer,
         )
         ResourceEndpoint.__init__(self, default_token="Bearer", token_types={"Bearer": self.bearer})
         RevocationEndpoint.__init__(self, request_validator)
         IntrospectEndpoint.__init__(self, request_validator)
+        UserInfoEndpoint.__init__(self, request_validator)

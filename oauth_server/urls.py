@@ -1,8 +1,7 @@
-"""URLs: ``path("oauth/", include("oauth_server.urls"))``.
+"""URLs: ``path("oauth/", include("oauth_server.urls"))``; the issuer is that mount point's URL.
 
-The namespace is DOT's (``oauth2_provider``) because DOT's own views reverse names in it (issuer,
-metadata); our authorize view takes DOT's ``authorize`` name. Introspection is not mounted until
-it is restricted to the tokens a client may see.
+The namespace is DOT's (``oauth2_provider``) because DOT's own code reverses names in it (issuer,
+metadata); our views take DOT's names.
 """
 
 from django.urls import path
@@ -16,9 +15,18 @@ urlpatterns = [
     path("authorize/", views.AuthorizationView.as_view(), name="authorize"),
     path("token/", dot_views.TokenView.as_view(), name="token"),
     path("revoke/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("introspect/", dot_views.IntrospectTokenView.as_view(), name="introspect"),
+    path("userinfo/", dot_views.UserInfoView.as_view(), name="user-info"),
+    path("logout/", dot_views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path(
+        ".well-known/openid-configuration",
+        views.OpenIDConfigurationView.as_view(),
+        name="oidc-connect-discovery-info",
+    ),
     path(
         ".well-known/oauth-authorization-server",
-        dot_views.OAuthServerMetadataView.as_view(),
+        views.AuthorizationServerMetadataView.as_view(),
         name="oauth-server-metadata",
     ),
+    path(".well-known/jwks.json", views.JwksView.as_view(), name="jwks-info"),
 ]

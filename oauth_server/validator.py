@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import router, transaction
 from django.utils import timezone
+from jwcrypto.common import JWException
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from . import hashers
+from . import claims, hashers, keys
 from .conf import settings
-from .models import GrantType
+from .models import AccessToken, GrantType, IDToken
 
 
 class OAuthServerValidator(OAuth2Validator):
@@ -58,3 +60,61 @@ class OAuthServerValidator(OAuth2Validator):
         if lifetime and rt.created + timedelta(seconds=lifetime) <= timezone.now():
             return False
         return rt.user.is_active
+
+    # --- access tokens (tokens.py generates them; the row keeps jti and audience, never the value) ---
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        meta = getattr(request, "oauth_server_token_meta", None) or {}
+        id_token = getattr(request, "id_token", None)
+        access_token = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token if isinstance(id_token, IDToken) else None,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+            jti=meta.get("jti", ""),
+            audience=" ".join(meta.get("audience", [])),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
+        return access_token
+
+    # --- OpenID Connect: claims and ID tokens signed with the database keys ----------------------
+    def get_oidc_claims(self, token, token_handler, request):
+        return claims.claims_for_scopes(request.user, request.scopes or [])
+
+    def get_discovery_claims(self, request):
+        return ["sub", *sorted({c for names in claims.SCOPE_CLAIMS.values() for c in names})]
+
+    def get_userinfo_claims(self, request):
+        access_token = getattr(request, "access_token", None)
+        scopes = access_token.scope.split() if access_token is not None else (request.scopes or [])
+        request.scopes = scopes
+        return claims.apply_hook("USERINFO", request, claims.claims_for_scopes(request.user, scopes))
+
+    def get_id_token_dictionary(self, token, token_handler, request):
+        id_claims, expiration = super().get_id_token_dictionary(token, token_handler, request)
+        id_claims["exp"] = int((timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)).timestamp())
+        id_claims["azp"] = request.client_id or request.client.client_id
+        return id_claims, timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)
+
+    def finalize_id_token(self, id_token, token, token_handler, request):
+        """Sign with the active database key; ``typ`` is plain JWT, never at+jwt (RFC 9068 2.1)."""
+        id_claims, expiration = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(**id_claims)
+        if "nonce" not in id_token and request.nonce:
+            id_token["nonce"] = request.nonce
+        id_token = claims.apply_hook("ID_TOKEN_CLAIMS", request, id_token)
+        signed = keys.sign(id_token, typ="JWT")
+        with transaction.atomic(using=router.db_for_write(IDToken)):
+            request.id_token = self._save_id_token(id_token["jti"], request, expiration)
+        return signed
+
+    def _load_id_token(self, token):
+        """An ID token we issued and that verifies with a published key, or None."""
+        try:
+            payload = keys.verify(token, typ="JWT")
+        except (JWException, ValueError, TypeError, KeyError):
+            return None
+        return IDToken.objects.filter(jti=payload.get("jti")).select_related("user", "application").first()

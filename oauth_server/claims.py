@@ -1,0 +1,87 @@
+"""Who the user is, as OpenID Connect claims: subject identifiers, standard claims by scope, hooks.
+
+``sub`` is a random per-site identifier stored in ``Subject`` (OIDC Core 8, public subject type): it
+never changes for a user and never exposes the database id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from .conf import settings
+from .models import Subject
+
+# OIDC Core 5.4: which scope releases which standard claim (only those a Django user can answer).
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": ("name", "given_name", "family_name", "preferred_username", "updated_at"),
+    "email": ("email", "email_verified"),
+}
+
+
+def subject_for(user) -> str:
+    """The user's stable opaque ``sub``; created on first use."""
+    cached = getattr(user, "_oauth_server_sub", None)
+    if cached:
+        return cached
+    sub = Subject.objects.filter(user=user).values_list("sub", flat=True).first()
+    if sub is None:
+        try:
+            with transaction.atomic():
+                sub = Subject.objects.create(user=user, sub=secrets.token_urlsafe(24)).sub
+        except IntegrityError:  # created concurrently
+            sub = Subject.objects.get(user=user).sub
+    user._oauth_server_sub = sub
+    return sub
+
+
+def user_for_subject(sub: str):
+    """The user behind a ``sub`` (for APIs that receive our tokens), or None."""
+    subject = Subject.objects.select_related("user").filter(sub=sub).first()
+    return subject.user if subject else None
+
+
+def standard_claims(user) -> dict[str, Any]:
+    """Every standard claim a Django user can answer, before filtering by scope."""
+    full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    claims: dict[str, Any] = {
+        "name": full_name or user.get_username(),
+        "given_name": getattr(user, "first_name", "") or None,
+        "family_name": getattr(user, "last_name", "") or None,
+        "preferred_username": user.get_username(),
+        "email": getattr(user, "email", "") or None,
+        # Django does not track verification; sites that do override USERINFO / ID_TOKEN_CLAIMS.
+        "email_verified": False if getattr(user, "email", "") else None,
+    }
+    last_login = getattr(user, "last_login", None) or getattr(user, "date_joined", None)
+    if last_login is not None:
+        claims["updated_at"] = int(last_login.timestamp())
+    return claims
+
+
+def claims_for_scopes(user, scopes: Iterable[str]) -> dict[str, Any]:
+    """``sub`` plus the standard claims the granted scopes release, with empty values left out.
+
+    The ``claims`` request parameter (OIDC Core 5.5) is ignored safely: it can never release a
+    claim that the granted scopes do not cover, and every covered claim is released anyway.
+    """
+    scopes = set(scopes)
+    allowed = {name for scope in scopes for name in SCOPE_CLAIMS.get(scope, ())}
+    values = standard_claims(user)
+    claims: dict[str, Any] = {"sub": subject_for(user)}
+    for name in sorted(allowed):
+        if values.get(name) is not None:
+            claims[name] = values[name]
+    return claims
+
+
+def apply_hook(name: str, request, claims: dict[str, Any]) -> dict[str, Any]:
+    """Merge what a site's hook (ACCESS_TOKEN_CLAIMS, ID_TOKEN_CLAIMS, USERINFO) returns."""
+    hook = getattr(settings, name)
+    if hook is None:
+        return claims
+    extra = hook(request, dict(claims)) or {}
+    return {**claims, **extra}

@@ -1,0 +1,88 @@
+"""Discovery documents (OIDC Discovery 1.0, RFC 8414) and the JWKS, listing exactly what is supported.
+
+Both metadata documents come from one function, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views import View
+from oauth2_provider.settings import oauth2_settings
+
+from .. import claims, keys
+from ..conf import settings
+from ..models import Scope, SigningKey
+
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+def _url(request: HttpRequest, name: str) -> str:
+    return request.build_absolute_uri(reverse(f"oauth2_provider:{name}"))
+
+
+def metadata(request: HttpRequest) -> dict[str, Any]:
+    published = SigningKey.objects.filter(state__in=[SigningKey.State.ACTIVE, SigningKey.State.NEXT])
+    algorithms = sorted(set(published.values_list("algorithm", flat=True))) or [
+        settings.SIGNING_KEY_ALGORITHM
+    ]
+    return {
+        "issuer": oauth2_settings.oidc_issuer(request),
+        "authorization_endpoint": _url(request, "authorize"),
+        "token_endpoint": _url(request, "token"),
+        "userinfo_endpoint": _url(request, "user-info"),
+        "jwks_uri": _url(request, "jwks-info"),
+        "introspection_endpoint": _url(request, "introspect"),
+        "revocation_endpoint": _url(request, "revoke-token"),
+        "end_session_endpoint": _url(request, "rp-initiated-logout"),
+        "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algorithms,
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"]
+        + sorted({name for names in claims.SCOPE_CLAIMS.values() for name in names}),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+def _cors(response: JsonResponse) -> JsonResponse:
+    # Public, credential-free documents: any origin may read them.
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@method_decorator(login_not_required, name="dispatch")
+class OpenIDConfigurationView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        response = _cors(JsonResponse(metadata(request)))
+        response["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+@method_decorator(login_not_required, name="dispatch")
+class AuthorizationServerMetadataView(OpenIDConfigurationView):
+    """RFC 8414: the same document (OIDC-specific members are allowed extensions)."""
+
+
+@method_decorator(login_not_required, name="dispatch")
+class JwksView(View):
+    """Active, next and still-needed retired public keys; caches may keep it JWKS_MAX_AGE seconds."""
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        response = _cors(JsonResponse(keys.jwks()))
+        response["Cache-Control"] = f"public, max-age={settings.JWKS_MAX_AGE}"
+        return response
