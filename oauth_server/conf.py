@@ -127,6 +127,8 @@ def dot_defaults() -> dict[str, Any]:
     return {
         "OAUTH2_VALIDATOR_CLASS": "oauth_server.validator.OAuthServerValidator",
         "OAUTH2_SERVER_CLASS": "oauth_server.server.OAuth2Server",
+        # DOT switches to OIDC_SERVER_CLASS when OIDC is on: the same server, which handles both.
+        "OIDC_SERVER_CLASS": "oauth_server.server.OAuth2Server",
         "SCOPES_BACKEND_CLASS": "oauth_server.scopes.DatabaseScopes",
         "APPLICATION_ADMIN_CLASS": "oauth_server.admin.ClientAdmin",
         "ACCESS_TOKEN_ADMIN_CLASS": "oauth_server.admin.AccessTokenAdmin",

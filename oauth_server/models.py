@@ -320,6 +320,10 @@ class Client(AbstractApplication):
 class Grant(AbstractGrant):
     """An authorization code (DOT's Grant)."""
 
+    # When the user last authenticated in the session that approved this code: the ID token's
+    # auth_time (OIDC Core 2), which max_age and prompt=login are about.
+    auth_time = models.DateTimeField(_("authentication time"), null=True, blank=True)
+
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
         indexes = [models.Index(fields=["expires"], name="oauth_grant_expires_idx")]

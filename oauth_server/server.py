@@ -8,6 +8,9 @@ OpenID Connect grants wrap the very same OAuth 2 grant objects (they only add th
 
 from __future__ import annotations
 
+import json
+
+from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.endpoints import (
     AuthorizationEndpoint,
     IntrospectEndpoint,
@@ -27,6 +30,22 @@ from oauthlib.openid.connect.core.grant_types import AuthorizationCodeGrant as O
 from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OIDCRefreshTokenGrant
 
 from . import tokens
+
+
+def validate_claims_parameter(request) -> dict:
+    """OIDC Core 5.5: a malformed ``claims`` parameter is invalid_request, redirected with state.
+
+    oauthlib raises this error without the request, so it would lose the redirect URI and state.
+    """
+    if request.claims and not isinstance(request.claims, dict):
+        try:
+            parsed = json.loads(request.claims)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise errors.InvalidRequestError(description="Malformed claims parameter.", request=request)
+        request.claims = parsed
+    return {}
 
 
 class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
@@ -83,6 +102,7 @@ class OAuth2Server(
         self.refresh_grant = RefreshTokenGrant(request_validator)
         for grant in (self.auth_grant, self.credentials_grant, self.refresh_grant):
             grant.custom_validators.post_token.append(tokens.resolve_audience)
+        self.auth_grant.custom_validators.pre_auth.append(validate_claims_parameter)
         self.openid_auth_grant = OpenIDCodeGrant(self.auth_grant)
         self.openid_refresh_grant = OpenIDRefreshGrant(self.refresh_grant)
 

@@ -6,6 +6,7 @@ policy differs from DOT's defaults. Each override says which policy it enforces.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django.db import router, transaction
@@ -16,7 +17,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from . import claims, hashers, keys
 from .conf import settings
-from .models import AccessToken, GrantType, IDToken
+from .models import AccessToken, Grant, GrantType, IDToken
 
 
 class OAuthServerValidator(OAuth2Validator):
@@ -93,8 +94,45 @@ class OAuthServerValidator(OAuth2Validator):
         request.scopes = scopes
         return claims.apply_hook("USERINFO", request, claims.claims_for_scopes(request.user, scopes))
 
+    # --- authorization codes carry the session's authentication time ------------------------------
+    def _create_authorization_code(self, request, code, expires=None):
+        grant = super()._create_authorization_code(request, code, expires)
+        auth_time = getattr(request, "auth_time", None)
+        if auth_time is not None:
+            Grant.objects.filter(pk=grant.pk).update(auth_time=auth_time)
+            grant.auth_time = auth_time
+        return grant
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        """DOT's check, keeping the grant's auth_time for the ID token."""
+        grant = Grant.objects.filter(code=code, application=client).select_related("user").first()
+        if grant is None or grant.is_expired():
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            try:
+                request.claims = json.loads(grant.claims)
+            except ValueError:
+                request.claims = {}
+        request.auth_time = grant.auth_time
+        return True
+
+    def validate_silent_login(self, request) -> bool:
+        # The view sends anonymous prompt=none requests back with login_required before oauthlib runs.
+        return True
+
+    def validate_silent_authorization(self, request) -> bool:
+        # Remembered consent is decided by the view (consent.decide), which answers consent_required.
+        return True
+
     def get_id_token_dictionary(self, token, token_handler, request):
         id_claims, expiration = super().get_id_token_dictionary(token, token_handler, request)
+        auth_time = getattr(request, "auth_time", None)
+        if auth_time is not None:
+            id_claims["auth_time"] = int(auth_time.timestamp())
         id_claims["exp"] = int((timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)).timestamp())
         id_claims["azp"] = request.client_id or request.client.client_id
         return id_claims, timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)

@@ -1,5 +1,6 @@
 import pytest
 
+from oauth_server import keys
 from tests.factories import ClientFactory, MachineClientFactory, PublicClientFactory, UserFactory
 
 
@@ -21,3 +22,11 @@ def public_client(db):
 @pytest.fixture
 def machine_client(db):
     return MachineClientFactory(scopes=["reports:read"])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signing_key_cache():
+    """The active signing key is cached per process; each test's database starts without keys."""
+    keys.clear_cache()
+    yield
+    keys.clear_cache()

@@ -7,11 +7,19 @@ product's consent and error pages, and the headers an authorization page must ca
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
+from jwcrypto.common import JWException
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.settings import oauth2_settings
@@ -19,13 +27,24 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import consent
+from .. import consent, keys
+from ..claims import subject_for
 from ..conf import settings
 from ..models import Client, Scope
+from ..signals import SESSION_AUTH_TIME_KEY
 
 
 def _prompt(request: HttpRequest) -> set[str]:
     return set(request.GET.get("prompt", "").split())
+
+
+def session_auth_time(request: HttpRequest) -> int:
+    """When the user authenticated in this session (epoch seconds); last_login for older sessions."""
+    value = request.session.get(SESSION_AUTH_TIME_KEY)
+    if isinstance(value, int):
+        return value
+    last_login = getattr(request.user, "last_login", None)
+    return int(last_login.timestamp()) if last_login else int(time.time())
 
 
 def no_frames(response: HttpResponse) -> HttpResponse:
@@ -102,7 +121,33 @@ class AuthorizationView(DOTAuthorizationView):
                 credentials, application, oauth2_errors.InvalidRequestError, "prompt=none cannot be combined."
             )
         if "login" in prompt:
-            return self.handle_prompt_login()
+            return self.reauthenticate()
+        max_age = request.GET.get("max_age")
+        if max_age is not None:
+            if not max_age.isdigit():
+                return self._error_redirect(
+                    credentials,
+                    application,
+                    oauth2_errors.InvalidRequestError,
+                    "max_age must be a number of seconds.",
+                )
+            if time.time() - session_auth_time(request) > int(max_age):
+                if "none" in prompt:
+                    return self._error_redirect(
+                        credentials,
+                        application,
+                        oauth2_errors.LoginRequired,
+                        "The session is older than max_age.",
+                    )
+                return self.reauthenticate()
+        hint = request.GET.get("id_token_hint")
+        if hint and not self._hint_matches_user(hint):
+            return self._error_redirect(
+                credentials,
+                application,
+                oauth2_errors.LoginRequired,
+                "The signed-in user is not the hinted user.",
+            )
 
         decision = consent.decide(request.user, application, scopes, prompt)
         if decision.outcome is consent.Outcome.CONSENT_REQUIRED:
@@ -121,6 +166,8 @@ class AuthorizationView(DOTAuthorizationView):
                 return self.error_response(error, application)
             return self.redirect(uri, application)
 
+        if isinstance(credentials.get("claims"), dict):
+            credentials["claims"] = json.dumps(credentials["claims"])  # a hidden form field
         self.oauth2_data = {
             **{k: v for k, v in credentials.items() if k != "request"},
             "scope": scopes,
@@ -139,6 +186,30 @@ class AuthorizationView(DOTAuthorizationView):
         )
         return self.render_to_response(context)
 
+    def _hint_matches_user(self, hint: str) -> bool:
+        """id_token_hint (OIDC Core 3.1.2.1): one of our ID tokens, expired or not, for this user."""
+        try:
+            payload = keys.verify(hint, typ="JWT")
+        except (JWException, ValueError, TypeError):
+            return False
+        return payload.get("sub") == subject_for(self.request.user)
+
+    def reauthenticate(self) -> HttpResponse:
+        """prompt=login or a session older than max_age: end the session and ask for a fresh login.
+
+        The login page returns to this request without prompt and max_age, which the new session
+        satisfies (its auth_time is now), so max_age=0 cannot loop.
+        """
+        query = self.request.GET.copy()
+        for name in ("prompt", "max_age"):
+            query.pop(name, None)
+        prompt = [p for p in _prompt(self.request) if p != "login"]
+        if prompt:
+            query["prompt"] = " ".join(prompt)
+        logout(self.request)
+        next_url = f"{self.request.path}?{urlencode(list(query.lists()), doseq=True)}"
+        return redirect_to_login(next_url, self.get_login_url(), self.get_redirect_field_name())
+
     # --- POST: the user's decision ------------------------------------------------------------
     def form_invalid(self, form):
         """A tampered or incomplete consent form is a bad request, shown as a page."""
@@ -156,6 +227,10 @@ class AuthorizationView(DOTAuthorizationView):
 
     def create_authorization_response(self, request, scopes, credentials, allow):
         """Issue the code, then remember what the user approved (only on success)."""
+        credentials = {
+            **credentials,
+            "auth_time": datetime.fromtimestamp(session_auth_time(request), tz=UTC),
+        }
         result = super().create_authorization_response(request, scopes, credentials, allow)
         if allow and request.method == "POST":
             client = Client.objects.get(client_id=credentials["client_id"])
