@@ -52,7 +52,9 @@ class ClientFactory(factory.django.DjangoModelFactory):
     grant_types = factory.LazyFunction(lambda: [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN])
     redirect_uris = "https://client.example.com/callback"
     raw_secret = factory.LazyFunction(lambda: secrets.token_urlsafe(48))
-    client_secret = factory.LazyAttribute(lambda c: hashers.make_secret_hash(c.raw_secret) if c.raw_secret else "")
+    client_secret = factory.LazyAttribute(
+        lambda c: hashers.make_secret_hash(c.raw_secret) if c.raw_secret else ""
+    )
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
@@ -66,7 +68,9 @@ class ClientFactory(factory.django.DjangoModelFactory):
         """``ClientFactory(scopes=["a", "b"])`` creates the scopes if needed and allows them."""
         if not create or not extracted:
             return
-        self.allowed_scopes.set([ScopeFactory(name=name) if isinstance(name, str) else name for name in extracted])
+        self.allowed_scopes.set(
+            [ScopeFactory(name=name) if isinstance(name, str) else name for name in extracted]
+        )
 
 
 class PublicClientFactory(ClientFactory):
