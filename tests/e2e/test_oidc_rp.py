@@ -87,7 +87,7 @@ def rp_client(site):
 
 
 def make_rp(site: str, client) -> RelyingParty:
-    rp = RelyingParty(client_authn_method=CLIENT_AUTHN_METHOD, verify_ssl=False)
+    rp = RelyingParty(client_authn_method=CLIENT_AUTHN_METHOD)
     rp.provider_config(f"{site}/oauth")  # fetches discovery; pyoidc checks the issuer matches
     rp.store_registration_info(
         RegistrationResponse(
