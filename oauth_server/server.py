@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.endpoints import (
     AuthorizationEndpoint,
@@ -69,15 +70,15 @@ class OpenIDRefreshGrant(OIDCRefreshTokenGrant):
         self.register_token_modifier(self.add_id_token)
 
 
-def client_token_lifetime(default: int):
-    """expires_in per request: the client's own access-token lifetime, else the site default."""
+def client_token_lifetime(request) -> int:
+    """expires_in per request: the client's own access-token lifetime, else the site default.
 
-    def expires_in(request) -> int:
-        client = getattr(request, "client", None)
-        lifetime = getattr(client, "access_token_lifetime", None)
-        return lifetime or default
-
-    return expires_in
+    The site default is read on every request, not when DOT builds (and caches) the server, so a
+    changed setting (``override_settings`` in tests) takes effect.
+    """
+    client = getattr(request, "client", None)
+    lifetime = getattr(client, "access_token_lifetime", None)
+    return lifetime or oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
 
 
 class OAuth2Server(
@@ -107,7 +108,7 @@ class OAuth2Server(
         self.openid_refresh_grant = OpenIDRefreshGrant(self.refresh_grant)
 
         if isinstance(token_expires_in, int):
-            token_expires_in = client_token_lifetime(token_expires_in)
+            token_expires_in = client_token_lifetime
         self.bearer = BearerToken(
             request_validator, token_generator, token_expires_in, refresh_token_generator
         )

@@ -8,12 +8,13 @@ from django.urls import path
 from oauth2_provider import views as dot_views
 
 from . import views
+from .views.token import TokenView
 
 app_name = "oauth2_provider"
 
 urlpatterns = [
     path("authorize/", views.AuthorizationView.as_view(), name="authorize"),
-    path("token/", dot_views.TokenView.as_view(), name="token"),
+    path("token/", TokenView.as_view(), name="token"),
     path("revoke/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
     path("introspect/", dot_views.IntrospectTokenView.as_view(), name="introspect"),
     path("userinfo/", dot_views.UserInfoView.as_view(), name="user-info"),

@@ -32,6 +32,17 @@ class OAuthServerValidator(OAuth2Validator):
         client = request.client or self._load_application(client_id, request)
         return client is None or not client.is_confidential
 
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs) -> bool:
+        """RFC 6749 5.2: a redirect_uri other than the authorization request's is ``invalid_grant``.
+
+        oauthlib answers ``invalid_request`` (MismatchingRedirectURIError) when this returns False.
+        """
+        if not super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs):
+            raise oauth2_errors.InvalidGrantError(
+                description="redirect_uri does not match the authorization request.", request=request
+            )
+        return True
+
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
         """The client's own list of grant types decides (DOT allows one per application)."""
         return client.has_grant_type(grant_type)
