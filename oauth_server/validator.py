@@ -25,6 +25,19 @@ class OAuthServerValidator(OAuth2Validator):
         """Fast hash for high-entropy secrets (hashers.py) instead of PBKDF2 on every request."""
         return hashers.check_secret(provided_secret, stored_secret)
 
+    def authenticate_client(self, request, *args, **kwargs) -> bool:
+        """One client authentication method per request (RFC 6749 2.3, 5.2 ``invalid_request``).
+
+        DOT tries HTTP Basic and, when that fails, the body: a wrong Basic secret would otherwise
+        pass with a right ``client_secret`` in the body.
+        """
+        if self._extract_basic_auth(request) and getattr(request, "client_secret", None):
+            raise oauth2_errors.InvalidRequestError(
+                description="Use one client authentication method: HTTP Basic or the request body.",
+                request=request,
+            )
+        return super().authenticate_client(request, *args, **kwargs)
+
     def is_pkce_required(self, client_id, request) -> bool:
         """Public clients always; confidential clients unless the site turned REQUIRE_PKCE off."""
         if settings.REQUIRE_PKCE:
