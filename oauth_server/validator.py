@@ -13,7 +13,9 @@ from django.db import router, transaction
 from django.utils import timezone
 from jwcrypto.common import JWException
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
+from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
 from . import claims, hashers, keys
 from .conf import settings
@@ -85,6 +87,16 @@ class OAuthServerValidator(OAuth2Validator):
         if lifetime and rt.created + timedelta(seconds=lifetime) <= timezone.now():
             return False
         return rt.user.is_active
+
+    def get_original_scopes(self, refresh_token, request, *args, **kwargs) -> list[str]:
+        """The refresh token's scopes that the client is still allowed.
+
+        A scope removed from a client (or deleted) stops being minted by its existing refresh
+        tokens, and asking for it is ``invalid_scope``: a client uses only its allowed scopes.
+        """
+        original = scope_to_list(super().get_original_scopes(refresh_token, request, *args, **kwargs)) or []
+        allowed = set(get_scopes_backend().get_available_scopes(application=request.client, request=request))
+        return [scope for scope in original if scope in allowed]
 
     # --- access tokens (tokens.py generates them; the row keeps jti and audience, never the value) ---
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
