@@ -63,4 +63,7 @@ def check_secret(secret: str | None, stored: str) -> bool:
         identify_hasher(stored)
     except ValueError:
         return False  # an unhashed stored value is never accepted
-    return check_password(secret, stored)
+    try:
+        return check_password(secret, stored)
+    except (ValueError, TypeError):
+        return False  # a malformed hash (e.g. "md5$$") fails closed instead of raising
