@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from django.test import override_settings
 from freezegun import freeze_time
@@ -69,6 +72,13 @@ def test_code_exchange_uses_the_clients_access_token_lifetime(logged_in, db):
     assert 295 <= (token.expires - token.created).total_seconds() <= 301
 
 
+def test_jwt_exp_matches_expires_in(logged_in, db):
+    web = ClientFactory(scopes=["files:read"], access_token_lifetime=300)
+    payload = tokens_for(logged_in, web)["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["exp"] - claims["iat"] == 300
+
+
 @override_settings(OAUTH_SERVER={"ACCESS_TOKEN_LIFETIME": 1200})
 def test_code_exchange_uses_the_site_access_token_lifetime_setting(logged_in, web_client):
     assert tokens_for(logged_in, web_client)["expires_in"] == 1200
@@ -110,6 +120,14 @@ def test_code_expires_after_its_lifetime(logged_in, web_client):
     with freeze_time() as frozen:
         code, verifier = get_code(logged_in, web_client, scope="files:read")
         frozen.tick(61)
+        assert_error(exchange_code(logged_in, web_client, code, verifier), "invalid_grant")
+
+
+@override_settings(OAUTH_SERVER={"AUTHORIZATION_CODE_LIFETIME": 10})
+def test_code_lifetime_follows_the_setting(logged_in, web_client):
+    with freeze_time() as frozen:
+        code, verifier = get_code(logged_in, web_client, scope="files:read")
+        frozen.tick(11)
         assert_error(exchange_code(logged_in, web_client, code, verifier), "invalid_grant")
 
 
