@@ -48,7 +48,9 @@ class ClientAdminForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         # Left optional so the model's own message ("Choose at least one grant type.") is the one shown.
         required=False,
-        help_text=_("refresh_token needs authorization_code; client_credentials needs a confidential client."),
+        help_text=_(
+            "refresh_token needs authorization_code; client_credentials needs a confidential client."
+        ),
     )
     redirect_uris = URIListField(
         label=_("redirect URIs"),
