@@ -1,0 +1,74 @@
+"""Discovery documents list exactly what the server supports (OIDC Discovery 1.0, RFC 8414)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import ScopeFactory
+
+OIDC = "/oauth/.well-known/openid-configuration"
+RFC8414 = "/oauth/.well-known/oauth-authorization-server"
+
+
+@pytest.fixture
+def doc(client, db):
+    ScopeFactory(name="files:read")
+    return client.get(OIDC).json()
+
+
+def test_both_documents_are_identical_and_public(client, db):
+    oidc, oauth = client.get(OIDC), client.get(RFC8414)
+    assert oidc.status_code == oauth.status_code == 200
+    assert oidc.json() == oauth.json()
+    assert oidc["Access-Control-Allow-Origin"] == "*"
+    assert "max-age" in oidc["Cache-Control"]
+
+
+def test_issuer_and_endpoints_are_absolute_urls_under_the_issuer(doc):
+    assert doc["issuer"] == "http://testserver/oauth"
+    for name in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
+    ):
+        assert doc[name].startswith(doc["issuer"] + "/"), name
+
+
+def test_only_supported_flows_are_advertised(doc):
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["response_modes_supported"] == ["query"]
+    assert sorted(doc["grant_types_supported"]) == [
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+    ]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert doc["request_uri_parameter_supported"] is False
+    assert doc["request_parameter_supported"] is False
+    assert "implicit" not in str(doc) and "password" not in doc["grant_types_supported"]
+
+
+def test_scopes_and_claims_come_from_the_database_and_the_claim_map(doc):
+    assert {"openid", "profile", "email", "offline_access", "files:read"} <= set(doc["scopes_supported"])
+    assert {"sub", "name", "email", "email_verified", "auth_time", "nonce"} <= set(doc["claims_supported"])
+    assert doc["subject_types_supported"] == ["public"]
+
+
+def test_signing_algorithms_follow_the_published_keys(client, db):
+    from oauth_server import keys
+
+    keys.new_key("ES256", state="active")
+    keys.new_key("EdDSA", state="next")
+    assert client.get(OIDC).json()["id_token_signing_alg_values_supported"] == ["ES256", "EdDSA"]
+
+
+def test_jwks_matches_the_advertised_algorithms(client, db):
+    doc = client.get(OIDC).json()
+    jwks = client.get("/oauth/.well-known/jwks.json").json()
+    assert {k["alg"] for k in jwks["keys"]} <= set(doc["id_token_signing_alg_values_supported"]) | {"RS256"}
+    assert all(k["kid"] and k["use"] == "sig" for k in jwks["keys"])
