@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import signals
-from .models import AccessToken, Consent, RefreshToken
+from .models import AccessToken, Consent, Grant, RefreshToken
 
 
 class Outcome(enum.Enum):
@@ -71,14 +71,16 @@ def record_consent(user, client, scopes: Iterable[str]) -> Consent:
 
 
 def revoke_tokens(user, client) -> int:
-    """Revoke every live token the client holds for the user; returns how many were revoked."""
+    """Revoke every live token and unused code the client holds for the user; returns how many."""
     now = timezone.now()
     with transaction.atomic():
         refreshed = RefreshToken.objects.filter(user=user, application=client, revoked__isnull=True).update(
             revoked=now, updated=now
         )
         deleted, _ = AccessToken.objects.filter(user=user, application=client).delete()
-    return refreshed + deleted
+        # Codes approved but not yet exchanged would otherwise still yield tokens.
+        codes, _ = Grant.objects.filter(user=user, application=client).delete()
+    return refreshed + deleted + codes
 
 
 def revoke_consent(consent: Consent) -> None:

@@ -195,3 +195,10 @@ def test_decide_is_pure_policy(user, web_client):
         consent.decide(user, web_client, ["files:write"], ["none"]).outcome
         is consent.Outcome.CONSENT_REQUIRED
     )
+
+
+def test_revoking_consent_kills_codes_not_yet_exchanged(logged_in, user, web_client):
+    code, verifier = get_code(logged_in, web_client, scope="files:read")
+    consent.revoke_consent(Consent.objects.get(user=user, client=web_client))
+    response = exchange_code(logged_in, web_client, code, verifier)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
