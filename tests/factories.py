@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from datetime import timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+from oauth2_provider.models import set_token_value
 
 from oauth_server import hashers
-from oauth_server.models import Client, Consent, GrantType, Scope
+from oauth_server.models import AccessToken, Client, Consent, GrantType, RefreshToken, Scope
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -98,3 +101,54 @@ def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return verifier, challenge
+
+
+class AccessTokenFactory(factory.django.DjangoModelFactory):
+    """An issued access token stored the way the server stores it (checksum only).
+
+    The clear (opaque) value is on ``token.raw_token``; nothing in the database holds it.
+    """
+
+    class Meta:
+        model = AccessToken
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    application = factory.SubFactory(ClientFactory)
+    scope = "files:read"
+    expires = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
+    jti = factory.LazyFunction(lambda: secrets.token_urlsafe(18))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        raw = kwargs.pop("raw_token", None) or secrets.token_urlsafe(32)
+        obj = model_class(*args, **kwargs)
+        set_token_value(obj, raw)
+        obj.save()
+        obj.raw_token = raw
+        return obj
+
+
+class RefreshTokenFactory(factory.django.DjangoModelFactory):
+    """A refresh token with its access token; the clear value is on ``raw_token``."""
+
+    class Meta:
+        model = RefreshToken
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    application = factory.SubFactory(ClientFactory)
+    access_token = factory.SubFactory(
+        AccessTokenFactory,
+        user=factory.SelfAttribute("..user"),
+        application=factory.SelfAttribute("..application"),
+    )
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        raw = kwargs.pop("raw_token", None) or secrets.token_urlsafe(32)
+        obj = model_class(*args, **kwargs)
+        set_token_value(obj, raw)
+        obj.save()
+        obj.raw_token = raw
+        return obj
