@@ -13,9 +13,14 @@ def ids(messages) -> list[str]:
     return [m.id for m in messages if m.id and m.id.startswith("oauth_server.")]
 
 
+# What check --deploy asks of a production site (oauth_server.W003); the test site leaves it unset.
+KEY_SECRET = {"SIGNING_KEY_ENCRYPTION_SECRET": "a-separate-signing-key-encryption-secret"}
+
+
 def test_the_test_site_is_clean():
     assert ids(run_checks()) == []
-    assert ids(run_checks(include_deployment_checks=True)) == []
+    with override_settings(OAUTH_SERVER=KEY_SECRET):
+        assert ids(run_checks(include_deployment_checks=True)) == []
 
 
 def test_missing_oauth2_provider_is_e001():
@@ -53,7 +58,7 @@ def test_swap_setting_equal_to_ours_is_fine():
         assert ids(check_installation()) == []
 
 
-@override_settings(OAUTH_SERVER={"REQUIRE_PKCE": False})
+@override_settings(OAUTH_SERVER={"REQUIRE_PKCE": False, **KEY_SECRET})
 def test_pkce_off_is_w001_on_deploy():
     messages = check_security()
     assert ids(messages) == ["oauth_server.W001"]
@@ -63,5 +68,28 @@ def test_pkce_off_is_w001_on_deploy():
     assert "oauth_server.W001" not in ids(run_checks())
 
 
+@override_settings(OAUTH_SERVER=KEY_SECRET)
 def test_pkce_on_has_no_warning():
     assert ids(check_security()) == []
+
+
+# --- oauth_server.W003: signing keys encrypted under SECRET_KEY ------------------------------------------
+def test_no_separate_key_encryption_secret_is_w003_on_deploy():
+    messages = check_security()
+    assert ids(messages) == ["oauth_server.W003"]
+    assert isinstance(messages[0], Warning)
+    assert "SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS" in messages[0].hint
+    assert "oauth_server.W003" in ids(run_checks(include_deployment_checks=True, tags=[Tags.security]))
+    assert "oauth_server.W003" not in ids(run_checks())
+
+
+def test_key_encryption_secret_equal_to_secret_key_is_w003():
+    with override_settings(OAUTH_SERVER={"SIGNING_KEY_ENCRYPTION_SECRET": settings.SECRET_KEY}):
+        assert ids(check_security()) == ["oauth_server.W003"]
+    with override_settings(OAUTH_SERVER={"SIGNING_KEY_ENCRYPTION_SECRET": ""}):
+        assert ids(check_security()) == ["oauth_server.W003"]
+
+
+def test_separate_key_encryption_secret_has_no_w003():
+    with override_settings(OAUTH_SERVER=KEY_SECRET):
+        assert ids(check_security()) == []

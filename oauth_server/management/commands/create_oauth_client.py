@@ -1,0 +1,254 @@
+"""``manage.py create_oauth_client``: register a client from a shell, a deploy script or CI.
+
+Everything goes through ``Client.objects.create_client`` (the model validation the admin also uses),
+so the command cannot create a client the admin would refuse. The clear secret is printed once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import IntegrityError, transaction
+from oauth2_provider.validators import AllowedURIValidator
+
+from oauth_server.models import Client, GrantType
+
+# RFC 6749 appendix A.1: client_id = *VSCHAR. We also refuse the space, which would split the id in
+# space-separated lists and logs.
+CLIENT_ID_RE = re.compile(r"^[\x21-\x7E]+$")
+
+# Model field -> the option that sets it, so an error names what the operator typed.
+OPTION_FOR_FIELD = {
+    "name": "--name",
+    "client_type": "--type",
+    "grant_types": "--grant-type",
+    "redirect_uris": "--redirect-uri",
+    "post_logout_redirect_uris": "--post-logout-redirect-uri",
+    "allowed_scopes": "--scope",
+    "client_id": "--client-id",
+    "client_secret": "--client-secret",
+    "audiences": "--audience",
+    "resource_identifiers": "--resource-identifier",
+    "access_token_format": "--access-token-format",
+}
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, prefixed with the option that caused it."""
+    if not hasattr(exc, "error_dict"):
+        return "; ".join(exc.messages)
+    lines = []
+    for field, messages in exc.message_dict.items():
+        label = OPTION_FOR_FIELD.get(field, field)
+        lines.extend(f"{label}: {message}" for message in messages)
+    return "\n".join(lines)
+
+
+def _unique(values: list[str] | None) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values or [] if v.strip()))
+
+
+def _check_resource_uris(option: str, values: list[str]) -> list[str]:
+    """RFC 8707 2: a resource is an absolute URI without a fragment (and, stored space-separated,
+    without whitespace)."""
+    problems = []
+    for value in values:
+        parts = urlsplit(value)
+        if not parts.scheme or parts.fragment or "#" in value or any(c.isspace() for c in value):
+            problems.append(f"{option}: {value!r} is not an absolute URI without a fragment (RFC 8707).")
+    return problems
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an OAuth client. The client secret (confidential clients) is printed once: only its "
+        "hash is stored."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", required=True, help="Name shown to users on the consent screen.")
+        parser.add_argument(
+            "--type",
+            dest="client_type",
+            required=True,
+            choices=[Client.CLIENT_PUBLIC, Client.CLIENT_CONFIDENTIAL],
+            help="confidential: has a secret (server-side apps, services); public: SPA or native app.",
+        )
+        parser.add_argument(
+            "--grant-type",
+            dest="grant_types",
+            action="append",
+            required=True,
+            choices=GrantType.values,
+            metavar="{" + ",".join(GrantType.values) + "}",
+            help="A grant type the client may use. Repeat for several.",
+        )
+        parser.add_argument(
+            "--redirect-uri",
+            dest="redirect_uris",
+            action="append",
+            default=[],
+            metavar="URI",
+            help="An exact redirect URI (no wildcards, no fragment). Repeat for several.",
+        )
+        parser.add_argument(
+            "--post-logout-redirect-uri",
+            dest="post_logout_redirect_uris",
+            action="append",
+            default=[],
+            metavar="URI",
+            help="A URI allowed after RP-initiated logout. Repeat for several.",
+        )
+        parser.add_argument(
+            "--scope",
+            dest="scopes",
+            action="append",
+            default=[],
+            metavar="SCOPE",
+            help="A scope the client may request (must exist, see create_oauth_scope). Repeat for several.",
+        )
+        parser.add_argument(
+            "--audience",
+            dest="audiences",
+            action="append",
+            default=[],
+            metavar="URI",
+            help="An API (RFC 8707 resource URI) the client's access tokens are for. Repeat for several.",
+        )
+        parser.add_argument(
+            "--resource-identifier",
+            dest="resource_identifiers",
+            action="append",
+            default=[],
+            metavar="URI",
+            help="If the client is an API: an audience it serves (it may introspect those tokens).",
+        )
+        parser.add_argument(
+            "--skip-consent",
+            action="store_true",
+            help="Trusted first-party client: users are never shown the consent screen.",
+        )
+        parser.add_argument("--client-id", help="Use this client_id instead of a generated one.")
+        parser.add_argument(
+            "--client-secret",
+            help="Use this secret instead of a generated one (confidential clients; at least "
+            "CLIENT_SECRET_MIN_LENGTH characters).",
+        )
+        parser.add_argument(
+            "--access-token-format",
+            choices=["jwt", "opaque"],
+            help="Override the site's ACCESS_TOKEN_FORMAT for this client.",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print one JSON object (and nothing else) on stdout."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name = options["name"].strip()
+        problems = [] if name else ["--name: must not be empty."]
+        client_id = options["client_id"]
+        if client_id is not None and not CLIENT_ID_RE.match(client_id):
+            problems.append("--client-id: printable ASCII characters without spaces only (RFC 6749 A.1).")
+        audiences = _unique(options["audiences"])
+        resource_identifiers = _unique(options["resource_identifiers"])
+        problems += _check_resource_uris("--audience", audiences)
+        problems += _check_resource_uris("--resource-identifier", resource_identifiers)
+        post_logout = _unique(options["post_logout_redirect_uris"])
+        problems += self._check_post_logout_uris(post_logout)
+        if problems:
+            raise CommandError("\n".join(problems))
+
+        fields: dict[str, Any] = {
+            "skip_consent": options["skip_consent"],
+            "audiences": audiences,
+            "resource_identifiers": resource_identifiers,
+            "post_logout_redirect_uris": " ".join(post_logout),
+            "access_token_format": options["access_token_format"] or "",
+        }
+        if client_id is not None:
+            fields["client_id"] = client_id
+        try:
+            with transaction.atomic():
+                client, secret = Client.objects.create_client(
+                    name=name,
+                    client_type=options["client_type"],
+                    grant_types=options["grant_types"],
+                    redirect_uris=_unique(options["redirect_uris"]),
+                    scopes=_unique(options["scopes"]),
+                    client_secret=options["client_secret"],
+                    **fields,
+                )
+        except ValidationError as exc:
+            raise CommandError(format_validation_error(exc)) from exc
+        except IntegrityError as exc:
+            # Lost a race with another creation of the same client_id (full_clean saw none).
+            raise CommandError(f"--client-id: a client with client_id {client_id!r} already exists.") from exc
+
+        data = describe(client, secret)
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+        else:
+            self._print_summary(data)
+
+    def _check_post_logout_uris(self, uris: list[str]) -> list[str]:
+        """Same scheme rules as redirect URIs: a post-logout redirect is a redirect too."""
+        validator = AllowedURIValidator(
+            set(Client().get_allowed_schemes()),
+            name="post logout redirect uri",
+            allow_path=True,
+            allow_query=True,
+        )
+        problems = []
+        for uri in uris:
+            try:
+                validator(uri)
+            except ValidationError as exc:
+                problems.extend(f"--post-logout-redirect-uri: {m}" for m in exc.messages)
+        return problems
+
+    def _print_summary(self, data: dict[str, Any]) -> None:
+        def row(label: str, value: Any) -> None:
+            if isinstance(value, list):
+                value = ", ".join(value) if value else "-"
+            self.stdout.write(f"  {label:<15} {value}")
+
+        self.stdout.write(self.style.SUCCESS(f"Created {data['client_type']} client {data['name']!r}."))
+        row("client_id", data["client_id"])
+        if data["client_secret"] is not None:
+            row("client_secret", data["client_secret"])
+        row("grant types", data["grant_types"])
+        row("redirect URIs", data["redirect_uris"])
+        row("scopes", data["scopes"])
+        if data["audiences"]:
+            row("audiences", data["audiences"])
+        if data["skip_consent"]:
+            row("consent", "skipped (trusted first-party client)")
+        if data["client_secret"] is not None:
+            self.stdout.write(
+                self.style.WARNING(
+                    "Store the client secret now: only a hash is kept, it cannot be shown again."
+                )
+            )
+
+
+def describe(client: Client, secret: str | None) -> dict[str, Any]:
+    """The JSON document the command prints (stable keys; scripts parse it)."""
+    return {
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "name": client.name,
+        "client_type": client.client_type,
+        "grant_types": list(client.grant_types),
+        "redirect_uris": client.redirect_uri_list,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris.split(),
+        "scopes": sorted(client.allowed_scopes.values_list("name", flat=True)),
+        "audiences": list(client.audiences),
+        "resource_identifiers": list(client.resource_identifiers),
+        "skip_consent": client.skip_consent,
+        "access_token_format": client.access_token_format or None,
+    }
