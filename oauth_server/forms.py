@@ -8,9 +8,11 @@ It never carries the client secret: the secret is generated server-side and only
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .models import Client, GrantType
@@ -33,6 +35,56 @@ class URIListField(forms.CharField):
     def to_python(self, value: Any) -> str:
         value = super().to_python(value)
         return " ".join(dict.fromkeys(value.split()))
+
+
+class ResourceURIListField(forms.CharField):
+    """A JSON list of resource URIs (RFC 8707 audiences), edited one per line.
+
+    Each entry must be an absolute URI without a fragment (RFC 8707 2): a token's ``aud`` is
+    compared by exact string, so a typo here silently locks a client out of its API.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 80})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        value = super().to_python(value)
+        return list(dict.fromkeys(value.split()))
+
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        bad = [uri for uri in value if not _is_resource_uri(uri)]
+        if bad:
+            raise ValidationError(
+                _(
+                    "%(uris)s: use absolute URIs (e.g. https://api.example.com), "
+                    "without fragments or wildcards."
+                ),
+                code="invalid_uri",
+                params={"uris": ", ".join(bad)},
+            )
+
+
+def https_url_formfield(db_field: models.Field, **kwargs: Any) -> forms.Field | None:
+    """Model form fields, with URL fields completing a scheme-less entry to https (not http)."""
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
+def _is_resource_uri(uri: str) -> bool:
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return False
+    if not parts.scheme or "#" in uri or "*" in uri:
+        return False
+    # Hierarchical URIs need a host (https://api), others a body (urn:example:api).
+    return bool(parts.netloc) if parts.scheme in ("http", "https") else bool(parts.path or parts.netloc)
 
 
 class ClientAdminForm(forms.ModelForm):
@@ -62,9 +114,26 @@ class ClientAdminForm(forms.ModelForm):
         required=False,
         help_text=_("One URI per line. Matched exactly."),
     )
+    audiences = ResourceURIListField(
+        label=_("audiences"),
+        required=False,
+        help_text=_(
+            "One URI per line: the APIs this client's access tokens are for. A token's aud is the "
+            "requested resource (RFC 8707) if listed here, else all of these, else the site default."
+        ),
+    )
+    resource_identifiers = ResourceURIListField(
+        label=_("resource server identifiers"),
+        required=False,
+        help_text=_(
+            "One URI per line, if this client is an API: the audiences it serves. It may introspect "
+            "tokens issued for them."
+        ),
+    )
 
     class Meta:
         model = Client
+        formfield_callback = https_url_formfield
         fields = [
             "name",
             "client_type",
@@ -77,6 +146,9 @@ class ClientAdminForm(forms.ModelForm):
             "skip_consent",
             "access_token_lifetime",
             "refresh_token_lifetime",
+            "access_token_format",
+            "audiences",
+            "resource_identifiers",
             "logo_uri",
             "client_uri",
             "policy_uri",

@@ -1,0 +1,34 @@
+"""The Django admin of oauth_server: one "OAuth server" section for staff.
+
+DOT's ``oauth2_provider.admin`` registers the swapped models (Client, AccessToken, RefreshToken,
+IDToken, Grant) with the classes ``conf.dot_defaults`` names (``APPLICATION_ADMIN_CLASS`` etc.,
+all defined here), so a site that sets its own class keeps that hook. This module registers the
+models DOT does not know. Each model is registered once, whichever of the two apps comes first in
+INSTALLED_APPS, because nothing here imports ``oauth2_provider.admin``. See docs/admin.md.
+"""
+
+from django.contrib import admin
+
+from ..models import Consent, Scope, SigningKey, Subject
+from .accounts import ConsentAdmin, ScopeAdmin, SubjectAdmin
+from .clients import ClientAdmin, GrantTypeFilter
+from .signing_keys import SigningKeyAdmin
+from .tokens import AccessTokenAdmin, GrantAdmin, IDTokenAdmin, RefreshTokenAdmin
+
+admin.site.register(Scope, ScopeAdmin)
+admin.site.register(Consent, ConsentAdmin)
+admin.site.register(SigningKey, SigningKeyAdmin)
+admin.site.register(Subject, SubjectAdmin)
+
+__all__ = [
+    "AccessTokenAdmin",
+    "ClientAdmin",
+    "ConsentAdmin",
+    "GrantAdmin",
+    "GrantTypeFilter",
+    "IDTokenAdmin",
+    "RefreshTokenAdmin",
+    "ScopeAdmin",
+    "SigningKeyAdmin",
+    "SubjectAdmin",
+]

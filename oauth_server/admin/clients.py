@@ -1,0 +1,325 @@
+"""Client admin: create and edit clients, show a new secret once, rotate secrets, enable/disable.
+
+The clear client secret exists only in the response to the request that created it: it is
+rendered straight into that response (never a message, session or cookie, which would persist it)
+and sent with ``Cache-Control: no-store``. The database, the change page, the list and the change
+history only ever see the hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import connections, models, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from .. import signals
+from ..forms import ClientAdminForm
+from ..models import AccessToken, Client, Grant, GrantType, RefreshToken
+from .common import admin_url
+
+
+class GrantTypeFilter(admin.SimpleListFilter):
+    """Clients allowed a grant type; ``grant_types`` is a JSON list, which SQLite cannot search.
+
+    PostgreSQL (and any backend with JSON containment) filters in SQL; elsewhere the client table,
+    which is small, is filtered in Python so the result is the same on every database.
+    """
+
+    title = _("grant type")
+    parameter_name = "grant_type"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(GrantType.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if value not in GrantType.values:
+            return queryset.none()
+        if connections[queryset.db].features.supports_json_field_contains:
+            return queryset.filter(grant_types__contains=[value])
+        ids = [pk for pk, grants in queryset.values_list("pk", "grant_types") if value in (grants or [])]
+        return queryset.filter(pk__in=ids)
+
+
+def rotate_secret(client: Client) -> str:
+    """Give a confidential client a new generated secret; store its hash, return it in clear.
+
+    The old secret stops working at once. Issued tokens are left alone (as in Hydra and Keycloak):
+    revoke them separately if the secret leaked.
+    """
+    raw = client.set_secret()
+    client.save(update_fields=["client_secret", "updated"])
+    transaction.on_commit(lambda: signals.client_secret_rotated.send(sender=Client, client=client))
+    return raw
+
+
+def revoke_client_tokens(clients: QuerySet) -> int:
+    """Revoke every live token and unexchanged code of these clients; returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        refreshed = RefreshToken.objects.filter(application__in=clients, revoked__isnull=True).update(
+            revoked=now, updated=now
+        )
+        deleted, _counts = AccessToken.objects.filter(application__in=clients).delete()
+        codes, _counts = Grant.objects.filter(application__in=clients).delete()
+    return refreshed + deleted + codes
+
+
+class ClientAdmin(admin.ModelAdmin):
+    form = ClientAdminForm
+    list_display = [
+        "name",
+        "client_id",
+        "client_type",
+        "grant_type_list",
+        "is_enabled",
+        "skip_consent",
+        "created",
+    ]
+    list_filter = ["client_type", "is_enabled", "skip_consent", GrantTypeFilter]
+    search_fields = ["name", "=client_id"]
+    filter_horizontal = ["allowed_scopes"]
+    raw_id_fields = ["user"]
+    radio_fields = {"client_type": admin.HORIZONTAL}
+    # DOT's Client.get_absolute_url points at DOT's own management views, which are not mounted.
+    view_on_site = False
+    # The admin builds form fields itself (ignoring the form's formfield_callback).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = ["client_id", "secret_status", "created", "updated"]
+    fieldsets = [
+        (None, {"fields": ["name", "client_id", "client_type", "secret_status", "is_enabled", "user"]}),
+        (
+            _("Grants and redirects"),
+            {"fields": ["grant_types", "redirect_uris", "post_logout_redirect_uris"]},
+        ),
+        (_("Scopes and consent"), {"fields": ["allowed_scopes", "skip_consent"]}),
+        (
+            _("Tokens"),
+            {
+                "fields": [
+                    "access_token_lifetime",
+                    "refresh_token_lifetime",
+                    "access_token_format",
+                    "audiences",
+                    "resource_identifiers",
+                ]
+            },
+        ),
+        (
+            _("Shown on the consent screen"),
+            {"fields": ["logo_uri", "client_uri", "policy_uri", "tos_uri"], "classes": ["collapse"]},
+        ),
+        (_("History"), {"fields": ["created", "updated"]}),
+    ]
+    actions = ["enable_clients", "disable_clients", "rotate_secrets", "revoke_tokens"]
+    change_form_template = "admin/oauth_server/client/change_form.html"
+    secret_template = "admin/oauth_server/client/secret.html"
+
+    # --- list ---------------------------------------------------------------------------------
+    @admin.display(description=_("grant types"))
+    def grant_type_list(self, obj: Client) -> str:
+        return ", ".join(obj.grant_types or []) or "-"
+
+    @admin.display(description=_("client secret"))
+    def secret_status(self, obj: Client) -> str:
+        if obj is None or not obj.pk:
+            return gettext("Generated when you save a confidential client, and shown once.")
+        if obj.client_type != Client.CLIENT_CONFIDENTIAL:
+            return gettext("None (public client).")
+        if obj.client_secret:
+            return gettext("Set (stored hashed; it cannot be shown). Use “Rotate secret” to issue a new one.")
+        return gettext("Not set.")
+
+    # --- the secret page ------------------------------------------------------------------------
+    def render_secrets(
+        self, request: HttpRequest, secrets: list[tuple[Client, str]], *, next_url: str, title: str
+    ) -> HttpResponse:
+        """The one page that ever shows clear secrets; uncacheable, and not kept anywhere."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "secrets": secrets,
+            "next_url": next_url,
+            "changelist_url": admin_url(self, "changelist"),
+        }
+        response = TemplateResponse(request, self.secret_template, context)
+        add_never_cache_headers(response)
+        return response
+
+    def save_model(self, request: HttpRequest, obj: Client, form: ClientAdminForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Kept on the request (for response_add/response_change), never on anything persisted.
+        request._oauth_new_secret = form.new_secret  # type: ignore[attr-defined]
+        if change and form.new_secret:
+            transaction.on_commit(lambda: signals.client_secret_rotated.send(sender=Client, client=obj))
+
+    def _secret_response(self, request: HttpRequest, obj: Client, message: str) -> HttpResponse | None:
+        raw = getattr(request, "_oauth_new_secret", None)
+        if not raw:
+            return None
+        self.message_user(request, message, messages.SUCCESS)
+        return self.render_secrets(
+            request,
+            [(obj, raw)],
+            next_url=admin_url(self, "change", obj.pk),
+            title=gettext("Copy the client secret now"),
+        )
+
+    def response_add(self, request: HttpRequest, obj: Client, post_url_continue: str | None = None):
+        response = self._secret_response(
+            request, obj, gettext("The client “%(name)s” was added.") % {"name": obj}
+        )
+        return response or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Client):
+        response = self._secret_response(
+            request, obj, gettext("The client “%(name)s” was changed and now has a secret.") % {"name": obj}
+        )
+        return response or super().response_change(request, obj)
+
+    # --- rotate-secret button ---------------------------------------------------------------------
+    def get_urls(self) -> list:
+        opts = self.opts
+        return [
+            path(
+                "<path:object_id>/rotate-secret/",
+                self.admin_site.admin_view(require_POST(self.rotate_secret_view)),
+                name=f"{opts.app_label}_{opts.model_name}_rotate_secret",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rotate_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        if obj.client_type != Client.CLIENT_CONFIDENTIAL:
+            self.message_user(request, gettext("Public clients have no secret to rotate."), messages.ERROR)
+            return HttpResponseRedirect(admin_url(self, "change", obj.pk))
+        with transaction.atomic():
+            raw = rotate_secret(obj)
+            self.log_change(request, obj, gettext("Rotated the client secret."))
+        self.message_user(
+            request,
+            gettext("The secret of “%(name)s” was rotated: the old one no longer works.") % {"name": obj},
+            messages.SUCCESS,
+        )
+        return self.render_secrets(
+            request,
+            [(obj, raw)],
+            next_url=admin_url(self, "change", obj.pk),
+            title=gettext("Copy the new client secret now"),
+        )
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any):
+        obj = context.get("original")
+        context["can_rotate_secret"] = bool(
+            obj is not None
+            and obj.pk
+            and obj.client_type == Client.CLIENT_CONFIDENTIAL
+            and self.has_change_permission(request, obj)
+        )
+        if context["can_rotate_secret"]:
+            context["rotate_secret_url"] = admin_url(self, "rotate_secret", obj.pk)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    # --- actions ------------------------------------------------------------------------------------
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> int:
+        changed = list(queryset.exclude(is_enabled=enabled))
+        with transaction.atomic():
+            Client.objects.filter(pk__in=[c.pk for c in changed]).update(
+                is_enabled=enabled, updated=timezone.now()
+            )
+            for client in changed:
+                self.log_change(request, client, gettext("Enabled.") if enabled else gettext("Disabled."))
+        return len(changed)
+
+    @admin.action(description=_("Enable selected clients"), permissions=["change"])
+    def enable_clients(self, request: HttpRequest, queryset: QuerySet) -> None:
+        n = self._set_enabled(request, queryset, True)
+        self.message_user(request, ngettext("Enabled %d client.", "Enabled %d clients.", n) % n)
+
+    @admin.action(
+        description=_("Disable selected clients (their tokens stop working)"), permissions=["change"]
+    )
+    def disable_clients(self, request: HttpRequest, queryset: QuerySet) -> None:
+        n = self._set_enabled(request, queryset, False)
+        self.message_user(
+            request,
+            ngettext(
+                "Disabled %d client: it gets invalid_client and its tokens are inactive until it is "
+                "enabled again.",
+                "Disabled %d clients: they get invalid_client and their tokens are inactive until they "
+                "are enabled again.",
+                n,
+            )
+            % n,
+        )
+
+    @admin.action(description=_("Rotate the secret of selected clients"), permissions=["change"])
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        confidential = list(queryset.filter(client_type=Client.CLIENT_CONFIDENTIAL))
+        skipped = queryset.exclude(client_type=Client.CLIENT_CONFIDENTIAL).count()
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "Skipped %d public client (public clients have no secret).",
+                    "Skipped %d public clients (public clients have no secret).",
+                    skipped,
+                )
+                % skipped,
+                messages.WARNING,
+            )
+        if not confidential:
+            return None
+        rotated = []
+        with transaction.atomic():
+            for client in confidential:
+                rotated.append((client, rotate_secret(client)))
+                self.log_change(request, client, gettext("Rotated the client secret."))
+        n = len(rotated)
+        self.message_user(
+            request,
+            ngettext("Rotated the secret of %d client.", "Rotated the secrets of %d clients.", n) % n,
+            messages.SUCCESS,
+        )
+        return self.render_secrets(
+            request,
+            rotated,
+            next_url=admin_url(self, "changelist"),
+            title=ngettext("Copy the new client secret now", "Copy the new client secrets now", n),
+        )
+
+    @admin.action(description=_("Revoke all tokens of selected clients"), permissions=["change"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
+        clients = list(queryset)
+        with transaction.atomic():
+            n = revoke_client_tokens(queryset)
+            for client in clients:
+                self.log_change(request, client, gettext("Revoked all tokens and authorization codes."))
+        self.message_user(
+            request,
+            ngettext(
+                "Revoked %(n)d token or authorization code of %(clients)d client(s).",
+                "Revoked %(n)d tokens and authorization codes of %(clients)d client(s).",
+                n,
+            )
+            % {"n": n, "clients": len(clients)},
+        )
