@@ -5,20 +5,23 @@ metadata); our views take DOT's names.
 """
 
 from django.urls import path
-from oauth2_provider import views as dot_views
 
 from . import views
+from .views.introspection import IntrospectTokenView
+from .views.logout import RPInitiatedLogoutView
+from .views.revocation import RevokeTokenView
 from .views.token import TokenView
+from .views.userinfo import UserInfoView
 
 app_name = "oauth2_provider"
 
 urlpatterns = [
     path("authorize/", views.AuthorizationView.as_view(), name="authorize"),
     path("token/", TokenView.as_view(), name="token"),
-    path("revoke/", dot_views.RevokeTokenView.as_view(), name="revoke-token"),
-    path("introspect/", dot_views.IntrospectTokenView.as_view(), name="introspect"),
-    path("userinfo/", dot_views.UserInfoView.as_view(), name="user-info"),
-    path("logout/", dot_views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path("revoke/", RevokeTokenView.as_view(), name="revoke-token"),
+    path("introspect/", IntrospectTokenView.as_view(), name="introspect"),
+    path("userinfo/", UserInfoView.as_view(), name="user-info"),
+    path("logout/", RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
     path(
         ".well-known/openid-configuration",
         views.OpenIDConfigurationView.as_view(),

@@ -6,8 +6,11 @@ policy differs from DOT's defaults. Each override says which policy it enforces.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import timedelta
+from typing import Any
 
 from django.db import router, transaction
 from django.utils import timezone
@@ -17,9 +20,9 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import claims, hashers, keys
+from . import claims, hashers, keys, tokens
 from .conf import settings
-from .models import AccessToken, Grant, GrantType, IDToken
+from .models import AccessToken, Grant, GrantType, IDToken, RefreshToken
 
 
 class OAuthServerValidator(OAuth2Validator):
@@ -98,6 +101,72 @@ class OAuthServerValidator(OAuth2Validator):
         allowed = set(get_scopes_backend().get_available_scopes(application=request.client, request=request))
         return [scope for scope in original if scope in allowed]
 
+    # --- revocation (RFC 7009) and introspection (RFC 7662) ----------------------------------------
+    def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
+        """Revoke the caller's own token, and with it every token of the same grant.
+
+        RFC 7009 2.1: revoking a refresh token SHOULD invalidate the access tokens of the same
+        grant; revoking an access token MAY revoke its refresh token. A rotated refresh-token
+        family is one grant, so any of its tokens (even an already rotated refresh token) ends
+        it: otherwise a refresh token would mint a replacement for a revoked access token. A
+        token of another client is left alone and the answer is the same 200 (no oracle).
+        """
+        client_pk = getattr(request.client, "pk", None)
+        if client_pk is None or not token:
+            return
+        lookup = {"token_checksum": token_checksum(token), "application_id": client_pk}
+        models = (
+            (RefreshToken, AccessToken) if token_type_hint == "refresh_token" else (AccessToken, RefreshToken)
+        )
+        with transaction.atomic(using=router.db_for_write(AccessToken)):
+            for model in models:
+                found = list(model.objects.filter(**lookup))
+                if found:
+                    break
+            for item in found:
+                if isinstance(item, AccessToken):
+                    refresh = RefreshToken.objects.filter(access_token=item).first()
+                    if refresh is None:
+                        item.revoke()
+                        continue
+                    item = refresh
+                revoke_grant(item)
+
+    def introspect_token(self, token, token_type_hint, request, *args, **kwargs) -> dict[str, Any] | None:
+        """RFC 7662 claims of an active token the caller may see, or None (``{"active": false}``).
+
+        The caller sees tokens issued to itself, and access tokens whose audience is one of its
+        ``resource_identifiers`` (a resource server registered as a client). Refresh tokens are
+        visible only to their own client. One query per token type tried (one with a right hint).
+        """
+        caller = request.client
+        checksum = token_checksum(token)
+        kinds = (
+            ("refresh_token", "access_token")
+            if token_type_hint == "refresh_token"
+            else ("access_token", "refresh_token")
+        )
+        for kind in kinds:
+            if kind == "access_token":
+                found = (
+                    AccessToken.objects.select_related("application", "user", "user__oauth_subject")
+                    .filter(token_checksum=checksum)
+                    .first()
+                )
+                if found is not None:
+                    return _access_token_claims(found, caller, request)
+            else:
+                found = (
+                    RefreshToken.objects.select_related(
+                        "application", "user", "user__oauth_subject", "access_token"
+                    )
+                    .filter(token_checksum=checksum, revoked__isnull=True)
+                    .first()
+                )
+                if found is not None:
+                    return _refresh_token_claims(found, caller, request)
+        return None
+
     # --- access tokens (tokens.py generates them; the row keeps jti and audience, never the value) ---
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         meta = getattr(request, "oauth_server_token_meta", None) or {}
@@ -128,7 +197,12 @@ class OAuthServerValidator(OAuth2Validator):
         access_token = getattr(request, "access_token", None)
         scopes = access_token.scope.split() if access_token is not None else (request.scopes or [])
         request.scopes = scopes
-        return claims.apply_hook("USERINFO", request, claims.claims_for_scopes(request.user, scopes))
+        return claims.apply_hook(
+            "USERINFO",
+            request,
+            claims.claims_for_scopes(request.user, scopes),
+            claims.PROTECTED_USERINFO_CLAIMS,
+        )
 
     # --- authorization codes carry the session's authentication time ------------------------------
     def _create_authorization_code(self, request, code, expires=None):
@@ -139,8 +213,19 @@ class OAuthServerValidator(OAuth2Validator):
             grant.auth_time = auth_time
         return grant
 
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        """DOT's refresh token, carrying the authentication time on to the next refresh (OIDC 12.2)."""
+        refresh_token = super()._create_refresh_token(
+            request, refresh_token_code, access_token, previous_refresh_token
+        )
+        auth_time = getattr(request, "auth_time", None)
+        if auth_time is not None:
+            RefreshToken.objects.filter(pk=refresh_token.pk).update(auth_time=auth_time)
+            refresh_token.auth_time = auth_time
+        return refresh_token
+
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        """DOT's check, keeping the grant's auth_time for the ID token."""
+        """DOT's check, keeping the grant's auth_time for the tokens and its resources for their aud."""
         grant = Grant.objects.filter(code=code, application=client).select_related("user").first()
         if grant is None or grant.is_expired():
             return False
@@ -154,6 +239,7 @@ class OAuthServerValidator(OAuth2Validator):
             except ValueError:
                 request.claims = {}
         request.auth_time = grant.auth_time
+        request.oauth_server_grant_resource = list(grant.resource or [])
         return True
 
     def validate_silent_login(self, request) -> bool:
@@ -165,22 +251,39 @@ class OAuthServerValidator(OAuth2Validator):
         return True
 
     def get_id_token_dictionary(self, token, token_handler, request):
-        id_claims, expiration = super().get_id_token_dictionary(token, token_handler, request)
-        auth_time = getattr(request, "auth_time", None)
+        """DOT's claims (iss, jti, scope claims) with our lifetime, azp, and the carried auth_time.
+
+        auth_time is the code's (the approving session's), or on refresh the refresh token's copy of
+        it (OIDC Core 12.2). A refresh token from before auth_time was recorded has none: the claim
+        is then left out rather than replaced by ``user.last_login``, another session's time.
+        """
+        id_claims, _ = super().get_id_token_dictionary(token, token_handler, request)
+        auth_time = tokens.auth_time(request)
         if auth_time is not None:
-            id_claims["auth_time"] = int(auth_time.timestamp())
-        id_claims["exp"] = int((timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)).timestamp())
+            id_claims["auth_time"] = auth_time
+        elif request.grant_type == "refresh_token":
+            id_claims.pop("auth_time", None)
+        expiration = timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)
+        id_claims["exp"] = int(expiration.timestamp())
         id_claims["azp"] = request.client_id or request.client.client_id
-        return id_claims, timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)
+        return id_claims, expiration
 
     def finalize_id_token(self, id_token, token, token_handler, request):
-        """Sign with the active database key; ``typ`` is plain JWT, never at+jwt (RFC 9068 2.1)."""
+        """Sign with the active database key; ``typ`` is plain JWT, never at+jwt (RFC 9068 2.1).
+
+        at_hash uses the hash of the key's alg (OIDC Core 3.1.3.6): oauthlib always uses SHA-256,
+        which is wrong for EdDSA (Ed25519 signs with SHA-512, so at_hash is its left half).
+        A hook may add claims but not change the protected ones (claims.PROTECTED_ID_TOKEN_CLAIMS).
+        """
+        key = tokens.signing_key(request)
         id_claims, expiration = self.get_id_token_dictionary(token, token_handler, request)
         id_token.update(**id_claims)
         if "nonce" not in id_token and request.nonce:
             id_token["nonce"] = request.nonce
-        id_token = claims.apply_hook("ID_TOKEN_CLAIMS", request, id_token)
-        signed = keys.sign(id_token, typ="JWT")
+        if "access_token" in token:
+            id_token["at_hash"] = at_hash(token["access_token"], key.algorithm)
+        id_token = claims.apply_hook("ID_TOKEN_CLAIMS", request, id_token, claims.PROTECTED_ID_TOKEN_CLAIMS)
+        signed = keys.sign(id_token, typ="JWT", key=key)
         with transaction.atomic(using=router.db_for_write(IDToken)):
             request.id_token = self._save_id_token(id_token["jti"], request, expiration)
         return signed
@@ -192,3 +295,90 @@ class OAuthServerValidator(OAuth2Validator):
         except (JWException, ValueError, TypeError, KeyError):
             return None
         return IDToken.objects.filter(jti=payload.get("jti")).select_related("user", "application").first()
+
+
+# --- helpers of revocation and introspection ---------------------------------------------------------
+def token_checksum(value: str) -> str:
+    """The stored form of a token (DOT's COMPLIANT_BCP_RFC9700_TOKEN_STORAGE): its SHA-256."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def revoke_grant(refresh_token: RefreshToken) -> None:
+    """Revoke a refresh token's whole family and every access token minted from it."""
+    if refresh_token.token_family:
+        RefreshToken.revoke_family(refresh_token.token_family)
+        AccessToken.objects.filter(source_refresh_token__token_family=refresh_token.token_family).delete()
+    else:
+        refresh_token.revoke()
+        AccessToken.objects.filter(source_refresh_token=refresh_token).delete()
+
+
+def loaded_subject(user) -> str:
+    """The user's opaque sub, from the row a ``select_related("user__oauth_subject")`` loaded."""
+    loaded = getattr(user, "oauth_subject", None)  # RelatedObjectDoesNotExist is an AttributeError
+    if loaded is not None:
+        user._oauth_server_sub = loaded.sub
+    return claims.subject_for(user)
+
+
+def _timestamp(value) -> int:
+    return int(value.timestamp())
+
+
+def _access_token_claims(token: AccessToken, caller, request) -> dict[str, Any] | None:
+    audience = token.audience.split()
+    own = token.application_id == caller.pk
+    if not own and not set(audience) & set(caller.resource_identifiers or []):
+        return None
+    if token.application is None or not token.is_valid():
+        return None
+    data: dict[str, Any] = {
+        "scope": token.scope,
+        "client_id": token.application.client_id,
+        "token_type": "Bearer",
+        "exp": _timestamp(token.expires),
+        "iat": _timestamp(token.created),
+        # RFC 9068: the user's opaque sub, or the client itself for client_credentials tokens.
+        "sub": loaded_subject(token.user) if token.user_id else token.application.client_id,
+        "iss": tokens.issuer(request),
+    }
+    if audience:
+        data["aud"] = audience[0] if len(audience) == 1 else audience
+    if token.jti:
+        data["jti"] = token.jti
+    return data
+
+
+def _refresh_token_claims(token: RefreshToken, caller, request) -> dict[str, Any] | None:
+    client = token.application
+    if client is None or token.application_id != caller.pk or not client.is_enabled:
+        return None
+    if token.access_token is None or (token.user_id and not token.user.is_active):
+        return None  # an orphan (its access token was revoked) can no longer refresh
+    lifetime = client.refresh_token_lifetime or settings.REFRESH_TOKEN_LIFETIME
+    expires = token.created + timedelta(seconds=lifetime) if lifetime else None
+    if expires is not None and expires <= timezone.now():
+        return None
+    data: dict[str, Any] = {
+        "scope": token.access_token.scope,
+        "client_id": client.client_id,
+        "token_type": "refresh_token",
+        "iat": _timestamp(token.created),
+        "sub": loaded_subject(token.user) if token.user_id else client.client_id,
+        "iss": tokens.issuer(request),
+    }
+    if expires is not None:
+        data["exp"] = _timestamp(expires)
+    return data
+
+
+# --- helpers of ID tokens ------------------------------------------------------------------------------
+# OIDC Core 3.1.3.6: the hash of the ID token's alg; Ed25519 (EdDSA) signs with SHA-512.
+_AT_HASH_FUNCTIONS = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+def at_hash(access_token: str, algorithm: str) -> str:
+    """The base64url left-most half of the hash of the access token, for an ID token signed with
+    ``algorithm``."""
+    digest = _AT_HASH_FUNCTIONS[algorithm](access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
