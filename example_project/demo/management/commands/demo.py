@@ -1,0 +1,61 @@
+"""``manage.py demo [addrport]``: migrate, seed the demo data, run the development server."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+DEFAULT_ADDRPORT = "127.0.0.1:8000"
+
+
+def base_url_for(addrport: str) -> str:
+    """The URL a browser on this machine uses for the address the server listens on."""
+    host, sep, port = addrport.rpartition(":")
+    if not sep:
+        host, port = "", addrport
+    if not port.isdigit():
+        raise CommandError(f"Give the address as [host:]port, not {addrport!r}.")
+    if host in ("", "0", "0.0.0.0", "[::]"):  # noqa: S104 - listening on all interfaces
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the demo: migrate, seed_demo (accounts, clients, DEMO-ONLY credentials), then Django's "
+        "development server. The database is DATABASE_URL, by default db.sqlite3 at the repository root."
+    )
+    # migrate runs first; the checks run in runserver.
+    requires_system_checks: list[str] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "addrport", nargs="?", default=DEFAULT_ADDRPORT, help=f"default {DEFAULT_ADDRPORT}"
+        )
+        parser.add_argument(
+            "--base-url",
+            help="The site's URL for redirect URIs and audiences (default: http://<addrport>, "
+            "with 0.0.0.0 shown as 127.0.0.1).",
+        )
+        parser.add_argument(
+            "--noreload",
+            action="store_false",
+            dest="use_reloader",
+            help="Passed to runserver: do not restart when code changes.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        addrport = options["addrport"]
+        if ":" not in addrport:
+            addrport = f"127.0.0.1:{addrport}"
+        # With the autoreloader, runserver starts this command again in a child process (RUN_MAIN):
+        # the parent already migrated and seeded.
+        if os.environ.get("RUN_MAIN") != "true":
+            base_url = options["base_url"] or base_url_for(addrport)
+            call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
+            call_command("seed_demo", base_url=base_url, stdout=self.stdout, no_color=options["no_color"])
+        call_command("runserver", addrport, use_reloader=options["use_reloader"])

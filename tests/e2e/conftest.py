@@ -1,0 +1,164 @@
+"""The demo site, started the way a new user starts it, for end-to-end tests over real HTTP.
+
+``demo_site`` (session-scoped) runs ``manage.py migrate``, ``seed_demo --json`` and ``runserver``
+as subprocesses in a temporary directory, with the demo's own settings and a fresh SQLite file,
+whatever database the test run itself uses. The server is always stopped at teardown; when a test
+that used it fails, the server's log is attached to the failure report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+MANAGE = [sys.executable, str(REPO / "manage.py")]
+START_TIMEOUT = 30  # seconds for runserver to answer
+
+_running: dict[str, DemoSite] = {}
+
+
+@dataclass
+class DemoSite:
+    """A running demo site and what ``seed_demo --json`` printed for it."""
+
+    base_url: str
+    data: dict[str, Any]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return self.data["endpoints"]
+
+    @property
+    def issuer(self) -> str:
+        return self.endpoints["issuer"]
+
+    @property
+    def password(self) -> str:
+        return self.data["accounts"][0]["password"]
+
+    def client(self, client_id: str) -> dict[str, Any]:
+        return next(c for c in self.data["clients"] if c["client_id"] == client_id)
+
+    def account(self, username: str) -> dict[str, Any]:
+        return next(a for a in self.data["accounts"] if a["username"] == username)
+
+    def manage(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a management command against the demo's database."""
+        return _run([*MANAGE, *args], cwd=self.cwd, env=self.env, timeout=timeout)
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _run(
+    cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(cmd[1:])} exited with {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-5000:]}",
+            pytrace=False,
+        )
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-5000:]
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    http = requests.Session()
+    http.trust_env = False
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"runserver exited with {process.returncode}:\n{_log(log_path)}",
+                pytrace=False,
+            )
+        try:
+            if http.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(
+        f"runserver did not answer {url} within {START_TIMEOUT}s:\n{_log(log_path)}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
+    cwd = tmp_path_factory.mktemp("demo-site")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings",
+        "DATABASE_URL": f"sqlite:///{cwd / 'demo.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+        "NO_PROXY": "*",
+        "no_proxy": "*",
+    }
+    _run([*MANAGE, "migrate", "--noinput", "-v", "0"], cwd=cwd, env=env, timeout=120)
+    seeded = _run([*MANAGE, "seed_demo", "--json", "--base-url", base_url], cwd=cwd, env=env)
+    data = json.loads(seeded.stdout)
+    log_path = cwd / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_serving(base_url + "/", process, log_path)
+            site = DemoSite(base_url=base_url, data=data, env=env, cwd=cwd, log_path=log_path)
+            _running["site"] = site
+            yield site
+        finally:
+            _running.pop("site", None)
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failing test that used the demo site gets the server's log in its report."""
+    outcome = yield
+    report = outcome.get_result()
+    site = _running.get("site")
+    if report.failed and site is not None and "demo_site" in getattr(item, "fixturenames", ()):
+        report.sections.append(("demo server log (last lines)", site.log_tail()))
