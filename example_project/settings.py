@@ -69,6 +69,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The languages oauth_server ships (LocaleMiddleware picks one from Accept-Language); listing only
+# these keeps a page from mixing a language Django knows with English strings of the app.
+LANGUAGES = [("en", "English"), ("fr", "Français")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

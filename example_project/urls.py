@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from oauth_server.views.login import LoginView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("oauth_server.urls")),
     path("", include("example_project.demo.urls")),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
@@ -47,11 +48,37 @@ def session_auth_time(request: HttpRequest) -> int:
     return int(last_login.timestamp()) if last_login else int(time.time())
 
 
+def consent_page_context(request: HttpRequest, application: Client, redirect_uri: str) -> dict[str, Any]:
+    """What the consent page shows around the form (docs/templates.md).
+
+    The client's URLs come from registration, so only http(s) ones become links or images. The
+    switch-account URL is this request with prompt=login, which ends the session and comes back
+    here through the login page (without login_hint: the user said the hinted account is not theirs).
+    """
+    target = urlsplit(redirect_uri)
+    query = request.GET.copy()
+    query.pop("login_hint", None)
+    query["prompt"] = " ".join(sorted(_prompt(request) | {"login"}))
+    return {
+        "redirect_origin": f"{target.scheme}://{target.netloc}" if target.netloc else redirect_uri,
+        "switch_account_url": f"{request.path}?{query.urlencode()}",
+        "client_links": {
+            field: url
+            for field in ("logo_uri", "client_uri", "policy_uri", "tos_uri")
+            if (url := getattr(application, field, "")) and urlsplit(url).scheme in ("https", "http")
+        },
+    }
+
+
 def no_frames(response: HttpResponse) -> HttpResponse:
-    """Pages the user decides on must never be framed (clickjacking) nor leak via Referer."""
+    """Pages the user decides on must never be framed (clickjacking) nor leak via Referer.
+
+    ``same-origin``, not ``no-referrer``: browsers send ``Origin: null`` with a form POST from a
+    no-referrer page, which Django's CSRF check rejects; other sites still get no Referer.
+    """
     response["X-Frame-Options"] = "DENY"
     response["Content-Security-Policy"] = "frame-ancestors 'none'"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -183,6 +210,7 @@ class AuthorizationView(DOTAuthorizationView):
             new_scopes=[(name, descriptions.get(name, name)) for name in decision.new],
             granted_scopes=[(name, descriptions.get(name, name)) for name in decision.granted],
             scopes_descriptions=[descriptions.get(name, name) for name in scopes],
+            **consent_page_context(request, application, credentials.get("redirect_uri") or ""),
         )
         return self.render_to_response(context)
 

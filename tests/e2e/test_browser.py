@@ -1,0 +1,326 @@
+"""The sign-in and consent pages in a real browser: headless Chromium driven by selenium.
+
+What only a browser can tell: the login form works, the consent page is usable with the keyboard
+alone, the colours the user actually sees meet WCAG AA, the page fits a phone screen, and it cannot
+be framed. Screenshots go to ``$OAUTH_SERVER_SCREENSHOTS`` (a directory) when set, else to pytest's
+tmp_path.
+
+Without Chromium and chromedriver these tests skip, except when ``CI`` is set: then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from oauth_server.models import Consent, Grant
+from tests.factories import DEFAULT_PASSWORD, ClientFactory, UserFactory, pkce_pair
+from tests.helpers import query
+
+pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+DESKTOP = (1280, 900)
+PHONE = (390, 844)
+MAX_TABS = 30
+
+# WCAG 2.x contrast of an element's text against the first opaque background behind it.
+CONTRAST_JS = """
+function parse(c) {
+  const m = c.match(/rgba?\\(([^)]+)\\)/);
+  if (!m) return null;
+  const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+  return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+}
+function lum(c) {
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+}
+function background(el) {
+  for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c.a > 0.99) return c;
+  }
+  return {r: 255, g: 255, b: 255, a: 1};
+}
+const out = [];
+for (const el of document.querySelectorAll(arguments[0])) {
+  const text = (el.innerText || "").trim();
+  if (!text || el.offsetParent === null) continue;
+  const fg = parse(getComputedStyle(el).color), bg = background(el);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  out.push({text: text.slice(0, 40), ratio: (hi + 0.05) / (lo + 0.05)});
+}
+return out;
+"""
+TEXT_SELECTOR = "h1, h2, p, li, a, strong, span, small, code, label, button, .oas-brand, .oas-account-email"
+
+
+def _missing_browser() -> str | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium or not shutil.which("chromedriver"):
+        return (
+            "headless Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        )
+    return None
+
+
+@pytest.fixture(scope="module")
+def driver():
+    reason = _missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, browser tests must run: {reason}")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+    options.add_argument("--lang=en-US")
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    browser.implicitly_wait(0)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def browser(driver):
+    driver.delete_all_cookies()
+    driver.set_window_size(*DESKTOP)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    user_agent = driver.execute_script("return navigator.userAgent")
+    driver.execute_cdp_cmd(
+        "Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": "en"}
+    )
+    return driver
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    directory = Path(os.environ.get("OAUTH_SERVER_SCREENSHOTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def site(live_server, monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "*")
+    return live_server.url
+
+
+@pytest.fixture
+def app(site):
+    return ClientFactory(
+        name="Acme Photos",
+        redirect_uris=f"{site}/callback",
+        client_uri="https://photos.acme.example/",
+        policy_uri="https://photos.acme.example/privacy",
+        scopes=["openid", "profile", "email", "photos:read"],
+    )
+
+
+@pytest.fixture
+def person(db):
+    return UserFactory(username="grace", email="grace@example.com", first_name="Grace", last_name="Hopper")
+
+
+def screenshot(browser, path: Path) -> None:
+    """The whole page, not just the viewport, at the current window width."""
+    size = browser.get_window_size()
+    width, height = size["width"], size["height"]
+    page_height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, max(height, page_height + 140))  # + browser chrome
+    browser.save_screenshot(str(path))
+    browser.set_window_size(width, height)
+
+
+def wait_for(browser, condition, timeout: float = 10):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(condition)
+
+
+def authorize_url(site: str, app, **extra: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": app.redirect_uri_list[0],
+        "scope": "openid profile email photos:read",
+        "state": "browser-state",
+        "code_challenge": pkce_pair()[1],
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return f"{site}/oauth/authorize/?{urlencode(params)}"
+
+
+def sign_in(browser, url: str, user) -> None:
+    """Open the authorization URL, land on the login page, and sign in by typing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(url)
+    wait_for(browser, lambda d: d.find_elements(By.ID, "id_password"))
+    username = browser.find_element(By.ID, "id_username")
+    if username.get_attribute("value") != user.username:
+        username.clear()
+        username.send_keys(user.username)
+    password = browser.find_element(By.ID, "id_password")
+    password.send_keys(DEFAULT_PASSWORD, Keys.ENTER)
+    wait_for(browser, lambda d: d.find_elements(By.ID, "allow"))
+
+
+def tab_to(browser, element_id: str) -> None:
+    """Press TAB (and nothing else) until the element has the keyboard focus."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    for _ in range(MAX_TABS):
+        if browser.execute_script("return document.activeElement && document.activeElement.id") == element_id:
+            return
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    pytest.fail(f"#{element_id} cannot be reached with the Tab key")
+
+
+def press_enter(browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+
+
+def test_keyboard_only_sign_in_and_approve(browser, site, app, person, shots):
+    sign_in(browser, authorize_url(site, app, login_hint="grace"), person)
+    assert browser.title == "Authorize Acme Photos"
+    assert "Acme Photos wants to access your account" in browser.find_element("tag name", "h1").text
+    screenshot(browser, shots / "consent-desktop.png")
+
+    tab_to(browser, "allow")
+    focus = browser.execute_script(
+        "const s = getComputedStyle(document.activeElement);"
+        "return [s.outlineStyle, parseFloat(s.outlineWidth)];"
+    )
+    assert focus[0] != "none" and focus[1] >= 2, f"no visible focus ring on Allow: {focus}"
+    screenshot(browser, shots / "consent-allow-focused.png")
+    press_enter(browser)
+
+    wait_for(browser, lambda d: d.current_url.startswith(f"{site}/callback"))
+    params = query(browser.current_url)
+    assert params["state"] == "browser-state"
+    assert params["iss"] == f"{site}/oauth"
+    assert Grant.objects.filter(application=app, user=person).count() == 1
+    assert sorted(Consent.objects.get(user=person, client=app).scopes) == [
+        "email",
+        "openid",
+        "photos:read",
+        "profile",
+    ]
+    assert params["code"]
+
+
+def test_keyboard_deny_returns_access_denied(browser, site, app, person):
+    sign_in(browser, authorize_url(site, app), person)
+    tab_to(browser, "deny")
+    press_enter(browser)
+
+    wait_for(browser, lambda d: d.current_url.startswith(f"{site}/callback"))
+    params = query(browser.current_url)
+    assert params["error"] == "access_denied"
+    assert params["state"] == "browser-state"
+    assert "code" not in params
+    assert not Grant.objects.exists()
+    assert not Consent.objects.filter(user=person).exists()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_and_buttons_meet_wcag_aa_contrast(browser, site, app, person, scheme, shots):
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+    )
+    sign_in(browser, authorize_url(site, app), person)
+    measured = browser.execute_script(CONTRAST_JS, TEXT_SELECTOR)
+    assert len(measured) > 10, measured  # the page's text was found
+    texts = {m["text"] for m in measured}
+    assert {"Allow", "Deny"} <= texts
+    low = [m for m in measured if m["ratio"] < 4.5]
+    assert not low, f"text below 4.5:1 in {scheme} mode: {low}"
+    screenshot(browser, shots / f"consent-{scheme}.png")
+
+
+def test_login_page_contrast_and_labels(browser, site, app, shots):
+    browser.get(authorize_url(site, app))
+    wait_for(browser, lambda d: d.find_elements("id", "id_username"))
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('input:not([type=hidden])')]"
+        ".map(i => [i.id, i.labels.length, i.autocomplete]);"
+    )
+    assert labels == [["id_username", 1, "username"], ["id_password", 1, "current-password"]]
+    low = [m for m in browser.execute_script(CONTRAST_JS, TEXT_SELECTOR) if m["ratio"] < 4.5]
+    assert not low, low
+    screenshot(browser, shots / "login.png")
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_consent_page_fits_a_phone(browser, site, app, person, shots, language):
+    user_agent = browser.execute_script("return navigator.userAgent")
+    browser.execute_cdp_cmd(
+        "Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": language}
+    )
+    sign_in(browser, authorize_url(site, app), person)
+    assert browser.find_element("tag name", "html").get_attribute("lang") == language
+    browser.set_window_size(*PHONE)
+    width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"horizontal scrolling on a phone: {width}"
+    buttons = browser.execute_script(
+        "return ['deny', 'allow'].map(id => document.getElementById(id).getBoundingClientRect())"
+        ".map(r => [r.width, r.height]);"
+    )
+    assert all(w >= 44 and h >= 44 for w, h in buttons), buttons  # comfortable touch targets
+    screenshot(browser, shots / f"consent-phone-{language}.png")
+
+
+def test_error_page_in_the_browser(browser, site, app, shots):
+    browser.get(authorize_url(site, app, redirect_uri="https://evil.example/steal"))
+    assert "This sign-in link is not valid" in browser.find_element("tag name", "h1").text
+    links = browser.execute_script("return [...document.links].map(a => a.href)")
+    assert not [href for href in links if "evil.example" in href]
+    screenshot(browser, shots / "error.png")
+
+
+def test_consent_and_login_pages_cannot_be_framed(browser, site, app, person):
+    sign_in(browser, authorize_url(site, app), person)
+    http = requests.Session()
+    http.trust_env = False
+    for cookie in browser.get_cookies():
+        http.cookies.set(cookie["name"], cookie["value"])
+    consent_page = http.get(authorize_url(site, app), allow_redirects=False)
+    assert consent_page.status_code == 200 and 'id="allow"' in consent_page.text
+    anonymous = requests.Session()
+    anonymous.trust_env = False
+    login_page = anonymous.get(f"{site}/accounts/login/", allow_redirects=False)
+    for page in (consent_page, login_page):
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+    # And a real framing attempt: Chromium refuses to render the page inside another site's frame.
+    browser.get(f"{site}/callback")
+    browser.execute_script(
+        "const f = document.createElement('iframe'); f.id = 'victim'; f.src = arguments[0];"
+        "document.body.appendChild(f);",
+        authorize_url(site, app),
+    )
+    browser.switch_to.frame("victim")
+    try:
+        wait_for(browser, lambda d: d.execute_script("return document.readyState") == "complete")
+        assert not browser.find_elements("id", "allow")
+    finally:
+        browser.switch_to.default_content()
