@@ -215,6 +215,15 @@ def test_state_is_echoed_and_iss_added_on_success(logged_in, web_client):
     assert back["state"] == "s t&ate=1"
     assert back["iss"] == ISSUER
     assert back["code"]
+    # The response carrying the code leaks nothing onward through Referer (RFC 9700 4.2.4).
+    assert response["Referrer-Policy"] == "no-referrer"
+
+
+def test_error_redirects_carry_no_referrer_too(logged_in, web_client):
+    params = authorize_params(web_client, challenge=_challenge(), scope="files:read")
+    response = approve(logged_in, params, allow=False)
+    assert query(response["Location"])["error"] == "access_denied"
+    assert response["Referrer-Policy"] == "no-referrer"
 
 
 # --- the consent page ----------------------------------------------------------------------------

@@ -93,7 +93,12 @@ class AuthorizationView(DOTAuthorizationView):
         return [settings.CONSENT_TEMPLATE]
 
     def dispatch(self, request, *args, **kwargs):
-        return no_frames(super().dispatch(request, *args, **kwargs))
+        response = no_frames(super().dispatch(request, *args, **kwargs))
+        if getattr(response, "is_authorization_response", False):
+            # RFC 9700 4.2.4: the redirect carrying the code (or error) to the client must not let
+            # the client's page leak this URL onward; no form is posted from it, so no CSRF issue.
+            response["Referrer-Policy"] = "no-referrer"
+        return response
 
     # --- responses ----------------------------------------------------------------------------
     def redirect(self, redirect_to: str, application) -> HttpResponse:
@@ -102,7 +107,9 @@ class AuthorizationView(DOTAuthorizationView):
             redirect_to = _add_iss_to_redirect(
                 redirect_to, oauth2_settings.oauth2_authorization_server_issuer(self.request)
             )
-        return super().redirect(redirect_to, application)
+        response = super().redirect(redirect_to, application)
+        response.is_authorization_response = True
+        return response
 
     def error_response(self, error: OAuthToolkitError, application, **kwargs) -> HttpResponse:
         """Errors we may not redirect (bad client or redirect URI) get a page, never a redirect."""
