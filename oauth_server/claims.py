@@ -6,14 +6,25 @@ never changes for a user and never exposes the database id.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
 from .conf import settings
 from .models import Subject
+
+logger = logging.getLogger(__name__)
+
+# Claims the server decides in ID tokens (OIDC Core 2, 3.1.3.6, 12.2); ID_TOKEN_CLAIMS may not change them.
+PROTECTED_ID_TOKEN_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "nonce", "azp", "at_hash", "c_hash", "sid"}
+)
+# OIDC Core 5.3.2: the UserInfo ``sub`` must be the ID token's; USERINFO may not change it.
+PROTECTED_USERINFO_CLAIMS = frozenset({"sub"})
 
 # OIDC Core 5.4: which scope releases which standard claim (only those a Django user can answer).
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -78,10 +89,24 @@ def claims_for_scopes(user, scopes: Iterable[str]) -> dict[str, Any]:
     return claims
 
 
-def apply_hook(name: str, request, claims: dict[str, Any]) -> dict[str, Any]:
-    """Merge what a site's hook (ACCESS_TOKEN_CLAIMS, ID_TOKEN_CLAIMS, USERINFO) returns."""
+def apply_hook(
+    name: str, request, claims: dict[str, Any], protected: Iterable[str] = frozenset()
+) -> dict[str, Any]:
+    """Merge what a site's hook (ACCESS_TOKEN_CLAIMS, ID_TOKEN_CLAIMS, USERINFO) returns.
+
+    Like Keycloak's mappers and Hydra's consent session data, a hook adds claims but cannot change
+    the ones the protocol's security rests on (``protected``: issuer, audience, expiry, subject,
+    token id, nonce, ...): such keys are dropped with a warning rather than signed into the token.
+    """
     hook = getattr(settings, name)
     if hook is None:
         return claims
-    extra = hook(request, dict(claims)) or {}
-    return {**claims, **extra}
+    extra = hook(request, dict(claims))
+    if extra is None:
+        return claims
+    if not isinstance(extra, Mapping):
+        raise ImproperlyConfigured(f"OAUTH_SERVER[{name!r}] must return a dict, not {type(extra).__name__}.")
+    refused = sorted(set(extra) & set(protected))
+    if refused:
+        logger.warning("OAUTH_SERVER[%r] may not set %s: ignored.", name, ", ".join(refused))
+    return {**claims, **{key: value for key, value in extra.items() if key not in refused}}

@@ -12,6 +12,7 @@ Private keys are stored as a JWE (``dir`` + ``A256GCM``) under a 256-bit key der
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from jwcrypto.common import JWException, base64url_encode
 from .conf import settings
 from .models import Client, SigningKey
 
+logger = logging.getLogger(__name__)
+
 State = SigningKey.State
 Algorithm = SigningKey.Algorithm
 
@@ -38,6 +41,7 @@ _HKDF_INFO = b"oauth_server signing-key encryption v1"
 
 # --- encryption at rest --------------------------------------------------------------------------
 def _secret_values() -> list[str]:
+    """The current secret first (it encrypts), then the fallbacks (they only decrypt)."""
     primary = settings.SIGNING_KEY_ENCRYPTION_SECRET or django_settings.SECRET_KEY
     return [primary, *settings.SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS]
 
@@ -57,18 +61,29 @@ def encrypt_private_key(key: jwk.JWK) -> str:
 
 
 class KeyDecryptionError(Exception):
-    """No configured secret decrypts a stored key (the encryption secret was changed without a fallback)."""
+    """No configured secret decrypts a stored key (the encryption secret was changed without a fallback).
+
+    A configuration error, not a client error: the token endpoint answers ``server_error`` (500)
+    and logs this; nothing is issued or saved until the old secret is listed in
+    ``SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS`` (docs/key-rotation.md).
+    """
 
 
-def decrypt_private_key(blob: str) -> jwk.JWK:
+def decrypt_private_key(blob: str, *, kid: str = "") -> jwk.JWK:
+    """The private JWK in ``blob``, decrypted with the current secret or any fallback."""
     for secret in _secret_values():
         token = jwe.JWE()
         try:
             token.deserialize(blob, key=_wrapping_key(secret))
-        except JWException:
+        except (JWException, ValueError):
             continue
         return jwk.JWK.from_json(token.payload.decode())
-    raise KeyDecryptionError("No SIGNING_KEY_ENCRYPTION_SECRET (or fallback) decrypts this signing key.")
+    which = f" {kid}" if kid else ""
+    raise KeyDecryptionError(
+        f"Neither SIGNING_KEY_ENCRYPTION_SECRET nor any of its fallbacks decrypts the signing key{which}: "
+        "was the secret (or SECRET_KEY) changed without listing the old value in "
+        "SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS?"
+    )
 
 
 # --- generation ------------------------------------------------------------------------------------
@@ -122,14 +137,22 @@ def clear_cache() -> None:
 def _private_jwk(key: SigningKey) -> jwk.JWK:
     cached = _private_cache.get(key.kid)
     if cached is None:
-        cached = decrypt_private_key(key.private_key)
+        cached = decrypt_private_key(key.private_key, kid=key.kid)
         _private_cache[key.kid] = cached
     return cached
 
 
+def _find_active() -> SigningKey | None:
+    return SigningKey.objects.filter(state=State.ACTIVE).first()
+
+
 def ensure_keys() -> SigningKey:
-    """Return the active key, creating an active and a next key on first use."""
-    key = SigningKey.objects.filter(state=State.ACTIVE).first()
+    """Return the active key, creating an active and a next key on first use.
+
+    Two processes may both find no key and both try to create one: the partial unique constraints
+    (one active, one next) make the loser's insert fail, and it then uses the winner's key.
+    """
+    key = _find_active()
     if key is not None:
         return key
     try:
@@ -139,7 +162,7 @@ def ensure_keys() -> SigningKey:
                 new_key(state=State.NEXT)
             return key
     except IntegrityError:
-        # Another process created the first key at the same moment: use theirs.
+        # Another process created the first keys at the same moment: use theirs.
         return SigningKey.objects.get(state=State.ACTIVE)
 
 
@@ -159,9 +182,11 @@ def active_key() -> ActiveKey:
 
 
 # --- signing -----------------------------------------------------------------------------------------
-def sign(claims: dict[str, Any], *, typ: str = "JWT") -> str:
-    """A compact JWS of ``claims`` with the active key; the header carries kid, alg and typ."""
-    key = active_key()
+def sign(claims: dict[str, Any], *, typ: str = "JWT", key: ActiveKey | None = None) -> str:
+    """A compact JWS of ``claims`` with ``key`` (default: the active key); the header carries kid,
+    alg and typ. Pass the key when something else in the token depends on its algorithm (at_hash).
+    """
+    key = key or active_key()
     token = jws.JWS(json.dumps(claims, separators=(",", ":"), default=str).encode())
     token.add_signature(
         key.jwk, alg=key.algorithm, protected={"alg": key.algorithm, "kid": key.kid, "typ": typ}
@@ -208,9 +233,31 @@ def jwks() -> dict[str, list[dict[str, Any]]]:
 
 # --- rotation ----------------------------------------------------------------------------------------
 def longest_token_lifetime() -> int:
-    """Seconds a token signed now may stay valid: the longest access-token or ID-token lifetime."""
+    """Seconds a token signed now may stay valid: the longest access-token or ID-token lifetime.
+
+    Covers the site lifetimes (ours and DOT's ACCESS_TOKEN_EXPIRE_SECONDS, which a site may set
+    in OAUTH2_PROVIDER) and every client's own access-token lifetime.
+    """
+    from oauth2_provider.settings import oauth2_settings
+
     per_client = Client.objects.aggregate(m=Max("access_token_lifetime"))["m"] or 0
-    return max(settings.ACCESS_TOKEN_LIFETIME, settings.ID_TOKEN_LIFETIME, per_client)
+    return max(
+        settings.ACCESS_TOKEN_LIFETIME,
+        oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS or 0,
+        settings.ID_TOKEN_LIFETIME,
+        per_client,
+    )
+
+
+def retire_delay() -> int:
+    """How long a key that stops signing now must stay published.
+
+    Each token it signed lives at most ``longest_token_lifetime()``; the leeway covers clock skew.
+    Other processes may go on signing with it for up to SIGNING_KEY_CACHE_SECONDS (their cached
+    active key), so the leeway is never shorter than that window.
+    """
+    leeway = max(settings.SIGNING_KEY_RETIRE_LEEWAY, settings.SIGNING_KEY_CACHE_SECONDS)
+    return longest_token_lifetime() + leeway
 
 
 @dataclass(frozen=True)
@@ -224,7 +271,10 @@ class Rotation:
 def rotate(algorithm: str | None = None) -> Rotation:
     """next -> active, active -> retired (published until its tokens expire), new next key.
 
-    ``algorithm`` applies to the new next key; with no next key yet one is made and activated now.
+    ``algorithm`` applies to the new next key, so a change of algorithm is published one rotation
+    before it signs; without it the new next key keeps the algorithm of the key now activated (a
+    change sticks). With no next key (first use, or deleted), one is made and activated at once,
+    in ``algorithm`` or SIGNING_KEY_ALGORITHM.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -236,9 +286,7 @@ def rotate(algorithm: str | None = None) -> Rotation:
         upcoming = keys.get(State.NEXT)
         retire_after = None
         if old is not None:
-            retire_after = now + timedelta(
-                seconds=longest_token_lifetime() + settings.SIGNING_KEY_RETIRE_LEEWAY
-            )
+            retire_after = now + timedelta(seconds=retire_delay())
             old.state = State.RETIRED
             old.retired_at = now
             old.retire_after = retire_after
@@ -250,7 +298,11 @@ def rotate(algorithm: str | None = None) -> Rotation:
             upcoming.activated_at = now
             upcoming.save(update_fields=["state", "activated_at"])
         following = new_key(algorithm or upcoming.algorithm, state=State.NEXT)
+        # Inside a caller's transaction, the new state is visible only once it commits.
+        transaction.on_commit(clear_cache)
+    # This process signs with the new key at once; other processes within SIGNING_KEY_CACHE_SECONDS.
     clear_cache()
+    logger.info("Signing keys rotated: %s now signs, %s retired", upcoming.kid, old.kid if old else None)
     return Rotation(activated=upcoming, retired=old, next=following, retire_after=retire_after)
 
 

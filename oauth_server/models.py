@@ -360,6 +360,10 @@ class AccessToken(AbstractAccessToken):
 
 
 class RefreshToken(AbstractRefreshToken):
+    # The authentication time of the session that approved the original code, carried to every
+    # rotated refresh token: refreshed ID tokens must repeat it (OIDC Core 12.2).
+    auth_time = models.DateTimeField(_("authentication time"), null=True, blank=True)
+
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
         indexes = [

@@ -49,6 +49,15 @@ def validate_claims_parameter(request) -> dict:
     return {}
 
 
+def carry_auth_time(request) -> dict:
+    """Refresh: the new tokens keep the original authentication time (OIDC Core 12.2), which the
+    refresh token carries from the authorization code; ``user.last_login`` would be another session's.
+    """
+    rt = getattr(request, "refresh_token_instance", None)
+    request.auth_time = getattr(rt, "auth_time", None)
+    return {}
+
+
 class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
     """RFC 9700 2.1.1: ``plain`` is refused (a missing method means plain, so it is refused too)."""
 
@@ -103,6 +112,7 @@ class OAuth2Server(
         self.refresh_grant = RefreshTokenGrant(request_validator)
         for grant in (self.auth_grant, self.credentials_grant, self.refresh_grant):
             grant.custom_validators.post_token.append(tokens.resolve_audience)
+        self.refresh_grant.custom_validators.post_token.insert(0, carry_auth_time)
         self.auth_grant.custom_validators.pre_auth.append(validate_claims_parameter)
         self.openid_auth_grant = OpenIDCodeGrant(self.auth_grant)
         self.openid_refresh_grant = OpenIDRefreshGrant(self.refresh_grant)

@@ -7,17 +7,26 @@ bad ``resource`` is an ``invalid_target`` error response rather than a half-issu
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any
 
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import claims as claim_utils
 from . import keys
 from .conf import settings
 
+logger = logging.getLogger(__name__)
+
 JWT_ACCESS_TOKEN_TYPE = "at+jwt"
+
+# Claims the server decides and a site's ACCESS_TOKEN_CLAIMS hook may not change (RFC 9068 2.2, 7519).
+PROTECTED_ACCESS_TOKEN_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "cnf", "act"}
+)
 
 
 class InvalidTargetError(errors.OAuth2Error):
@@ -45,27 +54,44 @@ def requested_resources(request) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _bound_resources(request) -> list[str]:
+    """What the authorization code (its ``resource`` at the authorization endpoint) or the refresh
+    token (its token request's ``resource``) was bound to."""
+    if request.grant_type == "authorization_code":
+        return list(getattr(request, "oauth_server_grant_resource", None) or [])
+    rt = getattr(request, "refresh_token_instance", None)
+    if request.grant_type == "refresh_token" and rt is not None:
+        return list(getattr(rt, "resource", None) or [])
+    return []
+
+
 def resolve_audience(request) -> None:
     """Token-request validator: decide the token's ``aud`` and refuse resources the client may not use.
 
     aud = the requested resources if the client lists them all in ``audiences``; else what the
     authorization code or refresh token was bound to; else the client's audiences; else the site
     default (``DEFAULT_AUDIENCE``, or the issuer).
+
+    Every check DOT makes later, while saving the token (absolute URI, no escalation beyond the
+    code's or refresh token's resources), is made here first: this runs before anything is signed
+    or saved, so a refused ``resource`` leaves no ID token row behind and the code unused.
     """
     client = request.client
     allowed = list(getattr(client, "audiences", None) or [])
     requested = requested_resources(request)
-    for resource in requested:
-        if resource not in allowed:
+    bound = _bound_resources(request)
+    for resource in requested or bound:
+        if resource not in allowed or not is_valid_resource_uri(resource):
             raise InvalidTargetError(
                 description=f"The client may not request tokens for the resource {resource!r}.",
                 request=request,
             )
-    inherited: list[str] = []
-    rt = getattr(request, "refresh_token_instance", None)
-    if rt is not None and getattr(rt, "resource", None):
-        inherited = list(rt.resource)
-    audience = requested or inherited or allowed or [settings.DEFAULT_AUDIENCE or issuer(request)]
+        if requested and bound and resource not in bound:
+            raise InvalidTargetError(
+                description=f"The resource {resource!r} was not part of the original grant.",
+                request=request,
+            )
+    audience = requested or bound or allowed or [settings.DEFAULT_AUDIENCE or issuer(request)]
     request.oauth_server_audience = audience
 
 
@@ -81,8 +107,35 @@ def token_format(client) -> str:
     return (getattr(client, "access_token_format", "") or settings.ACCESS_TOKEN_FORMAT).lower()
 
 
+def signing_key(request) -> keys.ActiveKey:
+    """The active key, or oauthlib's ``server_error`` (HTTP 500, JSON) when it cannot be decrypted.
+
+    A key nobody can decrypt is the operator's misconfiguration: it is logged as an error, and the
+    client gets a well-formed error it may retry later instead of Django's HTML 500 page.
+    """
+    try:
+        return keys.active_key()
+    except keys.KeyDecryptionError as exc:
+        logger.error("Cannot sign tokens: %s", exc)
+        raise errors.ServerError(
+            description="The authorization server cannot issue tokens at the moment.",
+            request=request,
+            status_code=500,
+        ) from exc
+
+
+def auth_time(request) -> int | None:
+    """When the user authenticated, as carried by the code (``Grant.auth_time``) or refresh token."""
+    value = getattr(request, "auth_time", None)
+    return int(value.timestamp()) if value is not None else None
+
+
 def access_token_claims(request, *, jti: str, audience: list[str]) -> dict[str, Any]:
-    """The RFC 9068 payload: iss, exp, aud, sub, client_id, iat, jti, scope (+ auth_time for users)."""
+    """The RFC 9068 payload: iss, exp, aud, sub, client_id, iat, jti, scope (+ auth_time for users).
+
+    ``auth_time`` is the authentication of the session that approved the code, carried through
+    refreshes, never ``user.last_login`` (which another session may have moved since).
+    """
     now = int(time.time())
     client = request.client
     user = getattr(request, "user", None)
@@ -97,22 +150,26 @@ def access_token_claims(request, *, jti: str, audience: list[str]) -> dict[str, 
         "jti": jti,
         "scope": " ".join(request.scopes or []),
     }
-    if is_user_token and user.last_login is not None:
-        payload["auth_time"] = int(user.last_login.timestamp())
-    return claim_utils.apply_hook("ACCESS_TOKEN_CLAIMS", request, payload)
+    authenticated_at = auth_time(request) if is_user_token else None
+    if authenticated_at is not None:
+        payload["auth_time"] = authenticated_at
+    return claim_utils.apply_hook("ACCESS_TOKEN_CLAIMS", request, payload, PROTECTED_ACCESS_TOKEN_CLAIMS)
 
 
 def access_token_generator(request) -> str:
     """DOT's ACCESS_TOKEN_GENERATOR: a signed JWT, or an opaque token for clients that want one.
 
-    The jti and audience are left on the request for the validator to store with the token row.
+    The jti, audience and exp are left on the request for the validator to store with the token row.
     """
     audience = _audience(request)
     jti = secrets.token_urlsafe(18)
     request.oauth_server_token_meta = {"jti": jti, "audience": audience}
     if token_format(request.client) == "opaque":
         return secrets.token_urlsafe(32)
-    return keys.sign(access_token_claims(request, jti=jti, audience=audience), typ=JWT_ACCESS_TOKEN_TYPE)
+    key = signing_key(request)
+    payload = access_token_claims(request, jti=jti, audience=audience)
+    request.oauth_server_token_meta["exp"] = payload["exp"]
+    return keys.sign(payload, typ=JWT_ACCESS_TOKEN_TYPE, key=key)
 
 
 def refresh_token_generator(request) -> str:

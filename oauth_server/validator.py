@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
@@ -170,6 +170,9 @@ class OAuthServerValidator(OAuth2Validator):
     # --- access tokens (tokens.py generates them; the row keeps jti and audience, never the value) ---
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         meta = getattr(request, "oauth_server_token_meta", None) or {}
+        if meta.get("exp"):
+            # The JWT's own exp, so the row (introspection, admin) never differs from it by a second.
+            expires = datetime.fromtimestamp(meta["exp"], tz=UTC)
         id_token = getattr(request, "id_token", None)
         access_token = AccessToken(
             user=request.user,
