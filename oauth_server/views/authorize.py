@@ -23,6 +23,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from jwcrypto.common import JWException
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
@@ -33,6 +34,7 @@ from ..claims import subject_for
 from ..conf import settings
 from ..models import Client, Scope
 from ..signals import SESSION_AUTH_TIME_KEY
+from ..tokens import InvalidTargetError
 
 
 def _prompt(request: HttpRequest) -> set[str]:
@@ -174,6 +176,18 @@ class AuthorizationView(DOTAuthorizationView):
                         "The session is older than max_age.",
                     )
                 return self.reauthenticate()
+        resources = request.GET.getlist("resource")
+        if resources:
+            refused = next((r for r in resources if not self._resource_allowed(application, r)), None)
+            if refused is not None:
+                return self._error_redirect(
+                    credentials,
+                    application,
+                    InvalidTargetError,
+                    f"The client may not request tokens for the resource {refused!r}.",
+                )
+            # RFC 8707 2.1: the code is bound to these; the token request may only narrow them.
+            credentials["resource"] = list(dict.fromkeys(resources))
         hint = request.GET.get("id_token_hint")
         if hint and not self._hint_matches_user(hint):
             return self._error_redirect(
@@ -207,6 +221,8 @@ class AuthorizationView(DOTAuthorizationView):
             "scope": scopes,
             "application": application,
         }
+        if "resource" in credentials:
+            self.oauth2_data["resource"] = " ".join(credentials["resource"])  # a hidden form field
         form = self.get_form()
         descriptions = dict(Scope.objects.filter(name__in=scopes).values_list("name", "description"))
         context = self.get_context_data(
@@ -256,9 +272,19 @@ class AuthorizationView(DOTAuthorizationView):
         )
 
     def form_valid(self, form):
-        if not Client.objects.filter(client_id=form.cleaned_data["client_id"]).exists():
+        client = Client.objects.filter(client_id=form.cleaned_data["client_id"]).first()
+        if client is None:
+            return self.form_invalid(form)
+        # The hidden resource field can be tampered with: it may only name the client's audiences.
+        resources = (form.cleaned_data.get("resource") or "").split()
+        if any(not self._resource_allowed(client, r) for r in resources):
             return self.form_invalid(form)
         return super().form_valid(form)
+
+    @staticmethod
+    def _resource_allowed(client: Client, resource: str) -> bool:
+        """RFC 8707 2: an absolute URI without fragment that the client lists in its audiences."""
+        return resource in (client.audiences or []) and is_valid_resource_uri(resource)
 
     def create_authorization_response(self, request, scopes, credentials, allow):
         """Issue the code, then remember what the user approved (only on success)."""
