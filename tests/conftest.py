@@ -1,6 +1,7 @@
 import pytest
 
 from oauth_server import keys
+from oauth_server.conf import settings as server_settings
 from tests.factories import ClientFactory, MachineClientFactory, PublicClientFactory, UserFactory
 
 
@@ -22,6 +23,30 @@ def public_client(db):
 @pytest.fixture
 def machine_client(db):
     return MachineClientFactory(scopes=["reports:read"])
+
+
+# Generated signing keys, reused across tests: RSA generation (~50-150 ms a key, two keys on a test's
+# first token) would otherwise dominate the suite's time.
+_KEY_POOL: dict[tuple[str, int], list] = {}
+
+
+@pytest.fixture(autouse=True)
+def _pooled_signing_keys(monkeypatch):
+    """The n-th key a test generates is the n-th of a per-process pool: keys within one test are
+    still distinct (kids differ, rotation works), and every test still starts with no key rows."""
+    generate = keys._generate_jwk
+    used: dict[tuple[str, int], int] = {}
+
+    def pooled(algorithm: str):
+        bucket = (algorithm, server_settings.RSA_KEY_SIZE if algorithm == "RS256" else 0)
+        pool = _KEY_POOL.setdefault(bucket, [])
+        index = used.get(bucket, 0)
+        used[bucket] = index + 1
+        while len(pool) <= index:
+            pool.append(generate(algorithm))
+        return pool[index]
+
+    monkeypatch.setattr(keys, "_generate_jwk", pooled)
 
 
 @pytest.fixture(autouse=True)
