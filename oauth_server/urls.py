@@ -7,6 +7,7 @@ metadata); our views take DOT's names.
 from django.urls import path
 
 from . import views
+from .views.connected_apps import ConnectedAppsView, RevokeConnectedAppView
 from .views.introspection import IntrospectTokenView
 from .views.logout import RPInitiatedLogoutView
 from .views.revocation import RevokeTokenView
@@ -22,6 +23,12 @@ urlpatterns = [
     path("introspect/", IntrospectTokenView.as_view(), name="introspect"),
     path("userinfo/", UserInfoView.as_view(), name="user-info"),
     path("logout/", RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path("connected-apps/", ConnectedAppsView.as_view(), name="connected-apps"),
+    path(
+        "connected-apps/<path:client_id>/revoke/",
+        RevokeConnectedAppView.as_view(),
+        name="connected-app-revoke",
+    ),
     path(
         ".well-known/openid-configuration",
         views.OpenIDConfigurationView.as_view(),
