@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("oauth_server.urls")),
+    path("oauth/api/", include("oauth_server.api.urls")),
     path("", include("example_project.demo.urls")),
 ]

@@ -75,6 +75,40 @@ DEFAULTS: dict[str, Any] = {
     "SIGNING_KEY_RETIRE_LEEWAY": 300,
     # Cache-Control max-age of the JWKS document.
     "JWKS_MAX_AGE": 300,
+    # --- management API (oauth_server.api) ------------------------------------------------------
+    # Scope a client_credentials access token must carry to use the management API
+    # (docs/management-api.md). Allow it only to the operator's own machine client.
+    "ADMIN_API_SCOPE": "oauth:admin",
+    # --- abuse protection (docs/abuse.md) --------------------------------------------------------
+    # Requests per window, per endpoint: "<count>/<period>" with period s, m, h or d (optionally
+    # with a multiplier: "100/5m"). A string limits each client IP and each client that
+    # authenticated with a secret; {"ip": ..., "client": ...} sets them apart (None: no limit).
+    # Keys left out keep these defaults; None for a key disables that limit, None for the whole
+    # setting disables rate limiting. client_auth_failures counts only failed client
+    # authentications (401 invalid_client) at the token, introspection and revocation endpoints.
+    "RATE_LIMITS": {
+        "token": "120/m",
+        "authorize": "60/m",
+        "introspect": "600/m",
+        "revoke": "120/m",
+        "client_auth_failures": "10/m",
+    },
+    # The cache alias holding the counters; shared by every process (Redis) in production.
+    "RATE_LIMIT_CACHE": "default",
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed. Empty:
+    # the client IP is REMOTE_ADDR and X-Forwarded-For is ignored.
+    "RATE_LIMIT_TRUSTED_PROXIES": [],
+    # Access-Control-Max-Age of CORS preflight answers, in seconds.
+    "CORS_MAX_AGE": 3600,
+    # --- audit trail (docs/audit.md) -------------------------------------------------------------
+    # True: every audit event is saved (AuditEvent), sent as the audit_event signal and logged on
+    # the "oauth_server.audit" logger. "log-only": signal and log record, no row. False: nothing.
+    "AUDIT_LOG": True,
+    # Days purge_audit_events keeps by default (its --older-than overrides); None: keep forever.
+    "AUDIT_RETENTION_DAYS": 90,
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed for the
+    # audit trail's IP. Empty: the IP is REMOTE_ADDR and X-Forwarded-For is ignored.
+    "AUDIT_TRUSTED_PROXIES": [],
 }
 
 IMPORT_STRINGS: set[str] = {"ACCESS_TOKEN_CLAIMS", "ID_TOKEN_CLAIMS", "USERINFO"}

@@ -1,0 +1,45 @@
+"""URLs of the management API. Privileged: a site mounts it on purpose, e.g.
+``path("oauth/api/", include("oauth_server.api.urls"))``; ``oauth_server.urls`` never includes it.
+"""
+
+from django.urls import path, re_path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "oauth_server_api"
+
+router = SimpleRouter()
+router.register("clients", views.ClientViewSet, basename="client")
+router.register("scopes", views.ScopeViewSet, basename="scope")
+
+api_patterns = [
+    *router.urls,
+    path(
+        "users/<str:user_id>/consents/",
+        views.UserConsentViewSet.as_view({"get": "list"}),
+        name="user-consent-list",
+    ),
+    path(
+        "users/<str:user_id>/consents/<str:client_id>/",
+        views.UserConsentViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="user-consent-detail",
+    ),
+    path(
+        "users/<str:user_id>/tokens/",
+        views.UserTokenViewSet.as_view({"get": "list", "delete": "destroy_all"}),
+        name="user-token-list",
+    ),
+    path(
+        "users/<str:user_id>/tokens/<str:token_type>/<str:token_id>/",
+        views.UserTokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="user-token-detail",
+    ),
+]
+
+urlpatterns = [
+    *api_patterns,
+    path("schema/", views.SchemaView.as_view(patterns=api_patterns), name="schema"),
+    # Last: anything else under the API is a JSON 404 (after authentication).
+    re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
+]
