@@ -1,0 +1,52 @@
+"""The resource-server kit: validate this server's access tokens in an API (docs/resource-server-kit.md).
+
+Importable without the provider: nothing here imports ``oauth_server.models``, ``oauth_server.keys``
+or ``oauth_server.conf`` at import time (only the opt-in "local" JWKS source, the "database"
+revocation check and ``user_for_token`` do, when used). Settings: ``OAUTH_RESOURCE_SERVER``.
+
+The public API (stable; DRF classes are in ``oauth_server.resource.drf``):
+
+- ``validate_access_token(token) -> AccessTokenClaims``, raising ``InvalidToken`` (or
+  ``ServiceUnavailable`` when the token cannot be checked)
+- ``authenticate(request)``, ``get_bearer_token(request)``, ``check_scopes(claims, scopes, any=)``
+- ``require_scopes(*scopes, any=False)``, ``RequireScopesMixin`` for plain Django views
+- ``BearerError`` and its subclasses ``MissingToken``, ``InvalidRequest``, ``InvalidToken``,
+  ``InsufficientScope``, ``ServiceUnavailable``; ``error_response(exc)``, ``challenge(...)``
+- ``user_for_token(claims)`` (needs ``oauth_server`` installed)
+- ``drf.BearerTokenAuthentication``, ``drf.TokenUser``, ``drf.HasScope``, ``drf.HasAllScopes``,
+  ``drf.HasAnyScope``, ``drf.ReadWriteScopes``, ``drf.BearerAPIException``
+"""
+
+from .decorators import RequireScopesMixin, require_scopes
+from .errors import (
+    BearerError,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    MissingToken,
+    ServiceUnavailable,
+    challenge,
+    error_response,
+)
+from .request import authenticate, check_scopes, get_bearer_token
+from .tokens import AccessTokenClaims, validate_access_token
+from .users import user_for_token
+
+__all__ = [
+    "AccessTokenClaims",
+    "BearerError",
+    "InsufficientScope",
+    "InvalidRequest",
+    "InvalidToken",
+    "MissingToken",
+    "RequireScopesMixin",
+    "ServiceUnavailable",
+    "authenticate",
+    "challenge",
+    "check_scopes",
+    "error_response",
+    "get_bearer_token",
+    "require_scopes",
+    "user_for_token",
+    "validate_access_token",
+]

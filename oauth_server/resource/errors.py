@@ -1,0 +1,149 @@
+"""RFC 6750 error responses: what an API answers when a request's token is missing, bad or too weak.
+
+One exception per answer, each knowing its status, its ``error`` code and its ``WWW-Authenticate``
+challenge; the DRF and plain-Django adapters only turn them into responses:
+
+=====================  ======  =========================================================================
+exception              status  WWW-Authenticate
+=====================  ======  =========================================================================
+``MissingToken``       401     ``Bearer realm="api"`` (no error: RFC 6750 3.1)
+``InvalidRequest``     400     ``Bearer realm="api", error="invalid_request", error_description="..."``
+``InvalidToken``       401     ``Bearer realm="api", error="invalid_token", error_description="..."``
+``InsufficientScope``  403     ``Bearer realm="api", error="insufficient_scope", ..., scope="files:read"``
+``ServiceUnavailable`` 503     none (the token could not be checked; ``Retry-After`` instead)
+=====================  ======  =========================================================================
+
+Bodies are JSON ``{"error": ..., "error_description": ...}`` and never cached.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from django.http import JsonResponse
+from django.utils.translation import gettext_lazy as _
+
+from .conf import settings
+
+# RFC 6750 3: error_description and scope are limited to these characters (no '"' and no '\').
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5B\x5D-\x7E]")
+
+
+def _header_safe(value: str) -> str:
+    """``value`` as RFC 6750 allows it inside a quoted challenge parameter (accents dropped)."""
+    ascii_text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    return _UNSAFE.sub("", ascii_text)
+
+
+def challenge(error: str | None = None, description: str | None = None, scopes: Iterable[str] = ()) -> str:
+    """A ``WWW-Authenticate`` value for the Bearer scheme."""
+    params = [f'realm="{_header_safe(settings.REALM)}"']
+    if error:
+        params.append(f'error="{error}"')
+        if description:
+            params.append(f'error_description="{_header_safe(description)}"')
+    scope = " ".join(scopes)
+    if scope:
+        params.append(f'scope="{_header_safe(scope)}"')
+    return "Bearer " + ", ".join(params)
+
+
+class BearerError(Exception):
+    """Base of the kit's errors: a request that must be refused, and how."""
+
+    status_code = 401
+    error: str | None = None
+    default_description = ""
+
+    def __init__(self, description: str | None = None, *, scopes: Iterable[str] = ()):
+        self.description = str(description if description is not None else self.default_description)
+        self.scopes = tuple(scopes)
+        super().__init__(self.description)
+
+    @property
+    def reason(self) -> str:
+        return self.description
+
+    @property
+    def error_code(self) -> str:
+        """The JSON body's ``error`` (the challenge carries none for a missing token)."""
+        return self.error or "unauthorized"
+
+    def www_authenticate(self) -> str | None:
+        return challenge(self.error, self.description, self.scopes)
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error_code, "error_description": self.description}
+
+    def headers(self) -> dict[str, str]:
+        value = self.www_authenticate()
+        headers = {"Cache-Control": "no-store"}
+        if value:
+            headers["WWW-Authenticate"] = value
+        return headers
+
+
+class MissingToken(BearerError):
+    """No bearer token at all: a bare challenge, so the client knows what to send."""
+
+    status_code = 401
+    default_description = _("An access token is required: send it as 'Authorization: Bearer <token>'.")
+
+    def www_authenticate(self) -> str:
+        return challenge()
+
+
+class InvalidRequest(BearerError):
+    """The request is malformed: a broken Authorization header, or a token in the URL or body."""
+
+    status_code = 400
+    error = "invalid_request"
+    default_description = _("The request is malformed.")
+
+
+class InvalidToken(BearerError):
+    """The token is not valid here (bad signature, expired, wrong issuer or audience, revoked...).
+
+    ``reason`` (also ``description``) says which check failed; it is sent to the client as
+    ``error_description``, so it never contains the token or key material.
+    """
+
+    status_code = 401
+    error = "invalid_token"
+    default_description = _("The access token is invalid.")
+
+
+class InsufficientScope(BearerError):
+    """The token is valid but lacks the scope(s) named in ``scopes``."""
+
+    status_code = 403
+    error = "insufficient_scope"
+    default_description = _("The access token does not grant the scope this request needs.")
+
+
+class ServiceUnavailable(BearerError):
+    """The token could not be checked (keys or introspection unreachable): retry later.
+
+    Answering 401 here would tell a client holding a good token to throw it away.
+    """
+
+    status_code = 503
+    error = "temporarily_unavailable"
+    default_description = _("The access token cannot be checked at the moment; retry later.")
+    retry_after = 10
+
+    def www_authenticate(self) -> None:
+        return None
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": str(self.retry_after)}
+
+
+def error_response(exc: BearerError) -> JsonResponse:
+    """The JSON response (status, challenge, no-store) for a plain Django view."""
+    response = JsonResponse(exc.body(), status=exc.status_code)
+    for name, value in exc.headers().items():
+        response[name] = value
+    return response

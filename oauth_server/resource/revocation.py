@@ -1,0 +1,52 @@
+"""The "database" revocation check: is the JWT's row still there and valid in the provider's tables?
+
+Only for an API served by the authorization server's own Django site (``oauth_server`` installed,
+same database). Revoking an access token deletes its row (DOT), and ``AccessToken.is_valid()`` is
+False once the client is disabled or the user deactivated, so a missing or invalid row means
+revoked. Answers are cached for ``REVOCATION_CACHE_SECONDS`` (never beyond ``exp``), which is the
+longest a revoked token may still be accepted; 0 asks the database on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+
+from .conf import SETTINGS_NAME, settings
+
+if TYPE_CHECKING:
+    from .tokens import AccessTokenClaims
+
+CACHE_PREFIX = "oauth_resource:revoked"
+
+
+def _lookup(claims: AccessTokenClaims) -> bool:
+    if not apps.is_installed("oauth_server"):
+        raise ImproperlyConfigured(
+            f"{SETTINGS_NAME}['REVOCATION_CHECK'] = 'database' needs oauth_server in INSTALLED_APPS; "
+            "use 'introspection' in an API that runs apart from the authorization server."
+        )
+    from oauth_server.models import AccessToken  # the provider's model: imported only in this mode
+
+    row = AccessToken.objects.select_related("application", "user").filter(jti=claims.jti).first()
+    if row is None or row.application is None or row.application.client_id != claims.client_id:
+        return True
+    return not row.is_valid()
+
+
+def is_revoked(claims: AccessTokenClaims) -> bool:
+    cache = caches[settings.CACHE]
+    key = f"{CACHE_PREFIX}:{hashlib.sha256(str(claims.jti).encode()).hexdigest()}"
+    cached = cache.get(key)
+    if cached is not None:
+        return bool(cached)
+    revoked = _lookup(claims)
+    timeout = min(settings.REVOCATION_CACHE_SECONDS, int(claims.exp - time.time()))
+    if timeout > 0:
+        cache.set(key, revoked, timeout)
+    return revoked
