@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError, connections, router
@@ -98,4 +100,189 @@ def check_signing_key(app_configs=None, databases=None, **kwargs):
                     id="oauth_server.W002",
                 )
             )
+    return warnings
+
+
+# --- abuse protection and deployment (docs/abuse.md) ------------------------------------------------
+LOCAL_CACHE_BACKENDS = {
+    "django.core.cache.backends.locmem.LocMemCache": "local-memory",
+    "django.core.cache.backends.dummy.DummyCache": "dummy",
+}
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+@register(Tags.security)
+def check_abuse_settings(app_configs=None, **kwargs):
+    """Malformed rate-limit or CORS settings would otherwise surface as a limiter that silently
+    fails open (it logs and serves) on the first request."""
+    from . import ratelimit
+
+    errors = []
+
+    def error(message: str, hint: str) -> None:
+        errors.append(Error(message, hint=hint, id="oauth_server.E003"))
+
+    try:
+        ratelimit.configured_limits()
+    except ValueError as exc:
+        error(f"OAUTH_SERVER['RATE_LIMITS'] is invalid: {exc}.", 'Use rates like "120/m", or None.')
+    try:
+        ratelimit.trusted_proxies()
+    except (TypeError, ValueError) as exc:
+        error(
+            f"OAUTH_SERVER['RATE_LIMIT_TRUSTED_PROXIES'] is invalid: {exc}.",
+            'List addresses or networks: ["10.0.0.0/8", "192.0.2.1"].',
+        )
+    alias = settings.RATE_LIMIT_CACHE
+    if alias not in django_settings.CACHES:
+        error(
+            f"OAUTH_SERVER['RATE_LIMIT_CACHE'] is {alias!r}, which is not in CACHES.",
+            "Name a cache alias from CACHES (a Redis cache in production).",
+        )
+    max_age = settings.CORS_MAX_AGE
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
+        error(f"OAUTH_SERVER['CORS_MAX_AGE'] is {max_age!r}.", "Use a number of seconds (0 or more).")
+    return errors
+
+
+def _limits_disabled() -> list[str]:
+    from . import ratelimit
+
+    try:
+        limits = ratelimit.configured_limits()
+    except ValueError:
+        return []  # E003 says so
+    return sorted(name for name, scopes in limits.items() if not any(scopes.values()))
+
+
+@register(Tags.security, deploy=True)
+def check_deployment(app_configs=None, **kwargs):
+    from oauth2_provider.settings import oauth2_settings
+
+    warnings = []
+    issuer = oauth2_settings.OIDC_ISS_ENDPOINT
+    if not django_settings.DEBUG:
+        if issuer and not issuer.lower().startswith("https://"):
+            warnings.append(
+                Warning(
+                    f"OAUTH2_PROVIDER['OIDC_ISS_ENDPOINT'] is {issuer!r}: the issuer and every endpoint "
+                    "URL in the metadata is not https.",
+                    hint="Serve the site over https and pin the issuer to its https URL (RFC 9700 4.13).",
+                    id="oauth_server.W004",
+                )
+            )
+        elif not issuer and not (
+            django_settings.SECURE_SSL_REDIRECT or django_settings.SECURE_PROXY_SSL_HEADER
+        ):
+            warnings.append(
+                Warning(
+                    "The issuer is built from each request, and neither SECURE_SSL_REDIRECT nor "
+                    "SECURE_PROXY_SSL_HEADER is set: behind a TLS-terminating proxy, the issuer, the "
+                    "metadata and the JWT iss claim would say http://.",
+                    hint=(
+                        "Pin OAUTH2_PROVIDER['OIDC_ISS_ENDPOINT'] to the https URL of the oauth mount "
+                        "point, and set SECURE_PROXY_SSL_HEADER if a proxy terminates TLS."
+                    ),
+                    id="oauth_server.W004",
+                )
+            )
+    if oauth2_settings.ALLOW_URI_WILDCARDS:
+        warnings.append(
+            Warning(
+                "OAUTH2_PROVIDER['ALLOW_URI_WILDCARDS'] is on: wildcard redirect URIs and origins pass "
+                "DOT's validation.",
+                hint="Remove it: RFC 9700 4.1.1 requires exact redirect URI matching.",
+                id="oauth_server.W005",
+            )
+        )
+    disabled = _limits_disabled()
+    if disabled:
+        warnings.append(
+            Warning(
+                "Rate limiting is off for: " + ", ".join(disabled) + ".",
+                hint=(
+                    "Keep OAUTH_SERVER['RATE_LIMITS'] on (the defaults), or make sure a proxy limits "
+                    "these endpoints; client_auth_failures is what stops client-secret guessing."
+                ),
+                id="oauth_server.W006",
+            )
+        )
+    alias = settings.RATE_LIMIT_CACHE
+    backend = django_settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if backend in LOCAL_CACHE_BACKENDS and len(disabled) < len(_known_limits()):
+        kind = LOCAL_CACHE_BACKENDS[backend]
+        warnings.append(
+            Warning(
+                f"Rate-limit counters are kept in the {kind} cache {alias!r}: "
+                + (
+                    "nothing is counted, so no limit ever applies."
+                    if kind == "dummy"
+                    else "each process counts alone, so N worker processes allow N times the limits."
+                ),
+                hint=(
+                    "Point OAUTH_SERVER['RATE_LIMIT_CACHE'] at a cache all processes share "
+                    "(django.core.cache.backends.redis.RedisCache)."
+                ),
+                id="oauth_server.W007",
+            )
+        )
+    return warnings
+
+
+def _known_limits() -> frozenset[str]:
+    from .ratelimit import KNOWN_LIMITS
+
+    return KNOWN_LIMITS
+
+
+def _insecure_uri(uri: str) -> bool:
+    """A wildcard, or plain http to anything but the loopback interface (RFC 8252 7.3)."""
+    if "*" in uri:
+        return True
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return True
+    return parts.scheme.lower() == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS
+
+
+@register(Tags.security, Tags.database, deploy=True)
+def check_client_uris(app_configs=None, databases=None, **kwargs):
+    """Registered URIs a production client should not have: wildcards, or http to a real host
+    (codes and tokens then cross the network in clear). Reads the clients, so it runs only for
+    ``check --deploy --database <alias>``."""
+    if not databases:
+        return []
+    if app_configs is not None and not any(config.label == "oauth_server" for config in app_configs):
+        return []
+    from .models import Client
+
+    warnings = []
+    for alias in databases:
+        if not router.allow_migrate_model(alias, Client):
+            continue
+        try:
+            if Client._meta.db_table not in connections[alias].introspection.table_names():
+                continue
+            rows = list(
+                Client.objects.using(alias)
+                .order_by("pk")
+                .values_list(
+                    "client_id", "name", "redirect_uris", "post_logout_redirect_uris", "allowed_origins"
+                )
+            )
+        except DatabaseError:
+            continue
+        for client_id, name, *uri_fields in rows:
+            bad = [uri for field in uri_fields for uri in (field or "").split() if _insecure_uri(uri)]
+            if bad:
+                warnings.append(
+                    Warning(
+                        f"Client {name!r} ({client_id}) in database {alias!r} has wildcard or plain-http "
+                        f"URIs: {', '.join(bad)}.",
+                        hint="Use exact https URIs; plain http only for loopback (127.0.0.1, [::1]).",
+                        obj=Client,
+                        id="oauth_server.W008",
+                    )
+                )
     return warnings

@@ -37,6 +37,14 @@ class URIListField(forms.CharField):
         return " ".join(dict.fromkeys(value.split()))
 
 
+class OriginListField(URIListField):
+    """CORS origins (``scheme://host[:port]``), one per line; a trailing slash is dropped, since
+    browsers never send one and DOT's validation would refuse it as a path."""
+
+    def to_python(self, value: Any) -> str:
+        return " ".join(dict.fromkeys(origin.rstrip("/") for origin in super().to_python(value).split()))
+
+
 class ResourceURIListField(forms.CharField):
     """A JSON list of resource URIs (RFC 8707 audiences), edited one per line.
 
@@ -114,6 +122,14 @@ class ClientAdminForm(forms.ModelForm):
         required=False,
         help_text=_("One URI per line. Matched exactly."),
     )
+    allowed_origins = OriginListField(
+        label=_("allowed origins (CORS)"),
+        required=False,
+        help_text=_(
+            "Public clients only: one origin per line (https://app.example.com) of a browser "
+            "application that calls the token, revocation and UserInfo endpoints itself."
+        ),
+    )
     audiences = ResourceURIListField(
         label=_("audiences"),
         required=False,
@@ -142,6 +158,7 @@ class ClientAdminForm(forms.ModelForm):
             "grant_types",
             "redirect_uris",
             "post_logout_redirect_uris",
+            "allowed_origins",
             "allowed_scopes",
             "skip_consent",
             "access_token_lifetime",
@@ -176,6 +193,12 @@ class ClientAdminForm(forms.ModelForm):
         elif client_type == Client.CLIENT_PUBLIC and self.instance.client_secret:
             self.instance.client_secret = ""
             self.new_secret = None
+        if client_type == Client.CLIENT_CONFIDENTIAL and cleaned.get("allowed_origins"):
+            # oauth_server.cors honours public clients' origins only: a secret must not be in a browser.
+            self.add_error(
+                "allowed_origins",
+                _("Only public clients may list origins: a browser application cannot keep a secret."),
+            )
         return cleaned
 
     def _update_errors(self, errors: ValidationError) -> None:

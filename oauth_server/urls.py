@@ -2,11 +2,18 @@
 
 The namespace is DOT's (``oauth2_provider``) because DOT's own code reverses names in it (issuer,
 metadata); our views take DOT's names.
+
+Each view is wrapped here, outermost first, with its security headers (``headers``), its CORS
+policy (``cors``) and its rate limits (``ratelimit``), so the protections are visible in one place
+and an endpoint cannot be mounted without them (docs/abuse.md).
 """
 
 from django.urls import path
 
 from . import views
+from .cors import client_cors, public_cors
+from .headers import page_headers, token_headers
+from .ratelimit import rate_limit
 from .views.connected_apps import ConnectedAppsView, RevokeConnectedAppView
 from .views.introspection import IntrospectTokenView
 from .views.logout import RPInitiatedLogoutView
@@ -16,28 +23,37 @@ from .views.userinfo import UserInfoView
 
 app_name = "oauth2_provider"
 
+authorize_view = page_headers(rate_limit("authorize", html=True)(views.AuthorizationView.as_view()))
+token_view = token_headers(client_cors(["POST", "OPTIONS"])(rate_limit("token")(TokenView.as_view())))
+revoke_view = token_headers(client_cors(["POST", "OPTIONS"])(rate_limit("revoke")(RevokeTokenView.as_view())))
+# Server to server only (confidential clients): no CORS.
+introspect_view = token_headers(rate_limit("introspect")(IntrospectTokenView.as_view()))
+userinfo_view = token_headers(
+    client_cors(["GET", "POST", "OPTIONS"], client_bound=False)(UserInfoView.as_view())
+)
+
 urlpatterns = [
-    path("authorize/", views.AuthorizationView.as_view(), name="authorize"),
-    path("token/", TokenView.as_view(), name="token"),
-    path("revoke/", RevokeTokenView.as_view(), name="revoke-token"),
-    path("introspect/", IntrospectTokenView.as_view(), name="introspect"),
-    path("userinfo/", UserInfoView.as_view(), name="user-info"),
-    path("logout/", RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
-    path("connected-apps/", ConnectedAppsView.as_view(), name="connected-apps"),
+    path("authorize/", authorize_view, name="authorize"),
+    path("token/", token_view, name="token"),
+    path("revoke/", revoke_view, name="revoke-token"),
+    path("introspect/", introspect_view, name="introspect"),
+    path("userinfo/", userinfo_view, name="user-info"),
+    path("logout/", page_headers(RPInitiatedLogoutView.as_view()), name="rp-initiated-logout"),
+    path("connected-apps/", page_headers(ConnectedAppsView.as_view()), name="connected-apps"),
     path(
         "connected-apps/<path:client_id>/revoke/",
-        RevokeConnectedAppView.as_view(),
+        page_headers(RevokeConnectedAppView.as_view()),
         name="connected-app-revoke",
     ),
     path(
         ".well-known/openid-configuration",
-        views.OpenIDConfigurationView.as_view(),
+        public_cors()(views.OpenIDConfigurationView.as_view()),
         name="oidc-connect-discovery-info",
     ),
     path(
         ".well-known/oauth-authorization-server",
-        views.AuthorizationServerMetadataView.as_view(),
+        public_cors()(views.AuthorizationServerMetadataView.as_view()),
         name="oauth-server-metadata",
     ),
-    path(".well-known/jwks.json", views.JwksView.as_view(), name="jwks-info"),
+    path(".well-known/jwks.json", public_cors()(views.JwksView.as_view()), name="jwks-info"),
 ]

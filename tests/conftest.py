@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import caches
 
 from oauth_server import keys
 from oauth_server.conf import settings as server_settings
@@ -55,3 +56,11 @@ def _fresh_signing_key_cache():
     keys.clear_cache()
     yield
     keys.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_counters():
+    """Rate limits are on in tests (their defaults must hold for real traffic); each test starts with
+    empty counters, so the suite's many requests from 127.0.0.1 never add up across tests."""
+    caches["default"].clear()
+    yield

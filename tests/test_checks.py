@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, run_checks
+from django.db import connection
 from django.test import override_settings
 
-from oauth_server.checks import check_installation, check_security
+from oauth_server.checks import (
+    check_abuse_settings,
+    check_client_uris,
+    check_deployment,
+    check_installation,
+    check_security,
+)
+from tests.factories import ClientFactory, PublicClientFactory
 
 
 def ids(messages) -> list[str]:
@@ -15,11 +23,22 @@ def ids(messages) -> list[str]:
 
 # What check --deploy asks of a production site (oauth_server.W003); the test site leaves it unset.
 KEY_SECRET = {"SIGNING_KEY_ENCRYPTION_SECRET": "a-separate-signing-key-encryption-secret"}
+# And what else a production site sets (W004, W007): TLS behind a proxy, counters in a shared cache.
+PRODUCTION = {
+    "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+    "CACHES": {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379",
+        },
+    },
+}
 
 
 def test_the_test_site_is_clean():
     assert ids(run_checks()) == []
-    with override_settings(OAUTH_SERVER=KEY_SECRET):
+    with override_settings(OAUTH_SERVER={**KEY_SECRET, "RATE_LIMIT_CACHE": "shared"}, **PRODUCTION):
         assert ids(run_checks(include_deployment_checks=True)) == []
 
 
@@ -93,3 +112,111 @@ def test_key_encryption_secret_equal_to_secret_key_is_w003():
 def test_separate_key_encryption_secret_has_no_w003():
     with override_settings(OAUTH_SERVER=KEY_SECRET):
         assert ids(check_security()) == []
+
+
+# --- abuse protection and deployment (W004-W008, E003) ---------------------------------------------
+SHARED_CACHE = {**KEY_SECRET, "RATE_LIMIT_CACHE": "shared"}
+
+
+def deploy_ids(**oauth_server) -> list[str]:
+    with override_settings(OAUTH_SERVER={**SHARED_CACHE, **oauth_server}, **PRODUCTION):
+        return ids(check_deployment())
+
+
+def test_deploy_checks_are_found_by_check_deploy_only():
+    with override_settings(OAUTH_SERVER={"RATE_LIMITS": None}):
+        assert "oauth_server.W006" in ids(run_checks(include_deployment_checks=True, tags=[Tags.security]))
+        assert "oauth_server.W006" not in ids(run_checks())
+
+
+def test_existing_deploy_warnings_still_fire():
+    """W001 (PKCE off) and W003 (signing keys under SECRET_KEY) sit next to the new checks."""
+    with override_settings(OAUTH_SERVER={"REQUIRE_PKCE": False}):
+        found = ids(run_checks(include_deployment_checks=True, tags=[Tags.security]))
+    assert {"oauth_server.W001", "oauth_server.W003"} <= set(found)
+
+
+@override_settings(DEBUG=False, SECURE_PROXY_SSL_HEADER=None, SECURE_SSL_REDIRECT=False)
+def test_http_issuer_is_w004():
+    with override_settings(OAUTH2_PROVIDER={"OIDC_ISS_ENDPOINT": "http://id.example.com/oauth"}):
+        messages = check_deployment()
+        assert "oauth_server.W004" in ids(messages)
+        assert "http://id.example.com/oauth" in next(m.msg for m in messages if m.id == "oauth_server.W004")
+    with override_settings(OAUTH2_PROVIDER={"OIDC_ISS_ENDPOINT": "https://id.example.com/oauth"}):
+        assert "oauth_server.W004" not in ids(check_deployment())
+    # Not pinned, and nothing tells Django requests are https: the issuer may come out as http.
+    assert "oauth_server.W004" in ids(check_deployment())
+    with override_settings(SECURE_SSL_REDIRECT=True):
+        assert "oauth_server.W004" not in ids(check_deployment())
+    with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        assert "oauth_server.W004" not in ids(check_deployment())
+    with override_settings(DEBUG=True):
+        assert "oauth_server.W004" not in ids(check_deployment())
+
+
+def test_uri_wildcards_are_w005():
+    with override_settings(OAUTH2_PROVIDER={"ALLOW_URI_WILDCARDS": True}):
+        assert "oauth_server.W005" in deploy_ids()
+    assert "oauth_server.W005" not in deploy_ids()
+
+
+def test_rate_limits_off_is_w006():
+    assert deploy_ids() == []
+    assert deploy_ids(RATE_LIMITS=None) == ["oauth_server.W006"]
+    with override_settings(
+        OAUTH_SERVER={**SHARED_CACHE, "RATE_LIMITS": {"client_auth_failures": None}}, **PRODUCTION
+    ):
+        messages = check_deployment()
+    assert ids(messages) == ["oauth_server.W006"]
+    assert "client_auth_failures" in messages[0].msg
+    # Half a limit (per IP only) is still a limit.
+    assert deploy_ids(RATE_LIMITS={"token": {"ip": "10/m", "client": None}}) == []
+
+
+def test_local_cache_for_counters_is_w007():
+    with override_settings(OAUTH_SERVER=KEY_SECRET, SECURE_SSL_REDIRECT=True):
+        messages = check_deployment()
+        assert ids(messages) == ["oauth_server.W007"]
+        assert "each process counts alone" in messages[0].msg
+        with override_settings(
+            CACHES={"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+        ):
+            assert "nothing is counted" in check_deployment()[0].msg
+        # No limits on: nothing to count, nothing to warn about (W006 says limits are off).
+        with override_settings(OAUTH_SERVER={**KEY_SECRET, "RATE_LIMITS": None}):
+            assert ids(check_deployment()) == ["oauth_server.W006"]
+
+
+def test_invalid_abuse_settings_are_e003_on_plain_check():
+    assert check_abuse_settings() == []
+    bad = {
+        "RATE_LIMITS": {"token": "lots"},
+        "RATE_LIMIT_TRUSTED_PROXIES": ["not-an-ip"],
+        "RATE_LIMIT_CACHE": "nope",
+        "CORS_MAX_AGE": "1h",
+    }
+    with override_settings(OAUTH_SERVER=bad):
+        messages = check_abuse_settings()
+        assert ids(messages) == ["oauth_server.E003"] * 4
+        assert all(isinstance(m, Error) for m in messages)
+        assert "oauth_server.E003" in ids(run_checks())
+
+
+def test_client_uris_are_w008_with_database(db):
+    ClientFactory(name="Fine", redirect_uris="https://a.example/cb http://127.0.0.1:8000/cb http://[::1]/cb")
+    ClientFactory(name="Clear", redirect_uris="http://app.example.com/cb", post_logout_redirect_uris="")
+    PublicClientFactory(name="Origin", allowed_origins="http://spa.example.com")
+    ClientFactory(
+        name="Wild", redirect_uris="https://a.example/cb", post_logout_redirect_uris="https://*.a.example/"
+    )
+    assert check_client_uris() == []  # database checks only run for `check --database`
+    messages = check_client_uris(databases=[connection.alias])
+    assert ids(messages) == ["oauth_server.W008"] * 3
+    text = " ".join(m.msg for m in messages)
+    assert "'Clear'" in text and "http://app.example.com/cb" in text
+    assert "http://spa.example.com" in text and "https://*.a.example/" in text
+    assert "'Fine'" not in text
+    assert "oauth_server.W008" in ids(
+        run_checks(include_deployment_checks=True, databases=[connection.alias], tags=[Tags.database])
+    )
+    assert "oauth_server.W008" not in ids(run_checks(databases=[connection.alias]))

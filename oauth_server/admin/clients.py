@@ -23,7 +23,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .. import signals
+from .. import audit, signals
 from ..forms import ClientAdminForm
 from ..models import AccessToken, Client, Grant, GrantType, RefreshToken
 from .common import admin_url
@@ -103,7 +103,7 @@ class ClientAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "client_id", "client_type", "secret_status", "is_enabled", "user"]}),
         (
             _("Grants and redirects"),
-            {"fields": ["grant_types", "redirect_uris", "post_logout_redirect_uris"]},
+            {"fields": ["grant_types", "redirect_uris", "post_logout_redirect_uris", "allowed_origins"]},
         ),
         (_("Scopes and consent"), {"fields": ["allowed_scopes", "skip_consent"]}),
         (
@@ -248,6 +248,13 @@ class ClientAdmin(admin.ModelAdmin):
             )
             for client in changed:
                 self.log_change(request, client, gettext("Enabled.") if enabled else gettext("Disabled."))
+                # update() sends no post_save, so no client_updated from the receiver: record it here.
+                audit.record(
+                    audit.Event.CLIENT_UPDATED, request=request, client=client, changed=["is_enabled"]
+                )
+            if not enabled and changed:
+                # update() sends no post_save: revoke here what the model's receiver revokes on save().
+                revoke_client_tokens(Client.objects.filter(pk__in=[c.pk for c in changed]))
         return len(changed)
 
     @admin.action(description=_("Enable selected clients"), permissions=["change"])
@@ -256,17 +263,15 @@ class ClientAdmin(admin.ModelAdmin):
         self.message_user(request, ngettext("Enabled %d client.", "Enabled %d clients.", n) % n)
 
     @admin.action(
-        description=_("Disable selected clients (their tokens stop working)"), permissions=["change"]
+        description=_("Disable selected clients (their tokens are revoked)"), permissions=["change"]
     )
     def disable_clients(self, request: HttpRequest, queryset: QuerySet) -> None:
         n = self._set_enabled(request, queryset, False)
         self.message_user(
             request,
             ngettext(
-                "Disabled %d client: it gets invalid_client and its tokens are inactive until it is "
-                "enabled again.",
-                "Disabled %d clients: they get invalid_client and their tokens are inactive until they "
-                "are enabled again.",
+                "Disabled %d client: it gets invalid_client and its tokens and codes are revoked.",
+                "Disabled %d clients: they get invalid_client and their tokens and codes are revoked.",
                 n,
             )
             % n,
@@ -314,6 +319,9 @@ class ClientAdmin(admin.ModelAdmin):
             n = revoke_client_tokens(queryset)
             for client in clients:
                 self.log_change(request, client, gettext("Revoked all tokens and authorization codes."))
+                audit.record(
+                    audit.Event.TOKEN_REVOKED, request=request, client=client, via="admin", scope="client"
+                )
         self.message_user(
             request,
             ngettext(

@@ -29,6 +29,7 @@ OPTION_FOR_FIELD = {
     "grant_types": "--grant-type",
     "redirect_uris": "--redirect-uri",
     "post_logout_redirect_uris": "--post-logout-redirect-uri",
+    "allowed_origins": "--allowed-origin",
     "allowed_scopes": "--scope",
     "client_id": "--client-id",
     "client_secret": "--client-secret",
@@ -105,6 +106,15 @@ class Command(BaseCommand):
             help="A URI allowed after RP-initiated logout. Repeat for several.",
         )
         parser.add_argument(
+            "--allowed-origin",
+            dest="allowed_origins",
+            action="append",
+            default=[],
+            metavar="ORIGIN",
+            help="Public clients: a browser app's origin (https://app.example.com) allowed to call the "
+            "token, revocation and UserInfo endpoints (CORS). Repeat for several.",
+        )
+        parser.add_argument(
             "--scope",
             dest="scopes",
             action="append",
@@ -160,6 +170,9 @@ class Command(BaseCommand):
         problems += _check_resource_uris("--resource-identifier", resource_identifiers)
         post_logout = _unique(options["post_logout_redirect_uris"])
         problems += self._check_post_logout_uris(post_logout)
+        allowed_origins = _unique([origin.strip().rstrip("/") for origin in options["allowed_origins"]])
+        if allowed_origins and options["client_type"] != Client.CLIENT_PUBLIC:
+            problems.append("--allowed-origin: only public clients may list origins (CORS).")
         if problems:
             raise CommandError("\n".join(problems))
 
@@ -168,6 +181,7 @@ class Command(BaseCommand):
             "audiences": audiences,
             "resource_identifiers": resource_identifiers,
             "post_logout_redirect_uris": " ".join(post_logout),
+            "allowed_origins": " ".join(allowed_origins),
             "access_token_format": options["access_token_format"] or "",
         }
         if client_id is not None:
@@ -223,6 +237,8 @@ class Command(BaseCommand):
             row("client_secret", data["client_secret"])
         row("grant types", data["grant_types"])
         row("redirect URIs", data["redirect_uris"])
+        if data["allowed_origins"]:
+            row("origins (CORS)", data["allowed_origins"])
         row("scopes", data["scopes"])
         if data["audiences"]:
             row("audiences", data["audiences"])
@@ -246,6 +262,7 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "redirect_uris": client.redirect_uri_list,
         "post_logout_redirect_uris": client.post_logout_redirect_uris.split(),
+        "allowed_origins": client.allowed_origins.split(),
         "scopes": sorted(client.allowed_scopes.values_list("name", flat=True)),
         "audiences": list(client.audiences),
         "resource_identifiers": list(client.resource_identifiers),
