@@ -72,14 +72,29 @@ def record_consent(user, client, scopes: Iterable[str]) -> Consent:
 
 def revoke_tokens(user, client) -> int:
     """Revoke every live token and unused code the client holds for the user; returns how many."""
+    return revoke_all_tokens(user=user, client=client)
+
+
+def revoke_all_tokens(*, user=None, client=None) -> int:
+    """Revoke the live tokens and delete the codes of a user, a client, or a user at a client.
+
+    Refresh tokens are marked revoked (kept for reuse detection), access tokens and codes deleted:
+    codes approved but not yet exchanged would otherwise still yield tokens.
+    """
+    lookup = {}
+    if user is not None:
+        lookup["user"] = user
+    if client is not None:
+        lookup["application"] = client
+    if not lookup:
+        raise ValueError("revoke_all_tokens needs a user or a client")
     now = timezone.now()
     with transaction.atomic():
-        refreshed = RefreshToken.objects.filter(user=user, application=client, revoked__isnull=True).update(
+        refreshed = RefreshToken.objects.filter(**lookup, revoked__isnull=True).update(
             revoked=now, updated=now
         )
-        deleted, _ = AccessToken.objects.filter(user=user, application=client).delete()
-        # Codes approved but not yet exchanged would otherwise still yield tokens.
-        codes, _ = Grant.objects.filter(user=user, application=client).delete()
+        deleted, _ = AccessToken.objects.filter(**lookup).delete()
+        codes, _ = Grant.objects.filter(**lookup).delete()
     return refreshed + deleted + codes
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
@@ -318,11 +319,18 @@ class Client(AbstractApplication):
 
 
 class Grant(AbstractGrant):
-    """An authorization code (DOT's Grant)."""
+    """An authorization code (DOT's Grant).
+
+    ``code`` holds the SHA-256 of the code, never the code (the validator hashes on every lookup),
+    so a database dump yields no exchangeable code. An exchanged code is kept as a tombstone
+    (``redeemed_at``) until ``cleartokens`` purges it after ``expires``: a second presentation is
+    then recognised as a replay and revokes the tokens issued from it (RFC 6749 4.1.2).
+    """
 
     # When the user last authenticated in the session that approved this code: the ID token's
     # auth_time (OIDC Core 2), which max_age and prompt=login are about.
     auth_time = models.DateTimeField(_("authentication time"), null=True, blank=True)
+    redeemed_at = models.DateTimeField(_("exchanged at"), null=True, blank=True, editable=False)
 
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
@@ -341,6 +349,11 @@ class AccessToken(AbstractAccessToken):
     # work without the token value (which is never stored).
     jti = models.CharField(_("JWT ID"), max_length=64, blank=True, default="", db_index=True)
     audience = models.TextField(_("audience"), blank=True, default="", help_text=_("Space-separated."))
+    # The authorization code this token was issued from (null for refresh and client_credentials
+    # tokens): a replayed code revokes what it issued (RFC 6749 4.1.2).
+    grant = models.ForeignKey(
+        Grant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
 
     objects = AccessTokenQuerySet.as_manager()
 
@@ -363,6 +376,11 @@ class RefreshToken(AbstractRefreshToken):
     # The authentication time of the session that approved the original code, carried to every
     # rotated refresh token: refreshed ID tokens must repeat it (OIDC Core 12.2).
     auth_time = models.DateTimeField(_("authentication time"), null=True, blank=True)
+    # The authorization code that started this token's family (first refresh token only): a
+    # replayed code revokes the family through it.
+    grant = models.ForeignKey(
+        Grant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
@@ -492,3 +510,72 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.algorithm}, {self.state})"
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event (a login, a token, a client change): who, which client, from where.
+
+    Written by ``oauth_server.audit.record``, which also sends it as a signal and a log record. The
+    user and client are copied as strings so the trail outlives them; ``details`` never holds a
+    secret, code or token value (docs/audit.md).
+    """
+
+    class Event(models.TextChoices):
+        LOGIN = "login", _("login")
+        LOGIN_FAILED = "login_failed", _("login failed")
+        LOGOUT = "logout", _("logout")
+        CONSENT_GRANTED = "consent_granted", _("consent granted")
+        CONSENT_DENIED = "consent_denied", _("consent denied")
+        CONSENT_REVOKED = "consent_revoked", _("consent revoked")
+        AUTHORIZATION_CODE_ISSUED = "authorization_code_issued", _("authorization code issued")
+        TOKEN_ISSUED = "token_issued", _("token issued")
+        TOKEN_REFRESHED = "token_refreshed", _("token refreshed")
+        TOKEN_REVOKED = "token_revoked", _("token revoked")
+        REFRESH_TOKEN_REUSE_DETECTED = "refresh_token_reuse_detected", _("refresh token reuse detected")
+        CODE_REPLAY_DETECTED = "code_replay_detected", _("authorization code replay detected")
+        CLIENT_AUTH_FAILED = "client_auth_failed", _("client authentication failed")
+        CLIENT_CREATED = "client_created", _("client created")
+        CLIENT_UPDATED = "client_updated", _("client updated")
+        CLIENT_DELETED = "client_deleted", _("client deleted")
+        CLIENT_SECRET_ROTATED = "client_secret_rotated", _("client secret rotated")
+        SIGNING_KEY_ROTATED = "signing_key_rotated", _("signing key rotated")
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("success")
+        FAILURE = "failure", _("failure")
+
+    created = models.DateTimeField(_("time"), default=timezone.now, db_index=True, editable=False)
+    event = models.CharField(_("event"), max_length=64, choices=Event.choices, db_index=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    # Named like the token models' foreign key (``application``): ``client_id`` is the string copy.
+    application = models.ForeignKey(
+        Client,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("client"),
+    )
+    # Copies, kept when the user or client is deleted (the foreign keys then become NULL).
+    client_id = models.CharField(_("client ID"), max_length=100, blank=True, default="", db_index=True)
+    username = models.CharField(_("username"), max_length=150, blank=True, default="")
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True, default="")
+    details = models.JSONField(_("details"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        who = self.username or self.client_id or "-"
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.event} ({self.outcome}) {who}"

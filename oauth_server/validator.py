@@ -9,6 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +24,11 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import claims, hashers, keys, tokens
+from . import audit, claims, hashers, keys, signals, tokens
 from .conf import settings
 from .models import AccessToken, Grant, GrantType, IDToken, RefreshToken
+
+logger = logging.getLogger(__name__)
 
 
 class OAuthServerValidator(OAuth2Validator):
@@ -30,18 +36,38 @@ class OAuthServerValidator(OAuth2Validator):
         """Fast hash for high-entropy secrets (hashers.py) instead of PBKDF2 on every request."""
         return hashers.check_secret(provided_secret, stored_secret)
 
+    def _authenticate_basic_auth(self, request) -> bool:
+        """DOT lets base64's ValueError (a non-ASCII ``Authorization: Basic`` value) escape as a 500;
+        undecodable credentials are a failed authentication (tests/test_fuzz.py)."""
+        try:
+            return super()._authenticate_basic_auth(request)
+        except ValueError:
+            return False
+
     def authenticate_client(self, request, *args, **kwargs) -> bool:
         """One client authentication method per request (RFC 6749 2.3, 5.2 ``invalid_request``).
 
         DOT tries HTTP Basic and, when that fails, the body: a wrong Basic secret would otherwise
         pass with a right ``client_secret`` in the body.
         """
-        if self._extract_basic_auth(request) and getattr(request, "client_secret", None):
+        basic = self._extract_basic_auth(request)
+        if basic and getattr(request, "client_secret", None):
+            audit.client_auth_failed(request, basic, "multiple_methods")
             raise oauth2_errors.InvalidRequestError(
                 description="Use one client authentication method: HTTP Basic or the request body.",
                 request=request,
             )
-        return super().authenticate_client(request, *args, **kwargs)
+        if super().authenticate_client(request, *args, **kwargs):
+            return True
+        audit.client_auth_failed(request, basic)
+        return False
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs) -> bool:
+        """DOT's check of a public client's id; a failure is audited like a failed authentication."""
+        if super().authenticate_client_id(client_id, request, *args, **kwargs):
+            return True
+        audit.client_auth_failed(request, None, "confidential_client" if request.client else None)
+        return False
 
     def is_pkce_required(self, client_id, request) -> bool:
         """Public clients always; confidential clients unless the site turned REQUIRE_PKCE off."""
@@ -49,17 +75,6 @@ class OAuthServerValidator(OAuth2Validator):
             return True
         client = request.client or self._load_application(client_id, request)
         return client is None or not client.is_confidential
-
-    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs) -> bool:
-        """RFC 6749 5.2: a redirect_uri other than the authorization request's is ``invalid_grant``.
-
-        oauthlib answers ``invalid_request`` (MismatchingRedirectURIError) when this returns False.
-        """
-        if not super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs):
-            raise oauth2_errors.InvalidGrantError(
-                description="redirect_uri does not match the authorization request.", request=request
-            )
-        return True
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
         """The client's own list of grant types decides (DOT allows one per application)."""
@@ -73,20 +88,31 @@ class OAuthServerValidator(OAuth2Validator):
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         """Issue a refresh token only to clients that hold the refresh_token grant."""
+        _note_issuing()
         if "refresh_token" in token and not request.client.has_grant_type(GrantType.REFRESH_TOKEN):
             del token["refresh_token"]
-        return super().save_bearer_token(token, request, *args, **kwargs)
+        saved = super().save_bearer_token(token, request, *args, **kwargs)
+        audit.token_issued(token, request)
+        return saved
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         """DOT's checks (rotation, reuse detection), then the client's or site's refresh lifetime.
 
         The lifetime counts from the refresh token's issue: since every use rotates it, this is
         an idle timeout for the whole session.
+
+        The token's rows are locked first (inside TokenView's transaction), so of two concurrent
+        refreshes with one token the second waits, then finds it rotated: DOT treats that as reuse
+        (no grace period with hashed storage) and revokes the family. Without the lock both pass
+        DOT's unlocked read and the second is answered from DOT's grace-period branch.
         """
+        list(_lock(RefreshToken.objects.filter(token_checksum=token_checksum(refresh_token))).values("pk"))
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            audit.refresh_token_reused(token_checksum(refresh_token), client, request)
             return False
         lifetime = client.refresh_token_lifetime or settings.REFRESH_TOKEN_LIFETIME
         rt = request.refresh_token_instance
+        request.oauth_server_refreshed = rt  # DOT clears refresh_token_instance; the audit trail reads it
         if lifetime and rt.created + timedelta(seconds=lifetime) <= timezone.now():
             return False
         return rt.user.is_active
@@ -120,17 +146,36 @@ class OAuthServerValidator(OAuth2Validator):
         )
         with transaction.atomic(using=router.db_for_write(AccessToken)):
             for model in models:
-                found = list(model.objects.filter(**lookup))
+                found = list(model.objects.filter(**lookup).select_related("user"))
                 if found:
                     break
             for item in found:
+                kind = "access_token" if isinstance(item, AccessToken) else "refresh_token"
+                holder = item.user
                 if isinstance(item, AccessToken):
                     refresh = RefreshToken.objects.filter(access_token=item).first()
                     if refresh is None:
                         item.revoke()
+                        audit.record(
+                            audit.Event.TOKEN_REVOKED,
+                            request=request,
+                            user=holder,
+                            client=request.client,
+                            via="revocation_endpoint",
+                            token_type=kind,
+                        )
                         continue
                     item = refresh
                 revoke_grant(item)
+                audit.record(
+                    audit.Event.TOKEN_REVOKED,
+                    request=request,
+                    user=holder,
+                    client=request.client,
+                    via="revocation_endpoint",
+                    token_type=kind,
+                    token_family=item.token_family,
+                )
 
     def introspect_token(self, token, token_type_hint, request, *args, **kwargs) -> dict[str, Any] | None:
         """RFC 7662 claims of an active token the caller may see, or None (``{"active": false}``).
@@ -184,6 +229,7 @@ class OAuthServerValidator(OAuth2Validator):
             resource=getattr(request, "resource", []),
             jti=meta.get("jti", ""),
             audience=" ".join(meta.get("audience", [])),
+            grant=_redeemed_grant(request) if source_refresh_token is None else None,
         )
         self._set_token_value(access_token, token["access_token"])
         access_token.save()
@@ -207,31 +253,75 @@ class OAuthServerValidator(OAuth2Validator):
             claims.PROTECTED_USERINFO_CLAIMS,
         )
 
-    # --- authorization codes carry the session's authentication time ------------------------------
+    # --- authorization codes: stored as SHA-256, single use under concurrency, replay revokes ------
+    # Every lookup hashes the presented code (token_checksum), as DOT does for tokens. The exchange
+    # runs in TokenView's transaction: validate_code locks the Grant row, so a concurrent exchange
+    # of the same code waits, then finds it redeemed.
     def _create_authorization_code(self, request, code, expires=None):
-        grant = super()._create_authorization_code(request, code, expires)
+        """DOT's Grant with the code's checksum instead of the code, and the session's auth_time."""
+        grant = super()._create_authorization_code(
+            request, {**code, "code": token_checksum(code["code"])}, expires
+        )
         auth_time = getattr(request, "auth_time", None)
         if auth_time is not None:
             Grant.objects.filter(pk=grant.pk).update(auth_time=auth_time)
             grant.auth_time = auth_time
+        audit.record(
+            audit.Event.AUTHORIZATION_CODE_ISSUED,
+            request=request,
+            user=request.user,
+            client=request.client,
+            scopes=list(request.scopes or []),
+            redirect_uri=request.redirect_uri,
+            grant_id=grant.pk,
+            resource=list(grant.resource or []),
+        )
         return grant
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
-        """DOT's refresh token, carrying the authentication time on to the next refresh (OIDC 12.2)."""
+        """DOT's refresh token, carrying the authentication time on to the next refresh (OIDC Core 12.2)
+        and, for the first of a family, the code it came from (replay revokes the family)."""
         refresh_token = super()._create_refresh_token(
             request, refresh_token_code, access_token, previous_refresh_token
         )
+        extra: dict[str, Any] = {}
         auth_time = getattr(request, "auth_time", None)
         if auth_time is not None:
-            RefreshToken.objects.filter(pk=refresh_token.pk).update(auth_time=auth_time)
-            refresh_token.auth_time = auth_time
+            extra["auth_time"] = auth_time
+        grant = _redeemed_grant(request) if previous_refresh_token is None else None
+        if grant is not None:
+            extra["grant"] = grant
+        if extra:
+            RefreshToken.objects.filter(pk=refresh_token.pk).update(**extra)
+            for name, value in extra.items():
+                setattr(refresh_token, name, value)
         return refresh_token
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        """DOT's check, keeping the grant's auth_time for the tokens and its resources for their aud."""
-        grant = Grant.objects.filter(code=code, application=client).select_related("user").first()
-        if grant is None or grant.is_expired():
+        """DOT's check on the locked Grant row; a redeemed code is a replay (RFC 6749 4.1.2).
+
+        A replay is refused and revokes every token the code issued, including those refreshed
+        from them since, whoever presents it: the server cannot tell the client's retry from an
+        attacker's use of a leaked code. A code of another client is simply not found.
+        """
+        queryset = Grant.objects.filter(code=token_checksum(code or ""), application=client)
+        grant = _lock(queryset.select_related("user"), of=("self",)).first()
+        if grant is None:
             return False
+        if grant.redeemed_at is not None:
+            revoke_code_tokens(grant)
+            logger.warning(
+                "Authorization code %s of client %s presented again: tokens issued from it revoked.",
+                grant.pk,
+                client.client_id,
+            )
+            signals.authorization_code_replayed.send(
+                sender=Grant, grant=grant, client=client, user=grant.user, request=request
+            )
+            return False
+        if grant.is_expired():
+            return False
+        request.oauth_server_grant = grant
         request.scopes = grant.scope.split(" ")
         request.user = grant.user
         if grant.nonce:
@@ -244,6 +334,57 @@ class OAuthServerValidator(OAuth2Validator):
         request.auth_time = grant.auth_time
         request.oauth_server_grant_resource = list(grant.resource or [])
         return True
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
+        """Mark the code redeemed (a tombstone, not a delete), only if nobody else did.
+
+        The conditional update is the single-use guarantee even where rows cannot be locked: a
+        request that loses it raises ``invalid_grant`` and TokenView rolls its tokens back.
+        """
+        redeemed = Grant.objects.filter(
+            code=token_checksum(code or ""), application=request.client, redeemed_at__isnull=True
+        ).update(redeemed_at=timezone.now())
+        if not redeemed:
+            raise oauth2_errors.InvalidGrantError(request=request)
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs) -> bool:
+        """RFC 6749 5.2: a redirect_uri other than the authorization request's is ``invalid_grant``.
+
+        oauthlib answers ``invalid_request`` (MismatchingRedirectURIError) when this returns False.
+        """
+        grant = _grant_for(code, request, client)
+        if grant is None or not grant.redirect_uri_allowed(redirect_uri):
+            raise oauth2_errors.InvalidGrantError(
+                description="redirect_uri does not match the authorization request.", request=request
+            )
+        return True
+
+    def get_code_challenge(self, code, request):
+        grant = _grant_for(code, request, request.client)
+        return (grant.code_challenge or None) if grant is not None else None
+
+    def get_code_challenge_method(self, code, request):
+        grant = _grant_for(code, request, request.client)
+        return (grant.code_challenge_method or None) if grant is not None else None
+
+    def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
+        # Called by oauthlib's OIDC dispatcher before the client is authenticated; scopes only.
+        return super().get_authorization_code_scopes(client_id, token_checksum(code), redirect_uri, request)
+
+    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
+        grant = _grant_for(code, request, request.client)
+        return (grant.nonce or None) if grant is not None else None
+
+    def _check_and_set_request_resource(self, request):
+        """DOT's RFC 8707 handling, which reads the Grant by ``request.code``: give it the checksum."""
+        if request.grant_type != "authorization_code" or not request.code:
+            return super()._check_and_set_request_resource(request)
+        presented = request.code
+        request.code = token_checksum(presented)
+        try:
+            return super()._check_and_set_request_resource(request)
+        finally:
+            request.code = presented
 
     def validate_silent_login(self, request) -> bool:
         # The view sends anonymous prompt=none requests back with login_required before oauthlib runs.
@@ -278,6 +419,7 @@ class OAuthServerValidator(OAuth2Validator):
         which is wrong for EdDSA (Ed25519 signs with SHA-512, so at_hash is its left half).
         A hook may add claims but not change the protected ones (claims.PROTECTED_ID_TOKEN_CLAIMS).
         """
+        _note_issuing()
         key = tokens.signing_key(request)
         id_claims, expiration = self.get_id_token_dictionary(token, token_handler, request)
         id_token.update(**id_claims)
@@ -304,6 +446,76 @@ class OAuthServerValidator(OAuth2Validator):
 def token_checksum(value: str) -> str:
     """The stored form of a token (DOT's COMPLIANT_BCP_RFC9700_TOKEN_STORAGE): its SHA-256."""
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --- one token request, one transaction (TokenView) ----------------------------------------------------
+# Set while TokenView handles a request: whether anything was issued (an ID token or tokens saved).
+# An error answered after that point (e.g. the code redeemed by a concurrent request) must leave
+# nothing behind, so TokenView rolls back; errors before it (replay and reuse revocations, audit
+# records of failures) are committed.
+_issuing: ContextVar[dict[str, bool] | None] = ContextVar("oauth_server_issuing", default=None)
+
+
+@contextmanager
+def token_request() -> Iterator[dict[str, bool]]:
+    """Track issuance during one token request; yields ``{"issued": bool}``."""
+    state = {"issued": False}
+    reset = _issuing.set(state)
+    try:
+        yield state
+    finally:
+        _issuing.reset(reset)
+
+
+def _note_issuing() -> None:
+    state = _issuing.get()
+    if state is not None:
+        state["issued"] = True
+
+
+def _lock(queryset, of=()):
+    """``select_for_update`` inside a transaction (TokenView's), a plain read outside one.
+
+    Outside a transaction Django refuses a locking read; SQLite ignores it (its writes are
+    serialized, see docs/hardening.md).
+    """
+    if transaction.get_autocommit(using=router.db_for_write(queryset.model)):
+        return queryset
+    return queryset.select_for_update(of=of) if of else queryset.order_by("pk").select_for_update()
+
+
+def _grant_for(code: str, request, client) -> Grant | None:
+    """The Grant validate_code loaded (and locked) for this code, else looked up by the code's hash."""
+    checksum = token_checksum(code or "")
+    grant = getattr(request, "oauth_server_grant", None)
+    if grant is not None and grant.code == checksum:
+        return grant
+    return Grant.objects.filter(code=checksum, application=client).first()
+
+
+def _redeemed_grant(request) -> Grant | None:
+    """The code being exchanged by this request, to link the tokens it issues."""
+    if getattr(request, "grant_type", None) != "authorization_code":
+        return None
+    return getattr(request, "oauth_server_grant", None)
+
+
+def revoke_code_tokens(grant: Grant) -> None:
+    """Revoke what a code issued: its refresh-token families (every token refreshed from them
+    included) and its access tokens."""
+    families = set(
+        RefreshToken.objects.filter(grant=grant)
+        .exclude(token_family=None)
+        .values_list("token_family", flat=True)
+    )
+    with transaction.atomic(using=router.db_for_write(AccessToken)):
+        for family in families:
+            RefreshToken.revoke_family(family)
+        now = timezone.now()
+        RefreshToken.objects.filter(grant=grant, revoked__isnull=True).update(revoked=now, updated=now)
+        AccessToken.objects.filter(grant=grant).delete()
+        if families:
+            AccessToken.objects.filter(source_refresh_token__token_family__in=families).delete()
 
 
 def revoke_grant(refresh_token: RefreshToken) -> None:

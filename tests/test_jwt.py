@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 from oauth_server import keys
 from oauth_server.claims import apply_hook, user_for_subject
 from oauth_server.models import AccessToken, Grant, IDToken, RefreshToken, Subject
-from oauth_server.validator import OAuthServerValidator
+from oauth_server.validator import OAuthServerValidator, token_checksum
 from tests.factories import ClientFactory, MachineClientFactory
 from tests.helpers import exchange_code, get_code, token_request
 
@@ -319,7 +319,7 @@ def test_aud_is_the_clients_audiences_without_a_resource(browser, api_client):
 
 def bind_code_to(code: str, resources: list[str]) -> None:
     """What the authorization endpoint records for ``resource`` at /authorize (RFC 8707 2.1)."""
-    assert Grant.objects.filter(code=code).update(resource=resources) == 1
+    assert Grant.objects.filter(code=token_checksum(code)).update(resource=resources) == 1
 
 
 def test_aud_is_the_resource_the_code_was_bound_to(browser, api_client):

@@ -18,6 +18,7 @@ from joserfc.jwk import KeySet, OctKey
 
 from oauth_server import keys
 from oauth_server.models import AccessToken, Grant, IDToken, SigningKey
+from oauth_server.validator import token_checksum
 from tests.factories import ClientFactory, MachineClientFactory
 from tests.helpers import exchange_code, get_code, token_request
 
@@ -141,7 +142,7 @@ def test_undecryptable_key_at_the_token_endpoint_is_a_json_server_error(client, 
     assert "SIGNING_KEY_ENCRYPTION_SECRET" not in response.content.decode()  # no config detail leaked
     assert "SIGNING_KEY_ENCRYPTION_SECRET_FALLBACKS" in caplog.text  # ... but the operator is told
     assert not AccessToken.objects.exists() and not IDToken.objects.exists()
-    assert Grant.objects.filter(code=code).exists()
+    assert Grant.objects.filter(code=token_checksum(code), redeemed_at=None).exists()
 
     with_oauth_settings(
         settings,

@@ -324,8 +324,8 @@ def test_token_of_a_disabled_client_is_invalid(db):
 
 def test_token_of_an_inactive_user_is_invalid(db):
     token = _token()
-    token.user.is_active = False
-    token.user.save()
+    # A queryset update skips the receiver that deletes the tokens: is_valid() must refuse on its own.
+    type(token.user).objects.filter(pk=token.user_id).update(is_active=False)
     assert not AccessToken.objects.get(pk=token.pk).is_valid()
 
 

@@ -8,6 +8,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from oauth_server.models import Grant
+from oauth_server.validator import token_checksum
 from tests.factories import ClientFactory, ConsentFactory, pkce_pair
 from tests.helpers import (
     AUTHORIZE_URL,
@@ -52,7 +53,7 @@ def test_resource_on_the_consent_page_binds_the_code_and_becomes_the_aud(browser
     page, response = _approve(browser, params)
     assert page.context["form"].initial["resource"] == API
     code = query(response["Location"])["code"]
-    assert Grant.objects.get(code=code).resource == [API]
+    assert Grant.objects.get(code=token_checksum(code)).resource == [API]
 
     body = exchange_code(browser, api_client, code, verifier).json()
     assert _access_token_aud(browser, body["access_token"]) == API
@@ -63,7 +64,7 @@ def test_remembered_consent_path_binds_the_code_too(browser, api_client, user):
     params = authorize_params(api_client, challenge=pkce_pair()[1], scope="files:read", resource=API)
     response = get_authorize(browser, params)
     assert response.status_code == 302
-    assert Grant.objects.get(code=query(response["Location"])["code"]).resource == [API]
+    assert Grant.objects.get(code=token_checksum(query(response["Location"])["code"])).resource == [API]
 
 
 def test_several_resources_are_all_bound(browser, api_client, user):
@@ -75,7 +76,8 @@ def test_several_resources_are_all_bound(browser, api_client, user):
         + "&".join([f"{k}={v}" for k, v in params.items()] + [f"resource={API}", f"resource={OTHER_API}"])
     )
     response = browser.get(url)
-    assert Grant.objects.get(code=query(response["Location"])["code"]).resource == [API, OTHER_API]
+    code = token_checksum(query(response["Location"])["code"])
+    assert Grant.objects.get(code=code).resource == [API, OTHER_API]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import revoke_access_token
 
+from .. import audit
 from ..models import AccessToken, Grant
 from .common import CredentialAdmin, ExpiryFilter, UserFilter
 
@@ -97,6 +98,14 @@ class AccessTokenAdmin(CredentialAdmin):
             with transaction.atomic():
                 self.log_change(request, token, gettext("Revoked."))
                 revoke_access_token(token)
+                audit.record(
+                    audit.Event.TOKEN_REVOKED,
+                    request=request,
+                    user=token.user,
+                    client=token.application,
+                    via="admin",
+                    token_type="access_token",
+                )
             done += 1
         _report(self, request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", done) % done)
 
@@ -126,6 +135,14 @@ class RefreshTokenAdmin(CredentialAdmin):
                 continue
             token.revoke()
             self.log_change(request, token, gettext("Revoked."))
+            audit.record(
+                audit.Event.TOKEN_REVOKED,
+                request=request,
+                user=token.user,
+                client=token.application,
+                via="admin",
+                token_type="refresh_token",
+            )
             done += 1
         _report(
             self,
@@ -155,12 +172,20 @@ class IDTokenAdmin(CredentialAdmin):
                 if access_token is not None:
                     revoke_access_token(access_token)
                 id_token.revoke()
+                audit.record(
+                    audit.Event.TOKEN_REVOKED,
+                    request=request,
+                    user=id_token.user,
+                    client=id_token.application,
+                    via="admin",
+                    token_type="id_token",
+                )
             done += 1
         _report(self, request, ngettext("Revoked %d ID token.", "Revoked %d ID tokens.", done) % done)
 
 
 class GrantAdmin(CredentialAdmin):
-    """Authorization codes. DOT stores ``code`` in clear, so it is never a field here."""
+    """Authorization codes. ``code`` (the code's SHA-256) is never a field here."""
 
     list_display = ["id", "user_link", "client_name", "scope", "created", "expires", "pending"]
     list_filter = [("application", admin.RelatedOnlyFieldListFilter), ExpiryFilter, UserFilter]
@@ -180,8 +205,8 @@ class GrantAdmin(CredentialAdmin):
 
     @admin.display(description=_("pending"), boolean=True)
     def pending(self, obj: Grant) -> bool:
-        """Still exchangeable: an exchanged code is deleted, so only expiry ends a pending one."""
-        return obj.expires > timezone.now()
+        """Still exchangeable: not yet exchanged (exchanged codes are kept as tombstones), not expired."""
+        return obj.redeemed_at is None and obj.expires > timezone.now()
 
     @admin.action(description=_("Revoke selected authorization codes"), permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

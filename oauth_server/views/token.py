@@ -8,12 +8,26 @@ oauthlib server, which answers ``unsupported_grant_type`` (RFC 6749 5.2).
 Errors oauthlib raises before a grant runs (credentials in the query string, RFC 6749 2.3.1) come
 back without headers, so DOT would send them as uncacheable-unmarked text/html: every response
 here is JSON with ``Cache-Control: no-store`` (RFC 6749 5.1, 5.2).
+
+Each request is one database transaction. oauthlib saves the new tokens before it invalidates the
+code (oauthlib #618); inside one transaction, with the validator locking the code's (or refresh
+token's) row when it validates it, a concurrent request for the same code waits and then finds it
+redeemed. An error answered after tokens were written (the validator tracks that) rolls them back,
+so a losing request never leaves tokens behind; errors before that point (a replayed code's or a
+reused refresh token's revocation, audit records) are committed. See docs/hardening.md.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from django.db import router, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.translation import gettext as _
 from oauth2_provider import views as dot_views
+
+from ..models import AccessToken
+from ..validator import token_request
 
 # RFC 6749 5.2: a 401 carries a WWW-Authenticate challenge for the scheme clients authenticate
 # with here (HTTP Basic); oauthlib's default names Bearer, the resource servers' scheme.
@@ -21,8 +35,29 @@ CLIENT_AUTH_CHALLENGE = 'Basic realm="oauth"'
 
 
 class TokenView(dot_views.TokenView):
+    def http_method_not_allowed(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        """JSON like every other answer of the endpoint (Django's default is an empty HTML 405)."""
+        description = _("The %(method)s method is not allowed here; send a POST.") % {
+            "method": request.method
+        }
+        response = JsonResponse({"error": "invalid_request", "error_description": description}, status=405)
+        response["Allow"] = ", ".join(self._allowed_methods())
+        return response
+
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = self.authorization_flow_token_response(request)
+        try:
+            request.POST  # noqa: B018 -- a broken body is the client's error, not a 500 from DOT
+        except (MultiPartParserError, RequestDataTooBig, TooManyFieldsSent, SuspiciousOperation, BadRequest):
+            description = _("The request body could not be read.")
+            response = JsonResponse(
+                {"error": "invalid_request", "error_description": description}, status=400
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+        with transaction.atomic(using=router.db_for_write(AccessToken)), token_request() as state:
+            response = self.authorization_flow_token_response(request)
+            if response.status_code != 200 and state["issued"]:
+                transaction.set_rollback(True, using=router.db_for_write(AccessToken))
         response["Content-Type"] = "application/json"
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
