@@ -28,6 +28,7 @@ from django.utils import timezone
 from jwcrypto import jwe, jwk, jws
 from jwcrypto.common import JWException, base64url_encode
 
+from . import signals
 from .conf import settings
 from .models import Client, SigningKey
 
@@ -303,7 +304,9 @@ def rotate(algorithm: str | None = None) -> Rotation:
     # This process signs with the new key at once; other processes within SIGNING_KEY_CACHE_SECONDS.
     clear_cache()
     logger.info("Signing keys rotated: %s now signs, %s retired", upcoming.kid, old.kid if old else None)
-    return Rotation(activated=upcoming, retired=old, next=following, retire_after=retire_after)
+    rotation = Rotation(activated=upcoming, retired=old, next=following, retire_after=retire_after)
+    signals.signing_key_rotated.send(sender=SigningKey, rotation=rotation)  # the audit trail listens
+    return rotation
 
 
 def purge_expired() -> int:

@@ -404,12 +404,15 @@ def test_turning_a_public_client_confidential_shows_the_new_secret_once(
         allowed_scopes=[],
     )
     received = []
-    signals.client_secret_rotated.connect(lambda sender, client, **kw: received.append(client), weak=False)
+    signals.client_secret_rotated.connect(
+        lambda sender, client, **kw: received.append(client), weak=False, dispatch_uid="test"
+    )
     try:
         with django_capture_on_commit_callbacks(execute=True):
             response = staff.post(url("client", "change", spa.pk), data)
     finally:
-        signals.client_secret_rotated.receivers.clear()
+        # Only this test's receiver: the app's own (the audit trail's) must stay connected.
+        signals.client_secret_rotated.disconnect(dispatch_uid="test")
     assert response.status_code == 200, response.content
     [(_, secret)] = response.context["secrets"]
     spa.refresh_from_db()
@@ -485,12 +488,14 @@ def test_rotate_secret_action_replaces_the_secret(
     old = machine_client.raw_secret
     assert client_credentials(client, machine_client, old).status_code == 200
     received = []
-    signals.client_secret_rotated.connect(lambda sender, client, **kw: received.append(client.pk), weak=False)
+    signals.client_secret_rotated.connect(
+        lambda sender, client, **kw: received.append(client.pk), weak=False, dispatch_uid="test"
+    )
     try:
         with django_capture_on_commit_callbacks(execute=True):
             response = action(staff, "client", "rotate_secrets", [machine_client])
     finally:
-        signals.client_secret_rotated.receivers.clear()
+        signals.client_secret_rotated.disconnect(dispatch_uid="test")
     assert response.status_code == 200
     [(_, new)] = response.context["secrets"]
     assert new in response.content.decode() and new != old

@@ -95,11 +95,14 @@ def test_replayed_code_is_invalid_grant_and_revokes_every_token_issued_from_it(l
     refreshed = refresh(logged_in, web, first["refresh_token"]).json()  # later tokens of the same code
     assert introspect_active(logged_in, web, refreshed["access_token"])
     received = []
-    signals.authorization_code_replayed.connect(lambda **kw: received.append(kw), weak=False)
+    signals.authorization_code_replayed.connect(
+        lambda **kw: received.append(kw), weak=False, dispatch_uid="test"
+    )
     try:
         assert_invalid_grant(exchange_code(logged_in, web, code, verifier))
     finally:
-        signals.authorization_code_replayed.receivers.clear()
+        # Only this test's receiver: the audit trail's stays connected.
+        signals.authorization_code_replayed.disconnect(dispatch_uid="test")
 
     assert not AccessToken.objects.filter(application=web).exists()
     assert not RefreshToken.objects.filter(application=web, revoked__isnull=True).exists()

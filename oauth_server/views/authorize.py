@@ -29,7 +29,7 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import consent, keys
+from .. import audit, consent, keys
 from ..claims import subject_for
 from ..conf import settings
 from ..models import Client, Scope
@@ -292,6 +292,15 @@ class AuthorizationView(DOTAuthorizationView):
             **credentials,
             "auth_time": datetime.fromtimestamp(session_auth_time(request), tz=UTC),
         }
+        if not allow:
+            audit.record(
+                audit.Event.CONSENT_DENIED,
+                request=request,
+                user=request.user,
+                client=Client.objects.filter(client_id=credentials.get("client_id")).first(),
+                outcome=audit.FAILURE,
+                scopes=scopes.split() if scopes else [],
+            )
         result = super().create_authorization_response(request, scopes, credentials, allow)
         if allow and request.method == "POST":
             client = Client.objects.get(client_id=credentials["client_id"])

@@ -31,6 +31,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.generic import TemplateView
 
+from .. import audit
 from .. import consent as consent_api
 from ..conf import settings
 from ..models import AccessToken, Client, Consent, RefreshToken, Scope
@@ -197,6 +198,9 @@ class RevokeConnectedAppView(LoginRequiredMixin, View):
         elif any(app.client.pk == client.pk for app in connected_apps(user)):
             # A first-party (skip_consent) app, or tokens without a consent row: cut them off.
             consent_api.revoke_tokens(user, client)
+            audit.record(
+                audit.Event.TOKEN_REVOKED, request=request, user=user, client=client, via="connected_apps"
+            )
         elif consent is not None:
             messages.info(
                 request, _("Access for %(name)s was already revoked.") % {"name": name}, fail_silently=True

@@ -204,12 +204,15 @@ class RPInitiatedLogoutView(dot_views.RPInitiatedLogoutView):
     def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
         """End the session, revoke the requesting client's tokens of that user, redirect."""
         user = self.request.user
+        revoked = 0
         if (
             application is not None
             and user.is_authenticated
             and oauth2_settings.OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS
         ):
-            revoke_tokens(user, application)
+            revoked = revoke_tokens(user, application)
+        # For the audit trail's logout event (signals.audit_logout, on Django's user_logged_out).
+        self.request.oauth_server_logout = {"client": application, "tokens_revoked": revoked}
         logout(self.request)
         if post_logout_redirect_uri:
             target = post_logout_redirect_uri
