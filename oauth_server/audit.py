@@ -20,10 +20,10 @@ Transactions:
 Where from. The IP and user agent come from the request passed in (a Django request, or an oauthlib
 request, whose headers are DOT's copy of ``request.META``), else from the request being served
 (captured from ``request_started``, so receivers of model signals get them too). The IP is
-``REMOTE_ADDR``; ``X-Forwarded-For`` is believed only behind proxies listed in
-``AUDIT_TRUSTED_PROXIES``. With ``AuditContextMiddleware`` installed, events without a user (client
-changes in the admin) name the signed-in staff user, and events about another user name them as
-``details["actor"]``.
+``REMOTE_ADDR``; ``X-Forwarded-For`` is believed only behind the proxies listed in
+``TRUSTED_PROXIES`` (the rate limiter's rule too: ``network.py``). With ``AuditContextMiddleware``
+installed, events without a user (client changes in the admin) name the signed-in staff user, and
+events about another user name them as ``details["actor"]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import base64
 import binascii
 import datetime
 import functools
-import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -45,6 +44,7 @@ from django.http import HttpRequest
 
 from .conf import settings
 from .models import AuditEvent
+from .network import client_address
 
 logger = logging.getLogger("oauth_server.audit")
 
@@ -135,44 +135,11 @@ def _meta(request: Any) -> Mapping | None:
     return getattr(source, "headers", None)
 
 
-def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return ipaddress.ip_address(value.strip().strip("[]"))
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=8)
-def _networks(entries: tuple[str, ...]) -> tuple:
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            logger.error("AUDIT_TRUSTED_PROXIES: %r is not an address or network; ignored", entry)
-    return tuple(networks)
-
-
 def client_ip(meta: Mapping | None) -> str | None:
-    """REMOTE_ADDR; behind trusted proxies, the right-most X-Forwarded-For hop that is not one."""
-    if not meta:
-        return None
-    remote = _ip(meta.get("REMOTE_ADDR"))
-    trusted = _networks(tuple(settings.AUDIT_TRUSTED_PROXIES or ()))
-    if remote is None or not any(remote in net for net in trusted):
-        return str(remote) if remote else None
-    address = remote
-    hops = [hop.strip() for hop in (meta.get("HTTP_X_FORWARDED_FOR") or "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        hop_ip = _ip(hop)
-        if hop_ip is None:
-            break  # written by the untrusted side: the last trusted hop is all we know
-        address = hop_ip
-        if not any(hop_ip in net for net in trusted):
-            break
-    return str(address)
+    """The caller's address (``network.client_address``: REMOTE_ADDR, or behind TRUSTED_PROXIES the
+    right-most X-Forwarded-For hop that is not one of them)."""
+    address = client_address(meta)
+    return str(address) if address is not None else None
 
 
 def _actor(request: Any):

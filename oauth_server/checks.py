@@ -115,7 +115,7 @@ LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 def check_abuse_settings(app_configs=None, **kwargs):
     """Malformed rate-limit or CORS settings would otherwise surface as a limiter that silently
     fails open (it logs and serves) on the first request."""
-    from . import ratelimit
+    from . import network, ratelimit
 
     errors = []
 
@@ -127,10 +127,10 @@ def check_abuse_settings(app_configs=None, **kwargs):
     except ValueError as exc:
         error(f"OAUTH_SERVER['RATE_LIMITS'] is invalid: {exc}.", 'Use rates like "120/m", or None.')
     try:
-        ratelimit.trusted_proxies()
+        network.trusted_proxies()
     except (TypeError, ValueError) as exc:
         error(
-            f"OAUTH_SERVER['RATE_LIMIT_TRUSTED_PROXIES'] is invalid: {exc}.",
+            f"OAUTH_SERVER['TRUSTED_PROXIES'] is invalid: {exc}.",
             'List addresses or networks: ["10.0.0.0/8", "192.0.2.1"].',
         )
     alias = settings.RATE_LIMIT_CACHE

@@ -95,9 +95,10 @@ DEFAULTS: dict[str, Any] = {
     },
     # The cache alias holding the counters; shared by every process (Redis) in production.
     "RATE_LIMIT_CACHE": "default",
-    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed. Empty:
-    # the client IP is REMOTE_ADDR and X-Forwarded-For is ignored.
-    "RATE_LIMIT_TRUSTED_PROXIES": [],
+    # Addresses or networks (CIDR) of the site's reverse proxies, whose X-Forwarded-For is believed
+    # by the rate limiter and the audit trail (network.py). Empty: the client IP is REMOTE_ADDR and
+    # X-Forwarded-For is ignored.
+    "TRUSTED_PROXIES": [],
     # Access-Control-Max-Age of CORS preflight answers, in seconds.
     "CORS_MAX_AGE": 3600,
     # --- audit trail (docs/audit.md) -------------------------------------------------------------
@@ -106,9 +107,6 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_LOG": True,
     # Days purge_audit_events keeps by default (its --older-than overrides); None: keep forever.
     "AUDIT_RETENTION_DAYS": 90,
-    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed for the
-    # audit trail's IP. Empty: the IP is REMOTE_ADDR and X-Forwarded-For is ignored.
-    "AUDIT_TRUSTED_PROXIES": [],
 }
 
 IMPORT_STRINGS: set[str] = {"ACCESS_TOKEN_CLAIMS", "ID_TOKEN_CLAIMS", "USERINFO"}

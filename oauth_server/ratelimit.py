@@ -49,6 +49,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from .conf import DEFAULTS, settings
+from .network import client_address
 
 logger = logging.getLogger("oauth_server.ratelimit")
 
@@ -121,43 +122,12 @@ def configured_limits() -> dict[str, dict[str, Rate | None]]:
     return {name: _parse_limit(name, merged[name]) for name in KNOWN_LIMITS}
 
 
-def trusted_proxies() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """``RATE_LIMIT_TRUSTED_PROXIES`` as networks; ValueError for an entry that is not one."""
-    return [ipaddress.ip_network(str(entry), strict=False) for entry in settings.RATE_LIMIT_TRUSTED_PROXIES]
-
-
-def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(value.strip().split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
 def client_ip(request: HttpRequest) -> str:
-    """The address requests are counted under.
-
-    ``REMOTE_ADDR``, unless it is a trusted proxy: then ``X-Forwarded-For`` is read from the right
-    (the entries the trusted proxies appended) and the first address that is not a trusted proxy
-    is the client. Entries further left were written by the client and are never believed. IPv6
-    clients are counted per /64, the block one subscriber usually gets.
-    """
-    remote = request.META.get("REMOTE_ADDR", "")
-    address = _ip(remote)
+    """The address requests are counted under (``network.client_address``); IPv6 clients are
+    counted per /64, the block one subscriber usually gets."""
+    address = client_address(request.META)
     if address is None:
-        return remote or "unknown"
-    proxies = trusted_proxies()
-    if proxies and any(address in network for network in proxies):
-        hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        for hop in reversed(hops):
-            forwarded = _ip(hop)
-            if forwarded is None:
-                break  # garbage from the client side: blame the last proxy we trust
-            address = forwarded
-            if not any(address in network for network in proxies):
-                break
+        return request.META.get("REMOTE_ADDR") or "unknown"
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)

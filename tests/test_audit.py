@@ -496,7 +496,7 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(machine, commit):
         token_request(browser, data, client=machine, secret=machine.raw_secret)
     assert only(Event.TOKEN_ISSUED).ip == "10.0.0.2"
     AuditEvent.objects.all().delete()
-    with override_settings(OAUTH_SERVER={"AUDIT_TRUSTED_PROXIES": ["10.0.0.0/8", "192.0.2.1"]}), commit():
+    with override_settings(OAUTH_SERVER={"TRUSTED_PROXIES": ["10.0.0.0/8", "192.0.2.1"]}), commit():
         token_request(browser, data, client=machine, secret=machine.raw_secret)
     assert only(Event.TOKEN_ISSUED).ip == "198.51.100.9"  # the right-most hop that is not a proxy
 

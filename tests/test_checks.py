@@ -191,7 +191,7 @@ def test_invalid_abuse_settings_are_e003_on_plain_check():
     assert check_abuse_settings() == []
     bad = {
         "RATE_LIMITS": {"token": "lots"},
-        "RATE_LIMIT_TRUSTED_PROXIES": ["not-an-ip"],
+        "TRUSTED_PROXIES": ["not-an-ip"],
         "RATE_LIMIT_CACHE": "nope",
         "CORS_MAX_AGE": "1h",
     }

@@ -301,7 +301,7 @@ def test_x_forwarded_for_is_ignored_by_default():
     assert ip_of("198.51.100.7", "203.0.113.1") == "198.51.100.7"
 
 
-@override_settings(OAUTH_SERVER={"RATE_LIMIT_TRUSTED_PROXIES": ["10.0.0.0/8", "192.0.2.1"]})
+@override_settings(OAUTH_SERVER={"TRUSTED_PROXIES": ["10.0.0.0/8", "192.0.2.1"]})
 def test_x_forwarded_for_from_trusted_proxies():
     # The proxy appended the address it saw; what the client wrote further left is not believed.
     assert ip_of("10.0.0.5", "1.1.1.1, 203.0.113.7") == "203.0.113.7"
