@@ -19,7 +19,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from oauth_server import hashers, signals
-from oauth_server.models import AccessToken, Client, Grant, GrantType, RefreshToken, Scope
+from oauth_server.models import AccessToken, AuditEvent, Client, Grant, GrantType, RefreshToken, Scope
 from tests.factories import (
     AccessTokenFactory,
     ClientFactory,
@@ -970,3 +970,19 @@ def test_the_openapi_document_needs_the_api_auth(client, admin_token, db):
     client.force_login(UserFactory())
     assert_error(client.get(SCHEMA), 403)
     assert client.get(SCHEMA, **bearer(admin_token.raw_token)).status_code == 200
+
+
+def test_token_revocations_through_the_api_are_audited(
+    api, user, user_tokens, django_capture_on_commit_callbacks
+):
+    first, second, lone = user_tokens
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send(api, "delete", tokens_url(user, "refresh_token", first.pk)).status_code == 204
+        assert send(api, "delete", tokens_url(user)).status_code == 204
+    events = AuditEvent.objects.filter(event="token_revoked").order_by("pk")
+    assert [(e.user_id, e.details.get("via"), e.details.get("token_type")) for e in events] == [
+        (user.pk, "api", "refresh_token"),
+        (user.pk, "api", None),
+    ]
+    assert events[0].client_id == first.application.client_id
+    assert events[1].details["scope"] == "all"

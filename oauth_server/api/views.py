@@ -27,7 +27,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.urls import Resolver404, resolve
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -50,10 +49,10 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
-from .. import __version__, signals
+from .. import __version__, audit, consent, signals
 from ..conf import settings
 from ..consent import revoke_consent
-from ..models import AccessToken, Client, Consent, Grant, GrantType, RefreshToken, Scope
+from ..models import AccessToken, Client, Consent, GrantType, RefreshToken, Scope
 from ..validator import revoke_grant
 from .permissions import AUTHENTICATION_CLASSES, PERMISSION_CLASSES
 from .serializers import (
@@ -456,18 +455,6 @@ def _refresh_rows(queryset: QuerySet) -> QuerySet:
     )
 
 
-def revoke_user_tokens(user: Any) -> int:
-    """Log the user out of every client: refresh tokens revoked, access tokens and codes deleted."""
-    now = timezone.now()
-    with transaction.atomic():
-        refreshed = RefreshToken.objects.filter(user=user, revoked__isnull=True).update(
-            revoked=now, updated=now
-        )
-        deleted, _counts = AccessToken.objects.filter(user=user).delete()
-        codes, _counts = Grant.objects.filter(user=user).delete()
-    return refreshed + deleted + codes
-
-
 TOKEN_LIST_PARAMETERS = [
     USER_ID,
     OpenApiParameter("client_id", str, description=_("Only this client's tokens.")),
@@ -538,7 +525,11 @@ class UserTokenViewSet(AdminAPIMixin, viewsets.GenericViewSet):
         responses={204: None, **_errors(401, 403, 404)},
     )
     def destroy_all(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        revoke_user_tokens(self._user())
+        user = self._user()
+        revoked = consent.revoke_all_tokens(user=user)
+        audit.record(
+            audit.Event.TOKEN_REVOKED, request=request, user=user, via="api", scope="all", count=revoked
+        )
         return Response(status=204)
 
     def _token(self) -> AccessToken | RefreshToken:
@@ -568,6 +559,14 @@ class UserTokenViewSet(AdminAPIMixin, viewsets.GenericViewSet):
                     revoke_grant(refresh)
             else:
                 revoke_grant(token)
+        audit.record(
+            audit.Event.TOKEN_REVOKED,
+            request=request,
+            user=token.user,
+            client=token.application,
+            via="api",
+            token_type="access_token" if isinstance(token, AccessToken) else "refresh_token",
+        )
         return Response(status=204)
 
 
