@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from example_project.demo import site
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key-change-me")
@@ -87,3 +89,21 @@ LOGOUT_REDIRECT_URL = "/"
 OAUTH_SERVER = {
     # The demo runs on http://127.0.0.1:8000; production sites keep the defaults.
 }
+
+# --- the demo's base URL and what follows from it (example_project/demo/site.py) -------------------------
+# Where the demo is served: the files and reports APIs' identifiers and the issuer they expect, and
+# the URLs seed_demo registers. `manage.py demo <address>` sets it for the server it starts and pins
+# the issuer to it (OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"]), so a token obtained through localhost
+# carries the same issuer as one obtained through 127.0.0.1. With plain runserver, setting
+# DEMO_BASE_URL in the environment does the same; unset, the issuer follows each request's host.
+DEMO_BASE_URL = site.normalize_base_url(os.environ.get("DEMO_BASE_URL", site.DEFAULT_BASE_URL))
+_derived = site.settings_for(DEMO_BASE_URL)
+if "DEMO_BASE_URL" in os.environ:
+    OAUTH2_PROVIDER = _derived["OAUTH2_PROVIDER"]
+# The files and reports APIs (example_project/demo/api.py) use the resource-server kit.
+OAUTH_RESOURCE_SERVER = _derived["OAUTH_RESOURCE_SERVER"]
+
+# The Demo Web App (a client) reaches the authorization server and the files API at this URL, over
+# HTTP like any third-party app. None: the scheme and host of the request it is serving (runserver
+# is threaded, so the site can call itself).
+DEMO_CLIENT_SERVER_URL = os.environ.get("DEMO_CLIENT_SERVER_URL") or None

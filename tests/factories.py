@@ -152,3 +152,14 @@ class RefreshTokenFactory(factory.django.DjangoModelFactory):
         obj.save()
         obj.raw_token = raw
         return obj
+
+
+class DemoFileFactory(factory.django.DjangoModelFactory):
+    """A file of the demo's files API (example_project.demo)."""
+
+    class Meta:
+        model = "demo.File"
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"file-{n}.txt")
+    content = "hello"

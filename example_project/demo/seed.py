@@ -22,16 +22,14 @@ from oauth_server import keys
 from oauth_server.conf import settings as oauth_settings
 from oauth_server.models import Client, GrantType, Scope
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+from .models import File
+from .site import DEFAULT_BASE_URL, FILES_API_PATH, REPORTS_API_PATH
+
 DEMO_PASSWORD = "demo-password-123"
 DEMO_ONLY_WARNING = (
     "DEMO ONLY: these passwords and client secrets are public (README, docs/demo.md). "
     "Never use them in production."
 )
-
-# Paths (under the base URL) of the two resource servers the demo's clients get tokens for.
-FILES_API_PATH = "/api/files/"
-REPORTS_API_PATH = "/api/reports/"
 
 
 @dataclass(frozen=True)
@@ -83,9 +81,11 @@ WEB_APP = DemoClient(
     grant_types=[GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN],
     scopes=["openid", "profile", "email", "offline_access", "files:read", "files:write"],
     redirect_paths=["/demo/callback"],
-    post_logout_paths=["/"],
+    # Where RP-initiated logout sends the user back: the app's own "signed out" page, then the home.
+    post_logout_paths=["/demo/app/logged-out", "/"],
     audience_paths=[FILES_API_PATH],
-    description="A server-side web application (confidential): code + PKCE, refresh tokens.",
+    description="A server-side web application (confidential): code + PKCE, refresh tokens; "
+    "calls the files API.",
 )
 SPA = DemoClient(
     key="spa",
@@ -127,19 +127,27 @@ CLIENTS = [WEB_APP, SPA, REPORTS_SERVICE, FILES_API]
 
 # What the printed authorization URL asks for.
 AUTHORIZATION_SCOPE = "openid profile email offline_access files:read"
+# What the Demo Web App asks for when it signs a user in: it also creates and deletes files.
+CLIENT_APP_SCOPE = "openid profile email offline_access files:read files:write"
+
+
+@dataclass(frozen=True)
+class DemoFile:
+    owner: str
+    name: str
+    content: str
+
+
+# The files API's starting data: each user sees only their own.
+FILES = [
+    DemoFile("alice", "shopping-list.txt", "Tea\nJam tarts\nA bottle labelled DRINK ME\n"),
+    DemoFile("alice", "rabbit-hole.md", "# Notes\n\nCurious: the hole goes straight down, like a well.\n"),
+    DemoFile("bob", "tcp-draft.txt", "A Protocol for Packet Network Intercommunication (draft 3)\n"),
+    DemoFile("bob", "todo.md", "- review the gateway design\n- lunch with Vint\n"),
+]
 
 
 # --- base URL --------------------------------------------------------------------------------------
-def normalize_base_url(base_url: str) -> str:
-    """``scheme://host[:port]`` without a trailing slash; the demo is served at the site root."""
-    parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"The base URL must be http(s)://host[:port], not {base_url!r}.")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"The base URL must have no path, query or fragment: {base_url!r}.")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def origins(base_url: str) -> list[str]:
     """The base URL, then the same site under its other loopback name (127.0.0.1 <-> localhost).
 
@@ -167,7 +175,7 @@ class NotMigrated(Exception):
 
 def _check_migrated() -> None:
     tables = set(connection.introspection.table_names())
-    if Client._meta.db_table not in tables or Scope._meta.db_table not in tables:
+    if not {Client._meta.db_table, Scope._meta.db_table, File._meta.db_table} <= tables:
         raise NotMigrated("The database is not migrated: run `python manage.py migrate` first.")
 
 
@@ -245,12 +253,24 @@ def _seed_client(spec: DemoClient, base_url: str) -> Client:
     return client
 
 
+def _seed_files(users: dict[str, Any]) -> None:
+    """Each demo file exists once for its owner with its demo content; other files are left alone."""
+    for spec in FILES:
+        owner = users[spec.owner]
+        found = File.objects.filter(owner=owner, name=spec.name).order_by("id").first()
+        if found is None:
+            File.objects.create(owner=owner, name=spec.name, content=spec.content)
+        elif found.content != spec.content:
+            found.content = spec.content
+            found.save(update_fields=["content"])
+
+
 @transaction.atomic
 def seed(base_url: str = DEFAULT_BASE_URL) -> None:
-    """Create or update the demo accounts, scopes, clients and a signing key; safe to run again."""
+    """Create or update the demo accounts, scopes, clients, files and a signing key; safe to run again."""
     _check_migrated()
-    for spec in USERS:
-        _seed_user(spec)
+    users = {spec.username: _seed_user(spec) for spec in USERS}
+    _seed_files(users)
     for name, description in SCOPES.items():
         scope, created = Scope.objects.get_or_create(name=name, defaults={"description": description})
         if not created and scope.description != description:
@@ -292,6 +312,17 @@ def endpoints(base_url: str) -> dict[str, str]:
     return {key: result[key] for key in ["home", "admin", *names]}
 
 
+def apis(base_url: str) -> dict[str, str]:
+    """The demo's resource servers and the pages around them."""
+    return {
+        "client_app": base_url + reverse("demo-app"),
+        "files_api": base_url + reverse("api-files"),
+        "reports_api": base_url + reverse("api-reports"),
+        "connected_apps": base_url + reverse("oauth2_provider:connected-apps"),
+        "management_api_schema": base_url + reverse("oauth_server_api:schema"),
+    }
+
+
 def client_credentials_curl(base_url: str) -> str:
     """The README's first command: a token for reports-service."""
     auth = f"{REPORTS_SERVICE.client_id}:{REPORTS_SERVICE.client_secret}"
@@ -299,9 +330,19 @@ def client_credentials_curl(base_url: str) -> str:
     return f"curl -s -u {auth} -d grant_type=client_credentials -d scope=reports:read {token_url}"
 
 
+def reports_api_curl(base_url: str) -> str:
+    """Two lines for a shell: a reports-service token, then the reports API called with it."""
+    extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
+    return (
+        f"SERVICE_TOKEN=$({client_credentials_curl(base_url)} | {extract})\n"
+        f'curl -s -H "Authorization: Bearer $SERVICE_TOKEN" {apis(base_url)["reports_api"]}'
+    )
+
+
 def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
     """Everything seed_demo prints: accounts, clients with secrets, a PKCE authorization URL, curl."""
     urls = endpoints(base_url)
+    api_urls = apis(base_url)
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     redirect_uri = base_url + WEB_APP.redirect_paths[0]
@@ -328,6 +369,8 @@ def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
             f'curl -s -u {web} -d grant_type=refresh_token -d "refresh_token=$REFRESH_TOKEN" {urls["token"]}'
         ),
         "introspection": f'curl -s -u {files} -d "token=$ACCESS_TOKEN" {urls["introspection"]}',
+        "files_api": f'curl -s -H "Authorization: Bearer $ACCESS_TOKEN" {api_urls["files_api"]}',
+        "reports_api": f'curl -s -H "Authorization: Bearer $SERVICE_TOKEN" {api_urls["reports_api"]}',
         "revocation": (
             f'curl -s -u {web} -d "token=$REFRESH_TOKEN" -d token_type_hint=refresh_token '
             f"{urls['revocation']}"
@@ -354,6 +397,8 @@ def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
         "warning": DEMO_ONLY_WARNING,
         "base_url": base_url,
         "endpoints": urls,
+        "apis": api_urls,
+        "files": [{"owner": f.owner, "name": f.name} for f in FILES],
         "accounts": [
             {
                 "username": u.username,

@@ -36,6 +36,9 @@ def home(request: HttpRequest) -> HttpResponse:
         "files_api": base_url + seed.FILES_API_PATH,
         "reports_api": base_url + seed.REPORTS_API_PATH,
         "client_credentials_curl": seed.client_credentials_curl(base_url),
+        "apis": seed.apis(base_url),
+        "reports_api_curl": seed.reports_api_curl(base_url),
+        "files": seed.FILES,
         "login_url": f"{reverse('login')}?next=/",
     }
     return render(request, "demo/home.html", context)

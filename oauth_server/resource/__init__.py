@@ -6,15 +6,19 @@ revocation check and ``user_for_token`` do, when used). Settings: ``OAUTH_RESOUR
 
 The public API (stable; DRF classes are in ``oauth_server.resource.drf``):
 
-- ``validate_access_token(token) -> AccessTokenClaims``, raising ``InvalidToken`` (or
-  ``ServiceUnavailable`` when the token cannot be checked)
-- ``authenticate(request)``, ``get_bearer_token(request)``, ``check_scopes(claims, scopes, any=)``
-- ``require_scopes(*scopes, any=False)``, ``RequireScopesMixin`` for plain Django views
+- ``validate_access_token(token, audience=None) -> AccessTokenClaims``, raising ``InvalidToken``
+  (or ``ServiceUnavailable`` when the token cannot be checked)
+- ``authenticate(request, audience=None)``, ``get_bearer_token(request)``,
+  ``check_scopes(claims, scopes, any=)``
+- ``require_scopes(*scopes, any=False, audience=None)``, ``RequireScopesMixin`` (``audience``,
+  ``get_audience()``) for plain Django views; ``audience`` overrides the ``AUDIENCE`` setting
 - ``BearerError`` and its subclasses ``MissingToken``, ``InvalidRequest``, ``InvalidToken``,
   ``InsufficientScope``, ``ServiceUnavailable``; ``error_response(exc)``, ``challenge(...)``
 - ``user_for_token(claims)`` (needs ``oauth_server`` installed)
-- ``drf.BearerTokenAuthentication``, ``drf.TokenUser``, ``drf.HasScope``, ``drf.HasAllScopes``,
-  ``drf.HasAnyScope``, ``drf.ReadWriteScopes``, ``drf.BearerAPIException``
+- ``revocation.remember(jti, revoked=, exp=)``: a same-site API's revocation cache, told directly
+- ``drf.BearerTokenAuthentication`` (``audience``, ``get_audience()``, ``with_audience()``),
+  ``drf.TokenUser``, ``drf.HasScope``, ``drf.HasAllScopes``, ``drf.HasAnyScope``,
+  ``drf.ReadWriteScopes``, ``drf.BearerAPIException``
 """
 
 from .decorators import RequireScopesMixin, require_scopes

@@ -13,6 +13,7 @@ this kit, without the provider app, its models or its settings. Every key is des
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -106,11 +107,13 @@ class ResourceServerSettings:
 
     @property
     def audiences(self) -> frozenset[str]:
-        value = self._required("AUDIENCE")
-        values = [value] if isinstance(value, str) else list(value)
-        if not values or not all(isinstance(v, str) and v for v in values):
-            raise ImproperlyConfigured(f"{SETTINGS_NAME}['AUDIENCE'] must be a string or a list of strings.")
-        return frozenset(values)
+        return audience_set(self._required("AUDIENCE"), f"{SETTINGS_NAME}['AUDIENCE']")
+
+    def audiences_for(self, override: Any = None) -> frozenset[str]:
+        """A view's own audience when it sets one (docs: "One site, several APIs"), else ``AUDIENCE``."""
+        if override is None:
+            return self.audiences
+        return audience_set(override, "The view's audience")
 
     @property
     def algorithms(self) -> frozenset[str]:
@@ -150,6 +153,19 @@ class ResourceServerSettings:
                 f"{SETTINGS_NAME}['REVOCATION_CHECK'] must be one of {REVOCATION_CHECKS}."
             )
         return self.REVOCATION_CHECK
+
+
+def audience_set(value: Any, what: str) -> frozenset[str]:
+    """One identifier or a list of them, as a set; anything else (empty, not strings) is an error."""
+    if isinstance(value, str):
+        values = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        values = list(value)
+    else:
+        values = []
+    if values and all(isinstance(v, str) and v for v in values):
+        return frozenset(values)
+    raise ImproperlyConfigured(f"{what} must be a string or a list of strings.")
 
 
 settings = ResourceServerSettings()

@@ -27,6 +27,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission, OperationHolderMixin
 
+from .conf import audience_set
 from .errors import BearerError, MissingToken, ServiceUnavailable, challenge
 from .request import check_scopes, get_bearer_token
 from .tokens import AccessTokenClaims, validate_access_token
@@ -92,14 +93,31 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     No bearer header: None, so other authentication classes may try. List it first: its
     ``authenticate_header`` is what makes DRF answer 401 with a Bearer challenge instead of 403.
+
+    ``audience`` (or ``get_audience()``, or ``BearerTokenAuthentication.with_audience(...)``)
+    replaces the ``AUDIENCE`` setting, for a site that serves several APIs.
     """
+
+    audience: str | Iterable[str] | None = None
+
+    @classmethod
+    def with_audience(cls, audience: str | Iterable[str]) -> type[BearerTokenAuthentication]:
+        """A subclass accepting tokens for ``audience``: ``[BearerTokenAuthentication.with_audience(
+        "https://reports.example.com/")]`` in a view's ``authentication_classes``."""
+        audience = sorted(audience_set(audience, "with_audience()"))
+        name = f"{cls.__name__}.with_audience({audience!r})"
+        return type(name, (cls,), {"audience": audience[0] if len(audience) == 1 else audience})
+
+    def get_audience(self, request) -> str | Iterable[str] | None:
+        """The identifier(s) this API accepts; None: the ``AUDIENCE`` setting."""
+        return self.audience
 
     def authenticate(self, request) -> tuple[TokenUser, AccessTokenClaims] | None:
         try:
             token = get_bearer_token(request)
             if token is None:
                 return None
-            claims = validate_access_token(token)
+            claims = validate_access_token(token, audience=self.get_audience(request))
         except BearerError as exc:
             raise BearerAPIException(exc) from exc
         return TokenUser(claims), claims

@@ -77,12 +77,15 @@ def get_bearer_token(request) -> str | None:
     return token
 
 
-def authenticate(request) -> AccessTokenClaims:
-    """The validated token of ``request``; raises MissingToken, InvalidRequest or InvalidToken."""
+def authenticate(request, *, audience: str | Iterable[str] | None = None) -> AccessTokenClaims:
+    """The validated token of ``request``; raises MissingToken, InvalidRequest or InvalidToken.
+
+    ``audience``: this view's API identifier(s) when it is not the site's ``AUDIENCE`` setting.
+    """
     token = get_bearer_token(request)
     if token is None:
         raise MissingToken()
-    return validate_access_token(token)
+    return validate_access_token(token, audience=audience)
 
 
 def check_scopes(claims: AccessTokenClaims, scopes: Iterable[str], *, any: bool = False) -> None:

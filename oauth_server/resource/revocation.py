@@ -39,9 +39,26 @@ def _lookup(claims: AccessTokenClaims) -> bool:
     return not row.is_valid()
 
 
+def _key(jti: str) -> str:
+    return f"{CACHE_PREFIX}:{hashlib.sha256(str(jti).encode()).hexdigest()}"
+
+
+def remember(jti: str, *, revoked: bool, exp: float) -> None:
+    """Tell the cache a token's state before anyone asks: for a site that issues the tokens its own
+    APIs check. ``revoked=True`` when the token is deleted makes the refusal immediate instead of
+    up to ``REVOCATION_CACHE_SECONDS`` late; ``revoked=False`` at issuance spares the first lookup.
+    Kept until ``exp`` when revoked, else for at most ``REVOCATION_CACHE_SECONDS``."""
+    if not jti:
+        return
+    remaining = int(exp - time.time())
+    timeout = remaining if revoked else min(settings.REVOCATION_CACHE_SECONDS, remaining)
+    if timeout > 0:
+        caches[settings.CACHE].set(_key(jti), revoked, timeout)
+
+
 def is_revoked(claims: AccessTokenClaims) -> bool:
     cache = caches[settings.CACHE]
-    key = f"{CACHE_PREFIX}:{hashlib.sha256(str(claims.jti).encode()).hexdigest()}"
+    key = _key(str(claims.jti))
     cached = cache.get(key)
     if cached is not None:
         return bool(cached)

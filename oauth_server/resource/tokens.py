@@ -17,7 +17,7 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -97,15 +97,19 @@ def _audience_list(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def check_claims(claims: Mapping[str, Any], *, source: str) -> AccessTokenClaims:
-    """The claim checks shared by JWTs and introspection answers (iss, aud, times, identities)."""
+def check_claims(claims: Mapping[str, Any], *, source: str, audience: Any = None) -> AccessTokenClaims:
+    """The claim checks shared by JWTs and introspection answers (iss, aud, times, identities).
+
+    ``audience``: the identifier(s) of the API asking, when it is not the site's ``AUDIENCE``.
+    """
+    accepted = settings.audiences_for(audience)
     # An introspection answer comes straight from the issuer; RFC 7662 makes its iss optional.
     if source == "introspection" and "iss" not in claims:
         claims = {**claims, "iss": settings.issuer}
     if claims.get("iss") != settings.issuer:
         raise InvalidToken(_("The access token was not issued by the expected issuer."))
-    audience = _audience_list(claims.get("aud"))
-    if not audience or not set(audience) & settings.audiences:
+    token_audience = _audience_list(claims.get("aud"))
+    if not token_audience or not set(token_audience) & accepted:
         raise InvalidToken(_("The access token is not meant for this API (aud)."))
     now, leeway = time.time(), settings.LEEWAY
     exp = claims.get("exp")
@@ -130,7 +134,7 @@ def check_claims(claims: Mapping[str, Any], *, source: str) -> AccessTokenClaims
         sub=sub,
         client_id=client_id,
         scopes=frozenset(scope.split()),
-        aud=audience,
+        aud=token_audience,
         exp=int(exp),
         iss=claims["iss"],
         jti=jti if isinstance(jti, str) and jti else None,
@@ -176,8 +180,8 @@ def _verified_payload(token: str, header_segment: str) -> dict[str, Any]:
     return payload
 
 
-def _validate_jwt(token: str, header_segment: str) -> AccessTokenClaims:
-    claims = check_claims(_verified_payload(token, header_segment), source="jwt")
+def _validate_jwt(token: str, header_segment: str, audience: Any) -> AccessTokenClaims:
+    claims = check_claims(_verified_payload(token, header_segment), source="jwt", audience=audience)
     mode = settings.revocation_check
     if mode == "database":
         if claims.jti is None:
@@ -192,7 +196,7 @@ def _validate_jwt(token: str, header_segment: str) -> AccessTokenClaims:
 
 
 # --- opaque tokens --------------------------------------------------------------------------------------
-def _validate_opaque(token: str) -> AccessTokenClaims:
+def _validate_opaque(token: str, audience: Any) -> AccessTokenClaims:
     if not introspection.is_configured():
         raise InvalidToken(_("The access token is not a JWT, and this API does not introspect tokens."))
     answer = introspection.introspect(token, cache_seconds=settings.INTROSPECTION_CACHE_SECONDS)
@@ -203,22 +207,24 @@ def _validate_opaque(token: str) -> AccessTokenClaims:
         raise InvalidToken(_("This is not an access token."))
     if answer.get("token_use", "access_token") != "access_token":
         raise InvalidToken(_("This is not an access token."))
-    return check_claims(answer, source="introspection")
+    return check_claims(answer, source="introspection", audience=audience)
 
 
-def validate_access_token(token: str) -> AccessTokenClaims:
+def validate_access_token(token: str, *, audience: str | Iterable[str] | None = None) -> AccessTokenClaims:
     """The claims of ``token`` if this API may accept it; else ``InvalidToken`` with the reason.
 
     A three-part token is a JWS and is validated offline; a five-part one (JWE) is refused; anything
-    else is opaque and is introspected when introspection is configured.
+    else is opaque and is introspected when introspection is configured. ``audience`` replaces the
+    ``AUDIENCE`` setting for this call: a site serving several APIs names the one asking.
     """
     if not isinstance(token, str) or not token:
         raise InvalidToken(_("The access token is empty."))
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken(_("The access token is too long."))
+    audience = settings.audiences_for(audience)  # a misconfigured view fails before any work
     parts = token.split(".")
     if len(parts) == 3:
-        return _validate_jwt(token, parts[0])
+        return _validate_jwt(token, parts[0], audience)
     if len(parts) == 5:
         raise InvalidToken(_("Encrypted access tokens (JWE) are not accepted."))
-    return _validate_opaque(token)
+    return _validate_opaque(token, audience)

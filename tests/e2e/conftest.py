@@ -123,6 +123,8 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
         "DATABASE_URL": f"sqlite:///{cwd / 'demo.sqlite3'}",
+        # As `manage.py demo` does for its address: pins the issuer, gives the APIs their audiences.
+        "DEMO_BASE_URL": base_url,
         "PYTHONUNBUFFERED": "1",
         "NO_PROXY": "*",
         "no_proxy": "*",

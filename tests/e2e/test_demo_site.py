@@ -22,7 +22,7 @@ import time
 from html import unescape
 from io import StringIO
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
@@ -34,6 +34,7 @@ from jwcrypto import jwk, jwt
 
 from example_project.demo import seed
 from example_project.demo.management.commands import demo as demo_command
+from example_project.demo.models import File
 from oauth_server.models import Client, Scope
 from tests.e2e.browser import Browser
 from tests.e2e.conftest import MANAGE, REPO
@@ -128,11 +129,22 @@ def test_home_page_explains_the_roles_and_links_everything(demo_site):
     assert {"/demo/start/", "/admin/", "/oauth/.well-known/openid-configuration"} <= links
     assert demo_site.endpoints["jwks"] in links
     assert any(link.startswith("/accounts/login/") for link in links)
+    apis = demo_site.data["apis"]
+    assert set(apis.values()) <= links  # the four roles: client app, both APIs, connected apps, schema
     for link in links:
         url = link if link.startswith("http") else demo_site.base_url + link
         if link.startswith("/demo/start"):
             continue  # starts a flow; test below
-        assert http().get(url).status_code == 200, link  # the admin answers with its login page
+        response = http().get(url)
+        if url in (apis["files_api"], apis["reports_api"]):
+            # An API opened in a browser: no token, so the RFC 6750 challenge, in JSON.
+            assert response.status_code == 401, link
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+        elif url == apis["management_api_schema"]:
+            assert response.status_code in (401, 403), link  # staff or an admin-scope token only
+        else:
+            assert response.status_code == 200, link  # the admin answers with its login page
+    assert "reports:read" in html and apis["reports_api"] in unescape(html)
     assert "demo-password-123" in html and "Demo only" in html
 
 
@@ -290,6 +302,158 @@ def test_revocation_then_introspection_says_inactive(demo_site):
     assert error.value.error == "invalid_grant"
 
 
+# --- the four roles together: the Demo Web App, the files and reports APIs, Connected apps ------------
+def _element(html: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</(?:pre|ul|p|strong|code|div)>', html, re.S)
+    assert match, f"no #{element_id} on the page:\n{html[:3000]}"
+    return unescape(re.sub(r"<[^>]+>", "", match[1])).strip()
+
+
+def _file_names(html: str) -> set[str]:
+    return {unescape(name) for name in re.findall(r'class="demo-file-name">([^<]*)<', html)}
+
+
+def _csrf(html: str) -> str:
+    return unescape(re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)[1])
+
+
+@live
+def test_demo_web_app_with_the_files_api_connected_apps_and_logout(demo_site):
+    """The client app as a user meets it: sign in, consent, files through the API, refresh, revoke
+    access in Connected apps (the API then answers 401), log out at the server."""
+    base, apis = demo_site.base_url, demo_site.data["apis"]
+    browser = Browser(base)
+    web = browser.session
+    assert 'id="signed-out"' in web.get(apis["client_app"]).text
+
+    # start -> the server's authorization endpoint (from discovery), with PKCE, state and nonce
+    start = web.get(base + "/demo/start/?prompt=consent", allow_redirects=False)
+    authorize = start.headers["Location"]
+    assert start.status_code == 302 and authorize.startswith(demo_site.endpoints["authorization"] + "?")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+    assert params["code_challenge_method"] == "S256" and params["nonce"] and params["state"]
+    assert "files:write" in params["scope"].split()
+    # login (alice) -> consent
+    to_login = web.get(authorize, allow_redirects=False)
+    assert to_login.status_code == 302 and "/accounts/login/" in to_login.headers["Location"]
+    back = browser.login(web.get(urljoin(base, to_login.headers["Location"])), "alice", demo_site.password)
+    consent = web.get(urljoin(base, back.headers["Location"]), allow_redirects=False)
+    assert consent.status_code == 200 and "Demo Web App" in consent.text
+    assert "Create, change and delete your files" in consent.text  # files:write, described
+    decided = browser._submit(consent, {"allow": "true"})
+    callback = decided.headers["Location"]
+    assert callback.startswith(base + "/demo/callback?")
+
+    # callback: the app exchanges the code over HTTP, keeps the tokens in ITS session, shows them
+    landed = web.get(callback, allow_redirects=False)
+    assert landed.status_code == 303 and landed.headers["Location"] == "/demo/app/"
+    app_cookie = next(c for c in web.cookies if c.name == "demo_web_app_session")
+    assert app_cookie.path == "/demo/" and app_cookie.has_nonstandard_attr("HttpOnly")
+    page = web.get(apis["client_app"])
+    assert page.status_code == 200 and 'role="alert"' not in page.text, page.text[:3000]
+    id_claims = json.loads(_element(page.text, "id-token-claims"))
+    assert id_claims["name"] == "Alice Liddell" and id_claims["aud"] == WEB_APP
+    assert id_claims["iss"] == demo_site.issuer and id_claims["nonce"] == params["nonce"]
+    alice_files = {f["name"] for f in demo_site.data["files"] if f["owner"] == "alice"}
+    bob_files = {f["name"] for f in demo_site.data["files"] if f["owner"] == "bob"}
+    assert _element(page.text, "files-status") == "200"
+    assert alice_files <= _file_names(page.text) and not bob_files & _file_names(page.text)
+
+    # create a file through the client app (a POST to the files API with the access token)
+    created = web.post(
+        base + "/demo/app/files/",
+        data={"csrfmiddlewaretoken": _csrf(page.text), "name": "from-the-e2e-test.txt", "content": "hi"},
+        allow_redirects=False,
+    )
+    assert created.status_code == 303
+    page = web.get(apis["client_app"])
+    assert _element(page.text, "flash-status") == "201"
+    assert "from-the-e2e-test.txt" in _file_names(page.text)
+
+    # Refresh: new tokens, the refresh token rotated; the new access token works with the API
+    before = _element(page.text, "access-token-preview"), _element(page.text, "refresh-token-preview")
+    refreshed = web.post(base + "/demo/app/refresh/", data={"csrfmiddlewaretoken": _csrf(page.text)})
+    page = refreshed
+    assert page.status_code == 200 and 'id="rotation"' in page.text, page.text[:3000]
+    after = _element(page.text, "access-token-preview"), _element(page.text, "refresh-token-preview")
+    assert after[0] != before[0] and after[1] != before[1]
+    assert "from a refresh" in page.text and _element(page.text, "files-status") == "200"
+    assert "from-the-e2e-test.txt" in _file_names(page.text)
+
+    # Connected apps (the server's page, alice's server session): revoke the Demo Web App
+    connected = web.get(apis["connected_apps"])
+    assert connected.status_code == 200 and "Demo Web App" in connected.text
+    revoke_path = re.search(r'action="(/oauth/connected-apps/demo-web-app/revoke/)"', connected.text)[1]
+    revoked = web.post(base + revoke_path, data={"csrfmiddlewaretoken": _csrf(connected.text)})
+    assert revoked.status_code == 200 and "Demo Web App no longer has access" in revoked.text
+
+    # the client still holds its tokens, but the files API refuses them at once
+    page = web.get(apis["client_app"])
+    assert _element(page.text, "files-status") == "401"
+    assert 'error="invalid_token"' in _element(page.text, "files-www-authenticate")
+    assert "revoked" in _element(page.text, "files-error")
+    assert "from-the-e2e-test.txt" not in _file_names(page.text)
+
+    # Log out: RP-initiated logout with id_token_hint and the registered post-logout URI
+    logout = web.post(
+        base + "/demo/app/logout/", data={"csrfmiddlewaretoken": _csrf(page.text)}, allow_redirects=False
+    )
+    end_session = logout.headers["Location"]
+    assert logout.status_code == 303 and end_session.startswith(demo_site.endpoints["end_session"] + "?")
+    logout_params = {k: v[0] for k, v in parse_qs(urlsplit(end_session).query).items()}
+    assert logout_params["post_logout_redirect_uri"] == base + "/demo/app/logged-out"
+    assert logout_params["id_token_hint"].count(".") == 2 and logout_params["client_id"] == WEB_APP
+    confirm = web.get(end_session, allow_redirects=False)  # the server asks (ALWAYS_PROMPT, kept)
+    assert confirm.status_code == 200 and "Demo Web App" in confirm.text and "alice" in confirm.text
+    ended = browser._submit(confirm, {"allow": "true"})
+    assert ended.status_code == 302, ended.text[-3000:]
+    assert ended.headers["Location"] == f"{base}/demo/app/logged-out?state={logout_params['state']}"
+    landed = web.get(ended.headers["Location"])
+    assert landed.status_code == 200 and "sent you back here" in landed.text
+    # both sessions ended: the server's (Connected apps wants a login) and the app's (no tokens)
+    assert "/accounts/login/" in web.get(apis["connected_apps"], allow_redirects=False).headers["Location"]
+    assert 'id="signed-out"' in web.get(apis["client_app"]).text
+    assert not any(c.name == "demo_web_app_session" for c in web.cookies)
+
+
+@live
+def test_reports_api_with_reports_service_credentials(demo_site):
+    apis = demo_site.data["apis"]
+    token = client_credentials_token(demo_site, "client_secret_basic")["access_token"]
+    response = http().get(apis["reports_api"], headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["requested_by"] == REPORTS and len(report["rows"]) == 7
+    assert report["total"] >= len(demo_site.data["files"])  # seeded today
+
+    # A user's token is for the files API: the reports API refuses it (RFC 6750 invalid_token)...
+    _, user_token, _ = code_flow(demo_site, "bob")
+    refused = http().get(
+        apis["reports_api"], headers={"Authorization": f"Bearer {user_token['access_token']}"}
+    )
+    assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    # ...while the files API serves bob his files, and refuses the service's token.
+    files = http().get(apis["files_api"], headers={"Authorization": f"Bearer {user_token['access_token']}"})
+    assert {f["name"] for f in files.json()["files"]} == {
+        f["name"] for f in demo_site.data["files"] if f["owner"] == "bob"
+    }
+    assert http().get(apis["files_api"], headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    # The home page's two shell lines, run as printed.
+    if shutil.which("curl") and shutil.which("python3"):
+        home = http().get(demo_site.base_url + "/").text
+        lines = _element(home, "reports-curl")
+        result = subprocess.run(
+            ["bash", "-c", lines],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin", "NO_PROXY": "*"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["report"] == "files-created-per-day"
+
+
 # --- the README's and seed_demo's commands, run for real ----------------------------------------------
 def run_curl(command: str, env: dict[str, str] | None = None) -> dict:
     """Run a documented curl command (curl when installed, else an equivalent requests call)."""
@@ -370,6 +534,10 @@ def test_seed_demo_walkthrough_commands_work(demo_site):
     assert tokens.get("token_type") == "Bearer", tokens
     env = {"ACCESS_TOKEN": tokens["access_token"], "REFRESH_TOKEN": tokens["refresh_token"]}
     assert run_curl(curl["userinfo"], env)["email"] == "alice@example.com"
+    files = run_curl(curl["files_api"], env)["files"]  # the files API, with alice's token
+    names = {f["name"] for f in files}
+    assert {f["name"] for f in demo_site.data["files"] if f["owner"] == "alice"} <= names
+    assert not {f["name"] for f in demo_site.data["files"] if f["owner"] == "bob"} & names
     assert run_curl(curl["introspection"], env)["active"] is True
 
     refreshed = run_curl(curl["refresh"], env)
@@ -436,6 +604,7 @@ def snapshot() -> dict:
         "clients": list(Client.objects.order_by("client_id").values()),
         "client_scopes": sorted(Client.allowed_scopes.through.objects.values_list("client_id", "scope_id")),
         "scopes": list(Scope.objects.order_by("name").values()),
+        "files": list(File.objects.order_by("owner__username", "name").values()),
     }
 
 
@@ -450,6 +619,7 @@ def test_seed_demo_twice_changes_nothing_and_prints_the_same_credentials():
     # A fresh PKCE pair and state per run; everything else is fixed.
     assert first["authorization"]["code_verifier"] != second["authorization"]["code_verifier"]
     assert len({c["client_id"] for c in first["clients"]}) == 4
+    assert len(before["files"]) == len(seed.FILES) == 4
 
 
 @pytest.mark.django_db
@@ -497,6 +667,9 @@ def test_seed_demo_repairs_what_was_changed():
     alice.set_password("something else entirely")
     alice.is_active = False
     alice.save()
+    File.objects.filter(owner__username="alice", name="shopping-list.txt").update(content="changed")
+    File.objects.filter(owner__username="bob", name="todo.md").delete()
+    File.objects.create(owner=alice, name="alice-own.txt", content="not the demo's")
 
     seed_json()
     web.refresh_from_db()
@@ -506,6 +679,9 @@ def test_seed_demo_repairs_what_was_changed():
     alice.refresh_from_db()
     assert alice.check_password(seed.DEMO_PASSWORD) and alice.is_active
     assert Client.objects.filter(client_id__in=[WEB_APP, SPA, REPORTS, FILES_API]).count() == 4
+    for spec in seed.FILES:
+        assert File.objects.get(owner__username=spec.owner, name=spec.name).content == spec.content
+    assert File.objects.get(name="alice-own.txt").content == "not the demo's"  # not the demo's: untouched
 
 
 def test_readme_and_docs_show_the_credentials_seed_demo_prints():

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
+
+from example_project.demo import site
 
 DEFAULT_ADDRPORT = "127.0.0.1:8000"
 
@@ -52,10 +56,17 @@ class Command(BaseCommand):
         addrport = options["addrport"]
         if ":" not in addrport:
             addrport = f"127.0.0.1:{addrport}"
+        try:
+            base_url = site.normalize_base_url(options["base_url"] or base_url_for(addrport))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         # With the autoreloader, runserver starts this command again in a child process (RUN_MAIN):
         # the parent already migrated and seeded.
         if os.environ.get("RUN_MAIN") != "true":
-            base_url = options["base_url"] or base_url_for(addrport)
             call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
             call_command("seed_demo", base_url=base_url, stdout=self.stdout, no_color=options["no_color"])
-        call_command("runserver", addrport, use_reloader=options["use_reloader"])
+        # The issuer and the APIs' audiences follow the address served (settings were read for
+        # DEMO_BASE_URL); override_settings sends setting_changed, so every settings object reloads.
+        derived = site.settings_for(base_url, getattr(settings, "OAUTH2_PROVIDER", None))
+        with override_settings(**derived):
+            call_command("runserver", addrport, use_reloader=options["use_reloader"])

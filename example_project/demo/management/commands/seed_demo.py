@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from example_project.demo import seed
+from example_project.demo import seed, site
 
 
 class Command(BaseCommand):
@@ -21,15 +22,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--base-url",
-            default=seed.DEFAULT_BASE_URL,
-            help=f"Where the demo site is served; redirect URIs and audiences use it "
-            f"(default {seed.DEFAULT_BASE_URL}).",
+            default=None,
+            help="Where the demo site is served; redirect URIs and audiences use it (default: the "
+            f"DEMO_BASE_URL setting, {site.DEFAULT_BASE_URL} unless the environment says otherwise).",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of text.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            base_url = seed.normalize_base_url(options["base_url"])
+            base_url = site.normalize_base_url(
+                options["base_url"] or getattr(settings, "DEMO_BASE_URL", site.DEFAULT_BASE_URL)
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         try:
@@ -57,6 +60,7 @@ def render_text(data: dict[str, Any], style=None) -> str:
     urls = data["endpoints"]
     auth = data["authorization"]
     curl = data["curl"]
+    apis = data["apis"]
     lines = [
         heading(f"oauth_server demo: ready at {data['base_url']}/"),
         warn(data["warning"]),
@@ -104,6 +108,18 @@ def render_text(data: dict[str, Any], style=None) -> str:
         f"  introspection: {curl['introspection']}",
         f"  refresh:       {curl['refresh']}",
         f"  revocation:    {curl['revocation']}",
+        "",
+        heading("4. The APIs (resource servers)"),
+        f"  Files API {apis['files_api']}: each user's own files (files:read, files:write)",
+        f"  {curl['files_api']}",
+        f"  Reports API {apis['reports_api']}: for reports-service (reports:read)",
+        "  SERVICE_TOKEN=<access_token from command 1>",
+        f"  {curl['reports_api']}",
+        "",
+        heading("5. In the browser"),
+        f"  The Demo Web App (sign in, files, refresh, log out): {apis['client_app']}",
+        f"  Your connected apps (revoke access): {apis['connected_apps']}",
+        f"  Management API schema (staff):        {apis['management_api_schema']}",
         "",
     ]
     return "\n".join(lines)

@@ -1,0 +1,297 @@
+"""The demo's resource servers (example_project/demo/api.py): the files API (each user's own files,
+files:read / files:write) and the reports API (client credentials, its own audience). Tokens come
+from the real token endpoint; the site is the demo's URLconf with base URL http://testserver."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client as BrowserClient
+from django.test.utils import CaptureQueriesContext
+
+from example_project.demo import site
+from example_project.demo.models import File
+from oauth_server.consent import revoke_tokens
+from oauth_server.resource import jwks
+from tests.factories import ClientFactory, DemoFileFactory, MachineClientFactory, UserFactory
+from tests.helpers import exchange_code, get_code, token_request
+from tests.resource_urls import token_parts
+
+BASE = "http://testserver"
+FILES = site.files_api_url(BASE)
+REPORTS = site.reports_api_url(BASE)
+# The token check must touch none of these: keys and revocation answers come from caches.
+PROVIDER_TABLES = ("oauth_server_", "oauth2_provider_")
+
+
+@pytest.fixture(autouse=True)
+def demo_site(settings):
+    derived = site.settings_for(BASE)
+    settings.DEMO_BASE_URL = BASE
+    settings.OAUTH_RESOURCE_SERVER = derived["OAUTH_RESOURCE_SERVER"]
+    cache.clear()
+    yield settings
+    jwks.reset()
+    cache.clear()
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def web_app(db):
+    return ClientFactory(
+        scopes=["openid", "files:read", "files:write"], audiences=[FILES], name="Demo Web App"
+    )
+
+
+@pytest.fixture
+def token_for(web_app, django_capture_on_commit_callbacks):
+    """An access token of the web app for ``user`` with ``scope``, from the code flow."""
+
+    def issue(user, scope: str = "files:read files:write", client=None) -> str:
+        client = client or web_app
+        browser = BrowserClient()
+        browser.force_login(user)
+        # on_commit callbacks run as in production: the demo primes the revocation cache then.
+        with django_capture_on_commit_callbacks(execute=True):
+            code, verifier = get_code(browser, client, scope=scope)
+            response = exchange_code(browser, client, code, verifier)
+        assert response.status_code == 200, response.content
+        return response.json()["access_token"]
+
+    return issue
+
+
+@pytest.fixture
+def machine_token(django_capture_on_commit_callbacks):
+    def issue(scope: str = "reports:read", audience: str = REPORTS) -> str:
+        machine = MachineClientFactory(scopes=scope.split(), audiences=[audience])
+        with django_capture_on_commit_callbacks(execute=True):
+            response = token_request(
+                BrowserClient(),
+                {"grant_type": "client_credentials", "scope": scope},
+                client=machine,
+                secret=machine.raw_secret,
+            )
+        assert response.status_code == 200, response.content
+        return response.json()["access_token"]
+
+    return issue
+
+
+def api(method: str, url: str, token: str | None = None, **kwargs):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    return getattr(BrowserClient(), method)(url, **headers, **kwargs)
+
+
+def post_json(url: str, token: str, data) -> object:
+    return api("post", url, token, data=json.dumps(data), content_type="application/json")
+
+
+def names(response) -> list[str]:
+    return [f["name"] for f in response.json()["files"]]
+
+
+def assert_bearer_error(response, status: int, error: str):
+    assert response.status_code == status, response.content
+    assert response.json()["error"] == error
+    assert f'error="{error}"' in response["WWW-Authenticate"]
+
+
+# --- files API: each user sees only their own ---------------------------------------------------------
+def test_each_user_lists_only_their_own_files(alice, bob, token_for):
+    DemoFileFactory(owner=alice, name="alice-1.txt")
+    DemoFileFactory(owner=alice, name="alice-2.txt")
+    DemoFileFactory(owner=bob, name="bob-1.txt")
+
+    response = api("get", "/api/files/", token_for(alice, "files:read"))
+    assert response.status_code == 200
+    assert sorted(names(response)) == ["alice-1.txt", "alice-2.txt"]
+    first = response.json()["files"][0]
+    assert set(first) == {"id", "name", "content", "created", "url"}
+    assert first["url"] == f"{BASE}/api/files/{first['id']}/"
+
+    assert names(api("get", "/api/files/", token_for(bob, "files:read"))) == ["bob-1.txt"]
+
+
+def test_create_needs_files_write_and_belongs_to_the_token_user(alice, bob, token_for):
+    read_only = token_for(alice, "files:read")
+    refused = post_json("/api/files/", read_only, {"name": "x.txt"})
+    assert_bearer_error(refused, 403, "insufficient_scope")
+    assert 'scope="files:write"' in refused["WWW-Authenticate"]
+    assert not File.objects.exists()
+
+    response = post_json("/api/files/", token_for(alice), {"name": " notes.txt ", "content": "hi\n"})
+    assert response.status_code == 201, response.content
+    created = File.objects.get()
+    assert (created.owner, created.name, created.content) == (alice, "notes.txt", "hi\n")
+    assert response["Location"] == f"{BASE}/api/files/{created.pk}/" == response.json()["url"]
+    assert names(api("get", "/api/files/", token_for(bob, "files:read"))) == []
+
+
+def test_reading_needs_files_read(alice, token_for):
+    file = DemoFileFactory(owner=alice)
+    write_only = token_for(alice, "files:write")
+    for url in ("/api/files/", f"/api/files/{file.pk}/"):
+        response = api("get", url, write_only)
+        assert_bearer_error(response, 403, "insufficient_scope")
+        assert 'scope="files:read"' in response["WWW-Authenticate"]
+
+
+def test_detail_and_delete_of_own_file(alice, token_for):
+    file = DemoFileFactory(owner=alice, name="mine.txt", content="secret")
+    token = token_for(alice)
+    detail = api("get", f"/api/files/{file.pk}/", token)
+    assert detail.status_code == 200 and detail.json()["content"] == "secret"
+
+    assert_bearer_error(
+        api("delete", f"/api/files/{file.pk}/", token_for(alice, "files:read")), 403, "insufficient_scope"
+    )
+    assert File.objects.filter(pk=file.pk).exists()
+
+    deleted = api("delete", f"/api/files/{file.pk}/", token)
+    assert deleted.status_code == 204 and not deleted.content
+    assert not File.objects.filter(pk=file.pk).exists()
+    assert api("get", f"/api/files/{file.pk}/", token).status_code == 404
+
+
+def test_another_users_file_is_a_404_for_read_and_delete(alice, bob, token_for):
+    bobs = DemoFileFactory(owner=bob, name="bob-secret.txt")
+    token = token_for(alice)
+    for method in ("get", "delete"):
+        response = api(method, f"/api/files/{bobs.pk}/", token)
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found" and "bob" not in response.content.decode()
+    assert File.objects.filter(pk=bobs.pk).exists()
+    # Same answer as for a file that never existed: nothing tells the two apart.
+    missing = api("get", f"/api/files/{bobs.pk + 1000}/", token)
+    assert missing.status_code == 404 and missing.json() == response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "a", "content": "x" * 10_001}, "content"),
+    ],
+)
+def test_invalid_files_are_refused_with_the_fields(alice, token_for, body, field):
+    response = post_json("/api/files/", token_for(alice), body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request" and field in response.json()["fields"]
+    assert not File.objects.exists()
+
+
+def test_unreadable_bodies_and_wrong_methods_answer_json_errors(alice, token_for):
+    token = token_for(alice)
+    broken = api("post", "/api/files/", token, data="{not json", content_type="application/json")
+    assert broken.status_code == 400 and broken.json()["error"] == "invalid_request"
+    media = api("post", "/api/files/", token, data="<x/>", content_type="application/xml")
+    assert media.status_code == 415 and media.json()["error"] == "unsupported_media_type"
+    wrong = api("put", "/api/files/", token, data="{}", content_type="application/json")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    assert not File.objects.exists()
+
+
+def test_no_token_gets_the_bare_bearer_challenge(db):
+    for url in ("/api/files/", "/api/reports/"):
+        response = api("get", url)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+        assert response["Content-Type"] == "application/json"  # no browsable API page
+
+
+def test_a_token_for_another_audience_is_refused(alice, token_for, machine_token):
+    other_app = ClientFactory(scopes=["files:read"], audiences=["https://elsewhere.example/api/"])
+    response = api("get", "/api/files/", token_for(alice, "files:read", client=other_app))
+    assert_bearer_error(response, 401, "invalid_token")
+    assert "(aud)" in response.json()["error_description"]
+    # The reports-service token is for the reports API, not this one.
+    assert_bearer_error(api("get", "/api/files/", machine_token()), 401, "invalid_token")
+
+
+def test_a_service_token_for_the_files_api_has_no_user(db, machine_token):
+    response = api("get", "/api/files/", machine_token("files:read", audience=FILES))
+    assert response.status_code == 403
+    assert response.json()["error"] == "access_denied"
+
+
+def test_a_deactivated_users_token_stops_working(alice, token_for):
+    token = token_for(alice, "files:read")
+    alice.is_active = False
+    alice.save()
+    assert_bearer_error(api("get", "/api/files/", token), 401, "invalid_token")
+
+
+def test_revoked_tokens_are_refused_at_once(alice, web_app, token_for, django_capture_on_commit_callbacks):
+    token = token_for(alice, "files:read")
+    assert api("get", "/api/files/", token).status_code == 200  # "not revoked" is now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_tokens(alice, web_app)  # what Connected apps and RP-initiated logout do
+    with CaptureQueriesContext(connection) as queries:
+        response = api("get", "/api/files/", token)
+    assert_bearer_error(response, 401, "invalid_token")
+    assert "revoked" in response.json()["error_description"]
+    assert not queries.captured_queries  # the demo told the cache: refused without asking the database
+
+
+def test_the_token_check_makes_no_query(alice, token_for):
+    DemoFileFactory(owner=alice)
+    api("get", "/api/files/", token_for(alice, "files:read"))  # warms the key cache (one query per 5 min)
+    fresh = token_for(alice, "files:read")  # issued now: never checked before
+    with CaptureQueriesContext(connection) as queries:
+        response = api("get", "/api/files/", fresh)
+    assert response.status_code == 200 and len(response.json()["files"]) == 1
+    sql = [q["sql"] for q in queries.captured_queries]
+    # Exactly: the user behind the token's sub (user_for_token), then the files.
+    assert len(sql) == 2, sql
+    assert "oauth_server_subject" in sql[0] and "demo_file" in sql[1]
+    assert not [s for s in sql if any(f'"{t}' in s and "subject" not in s for t in PROVIDER_TABLES)], sql
+
+
+# --- reports API --------------------------------------------------------------------------------------
+def test_reports_with_a_client_credentials_token(alice, bob, machine_token):
+    DemoFileFactory(owner=alice)
+    DemoFileFactory(owner=bob)
+    token = machine_token()
+    response = api("get", "/api/reports/", token)
+    assert response.status_code == 200, response.content
+    report = response.json()
+    assert report["report"] == "files-created-per-day" and report["total"] == 2
+    assert len(report["rows"]) == 7 and report["rows"][-1]["files_created"] == 2
+    assert report["requested_by"] == token_parts(token)[1]["client_id"]
+    assert report["period"]["to"] == report["rows"][-1]["date"]
+    assert "alice" not in response.content.decode()  # numbers only
+
+
+def test_reports_refuse_a_user_token(alice, token_for):
+    response = api("get", "/api/reports/", token_for(alice, "files:read"))
+    assert_bearer_error(response, 401, "invalid_token")  # its audience is the files API
+    assert "(aud)" in response.json()["error_description"]
+
+
+def test_reports_need_the_reports_scope(db, machine_token):
+    MachineClientFactory(scopes=["files:read"])
+    token = machine_token("files:read", audience=REPORTS)
+    response = api("get", "/api/reports/", token)
+    assert_bearer_error(response, 403, "insufficient_scope")
+    assert 'scope="reports:read"' in response["WWW-Authenticate"]
+
+
+def test_reports_audience_follows_the_base_url(demo_site, db, machine_token):
+    token = machine_token()
+    demo_site.DEMO_BASE_URL = "http://other.example:8000"  # manage.py demo on another address
+    assert_bearer_error(api("get", "/api/reports/", token), 401, "invalid_token")
