@@ -49,7 +49,7 @@ def setup_django(db_path: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def run(requests: int) -> None:
+def run(requests: int, show_sql: bool = False) -> None:
     from django.contrib.auth.hashers import make_password
     from django.db import connection
     from django.test import Client as HttpClient
@@ -107,15 +107,19 @@ def run(requests: int) -> None:
             f"p95 {sorted(timings)[int(n * 0.95) - 1] * 1000:7.2f} ms  "
             f"{len(queries)} SQL queries/request"
         )
+        if show_sql and client is fast:
+            for number, sql in enumerate(queries, 1):
+                print(f"  {number}. {sql[:150]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--show-sql", action="store_true", help="print the SQL of one fast-hash request")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup_django(str(Path(tmp) / "bench.sqlite3"))
-        run(args.requests)
+        run(args.requests, show_sql=args.show_sql)
 
 
 if __name__ == "__main__":
