@@ -164,3 +164,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     site = _running.get("site")
     if report.failed and site is not None and "demo_site" in getattr(item, "fixturenames", ()):
         report.sections.append(("demo server log (last lines)", site.log_tail()))
+
+
+# --- headless Chromium (tests/e2e/chromium.py), shared by the browser tests -------------------------
+@pytest.fixture(scope="module")
+def driver():
+    """One Chromium per test module; skipped without Chromium, except under CI where it fails."""
+    from tests.e2e.chromium import missing_browser, start_driver
+
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, browser tests must run: {reason}")
+        pytest.skip(reason)
+    browser = start_driver()
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: ``$OAUTH_SERVER_SCREENSHOTS`` when set, else the test's tmp_path."""
+    directory = Path(os.environ.get("OAUTH_SERVER_SCREENSHOTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def site(live_server, monkeypatch):
+    """pytest-django's live server, reached directly (no proxy from the environment)."""
+    monkeypatch.setenv("NO_PROXY", "*")
+    return live_server.url

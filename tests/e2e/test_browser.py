@@ -10,86 +10,26 @@ Without Chromium and chromedriver these tests skip, except when ``CI`` is set: t
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from oauth_server.models import Consent, Grant
+from tests.e2e.chromium import (
+    CONTRAST_JS,
+    DESKTOP,
+    PHONE,
+    TEXT_SELECTOR,
+    press_enter,
+    screenshot,
+    tab_to,
+    wait_for,
+)
 from tests.factories import DEFAULT_PASSWORD, ClientFactory, UserFactory, pkce_pair
 from tests.helpers import query
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-DESKTOP = (1280, 900)
-PHONE = (390, 844)
-MAX_TABS = 30
-
-# WCAG 2.x contrast of an element's text against the first opaque background behind it.
-CONTRAST_JS = """
-function parse(c) {
-  const m = c.match(/rgba?\\(([^)]+)\\)/);
-  if (!m) return null;
-  const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
-  return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
-}
-function lum(c) {
-  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
-}
-function background(el) {
-  for (let e = el; e; e = e.parentElement) {
-    const c = parse(getComputedStyle(e).backgroundColor);
-    if (c && c.a > 0.99) return c;
-  }
-  return {r: 255, g: 255, b: 255, a: 1};
-}
-const out = [];
-for (const el of document.querySelectorAll(arguments[0])) {
-  const text = (el.innerText || "").trim();
-  if (!text || el.offsetParent === null) continue;
-  const fg = parse(getComputedStyle(el).color), bg = background(el);
-  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
-  out.push({text: text.slice(0, 40), ratio: (hi + 0.05) / (lo + 0.05)});
-}
-return out;
-"""
-TEXT_SELECTOR = "h1, h2, p, li, a, strong, span, small, code, label, button, .oas-brand, .oas-account-email"
-
-
-def _missing_browser() -> str | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium or not shutil.which("chromedriver"):
-        return (
-            "headless Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
-        )
-    return None
-
-
-@pytest.fixture(scope="module")
-def driver():
-    reason = _missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, browser tests must run: {reason}")
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
-    options.add_argument("--lang=en-US")
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    browser.implicitly_wait(0)
-    yield browser
-    browser.quit()
 
 
 @pytest.fixture
@@ -102,19 +42,6 @@ def browser(driver):
         "Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": "en"}
     )
     return driver
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    directory = Path(os.environ.get("OAUTH_SERVER_SCREENSHOTS") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-@pytest.fixture
-def site(live_server, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "*")
-    return live_server.url
 
 
 @pytest.fixture
@@ -131,22 +58,6 @@ def app(site):
 @pytest.fixture
 def person(db):
     return UserFactory(username="grace", email="grace@example.com", first_name="Grace", last_name="Hopper")
-
-
-def screenshot(browser, path: Path) -> None:
-    """The whole page, not just the viewport, at the current window width."""
-    size = browser.get_window_size()
-    width, height = size["width"], size["height"]
-    page_height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, max(height, page_height + 140))  # + browser chrome
-    browser.save_screenshot(str(path))
-    browser.set_window_size(width, height)
-
-
-def wait_for(browser, condition, timeout: float = 10):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout).until(condition)
 
 
 def authorize_url(site: str, app, **extra: str) -> str:
@@ -177,25 +88,6 @@ def sign_in(browser, url: str, user) -> None:
     password = browser.find_element(By.ID, "id_password")
     password.send_keys(DEFAULT_PASSWORD, Keys.ENTER)
     wait_for(browser, lambda d: d.find_elements(By.ID, "allow"))
-
-
-def tab_to(browser, element_id: str) -> None:
-    """Press TAB (and nothing else) until the element has the keyboard focus."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    for _ in range(MAX_TABS):
-        if browser.execute_script("return document.activeElement && document.activeElement.id") == element_id:
-            return
-        ActionChains(browser).send_keys(Keys.TAB).perform()
-    pytest.fail(f"#{element_id} cannot be reached with the Tab key")
-
-
-def press_enter(browser) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    ActionChains(browser).send_keys(Keys.ENTER).perform()
 
 
 def test_keyboard_only_sign_in_and_approve(browser, site, app, person, shots):

@@ -1,56 +1,20 @@
 """The "Connected apps" page in headless Chromium: sign in, revoke with the keyboard alone, and
-the colours the user sees. Same driver pattern and skip rule as test_browser.py (skips without
+the colours the user sees. The driver and skip rule are tests/e2e/conftest.py's (skips without
 Chromium and chromedriver unless ``CI`` is set); screenshots go to ``$OAUTH_SERVER_SCREENSHOTS``
 when set, else to pytest's tmp_path.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from oauth_server.models import AccessToken, Consent
-from tests.e2e.test_browser import (
-    CHROMIUM_FLAGS,
-    CONTRAST_JS,
-    DESKTOP,
-    MAX_TABS,
-    PHONE,
-    TEXT_SELECTOR,
-    _missing_browser,
-    screenshot,
-    wait_for,
-)
+from tests.e2e.chromium import CONTRAST_JS, DESKTOP, PHONE, TEXT_SELECTOR, screenshot, tab_to, wait_for
 from tests.factories import DEFAULT_PASSWORD, AccessTokenFactory, ClientFactory, ConsentFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 PAGE = "/oauth/connected-apps/"
-
-
-@pytest.fixture(scope="module")
-def driver():
-    reason = _missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, browser tests must run: {reason}")
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
-    options.add_argument("--lang=en-US")
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    browser.implicitly_wait(0)
-    yield browser
-    browser.quit()
 
 
 @pytest.fixture
@@ -59,19 +23,6 @@ def browser(driver):
     driver.set_window_size(*DESKTOP)
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     return driver
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    directory = Path(os.environ.get("OAUTH_SERVER_SCREENSHOTS") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-@pytest.fixture
-def site(live_server, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "*")
-    return live_server.url
 
 
 @pytest.fixture
@@ -111,18 +62,6 @@ def sign_in_to_connected_apps(browser, site: str, user) -> None:
     browser.find_element(By.ID, "id_username").send_keys(user.username)
     browser.find_element(By.ID, "id_password").send_keys(DEFAULT_PASSWORD, Keys.ENTER)
     wait_for(browser, lambda d: d.current_url == site + PAGE)
-
-
-def tab_to(browser, element_id: str) -> None:
-    """Press TAB (and nothing else) until the element has the keyboard focus."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    for _ in range(MAX_TABS):
-        if browser.execute_script("return document.activeElement && document.activeElement.id") == element_id:
-            return
-        ActionChains(browser).send_keys(Keys.TAB).perform()
-    pytest.fail(f"#{element_id} cannot be reached with the Tab key")
 
 
 def test_keyboard_revoke_shows_the_message_and_the_empty_state(browser, site, person, photos, shots):
