@@ -36,6 +36,13 @@ class OAuthServerValidator(OAuth2Validator):
         """Fast hash for high-entropy secrets (hashers.py) instead of PBKDF2 on every request."""
         return hashers.check_secret(provided_secret, stored_secret)
 
+    def _load_application(self, client_id, request):
+        """No query for a client_id holding a NUL byte: PostgreSQL refuses it (DataError, a 500,
+        which DOT's ValueError guard misses with psycopg 3), and no client_id can hold one."""
+        if isinstance(client_id, str) and "\x00" in client_id:
+            return None
+        return super()._load_application(client_id, request)
+
     def _authenticate_basic_auth(self, request) -> bool:
         """DOT lets base64's ValueError (a non-ASCII ``Authorization: Basic`` value) escape as a 500;
         undecodable credentials are a failed authentication (tests/test_fuzz.py)."""

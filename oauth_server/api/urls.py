@@ -40,6 +40,7 @@ api_patterns = [
 urlpatterns = [
     *api_patterns,
     path("schema/", views.SchemaView.as_view(patterns=api_patterns), name="schema"),
-    # Last: anything else under the API is a JSON 404 (after authentication).
-    re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
+    # Last: anything else under the API is a JSON 404 (after authentication); [\s\S]: paths with a
+    # newline (%0A) too, which "." alone would leave to Django's HTML 404.
+    re_path(r"^[\s\S]*$", views.NotFoundView.as_view(), name="not-found"),
 ]

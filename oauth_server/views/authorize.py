@@ -11,7 +11,7 @@ import json
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
@@ -272,8 +272,14 @@ class AuthorizationView(DOTAuthorizationView):
         )
 
     def form_valid(self, form):
-        client = Client.objects.filter(client_id=form.cleaned_data["client_id"]).first()
+        client_id = form.cleaned_data["client_id"]
+        # No lookup for a NUL byte: PostgreSQL refuses it (a 500), and no client_id holds one.
+        client = None if "\x00" in client_id else Client.objects.filter(client_id=client_id).first()
         if client is None:
+            return self.form_invalid(form)
+        # The hidden redirect_uri can be tampered with too: DOT sends a denial to it unchecked,
+        # which would be an open redirect (tests/test_fuzz.py).
+        if not client.redirect_uri_allowed(form.cleaned_data.get("redirect_uri") or ""):
             return self.form_invalid(form)
         # The hidden resource field can be tampered with: it may only name the client's audiences.
         resources = (form.cleaned_data.get("resource") or "").split()
@@ -302,7 +308,10 @@ class AuthorizationView(DOTAuthorizationView):
                 scopes=scopes.split() if scopes else [],
             )
         result = super().create_authorization_response(request, scopes, credentials, allow)
-        if allow and request.method == "POST":
+        # oauthlib answers some invalid requests (a tampered ``claims`` field...) with an error
+        # redirect, not an exception: remember the approval only when a code was issued.
+        issued = "code" in dict(parse_qsl(urlsplit(result[0] or "").query))
+        if allow and request.method == "POST" and issued:
             client = Client.objects.get(client_id=credentials["client_id"])
             consent.record_consent(request.user, client, scopes.split() if scopes else [])
         return result
