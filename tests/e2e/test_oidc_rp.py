@@ -3,8 +3,9 @@
 pyoidc checks what strict RPs check: the discovery document's issuer, the ID token's signature
 against the JWKS, iss, aud, nonce, at_hash and expiry. It is the seeded "Demo Web App" here, on the
 demo site started as a new user starts it (``demo_site`` in conftest.py), so the demo's own
-configuration is what a certified RP accepts. The browser part (login and consent) is
-``tests/e2e/browser.py``, posting the real forms.
+configuration is what a certified RP accepts: code + PKCE with the ID token checks, userinfo,
+refresh, client credentials, introspection and revocation, each through pyoidc's own requests.
+The browser part (login and consent) is ``tests/e2e/browser.py``, posting the real forms.
 """
 
 from __future__ import annotations
@@ -123,3 +124,55 @@ def test_introspection_and_revocation_over_the_wire(site):
 
     after = http.post(introspect, data={"token": token_resp["access_token"]}, auth=auth)
     assert after.json() == {"active": False}
+
+
+def test_client_credentials_with_the_rp_library(site):
+    """pyoidc's own client-credentials request (RFC 6749 4.4) for the machine-to-machine client."""
+    from oic.oauth2 import Client as OAuthClient
+    from oic.oauth2.message import (
+        AccessTokenResponse,
+        CCAccessTokenRequest,
+        MessageTuple,
+        OauthMessageFactory,
+    )
+
+    class ClientCredentialsMessages(OauthMessageFactory):
+        token_endpoint = MessageTuple(CCAccessTokenRequest, AccessTokenResponse)
+
+    client = site.client("reports-service")
+    rp = OAuthClient(client_authn_method=CLIENT_AUTHN_METHOD, message_factory=ClientCredentialsMessages)
+    rp.provider_config(site.issuer)
+    rp.client_id, rp.client_secret = client["client_id"], client["client_secret"]
+    response = rp.do_access_token_request(
+        request_args={"grant_type": "client_credentials", "scope": "reports:read"},
+        authn_method="client_secret_basic",
+    )
+    assert "error" not in response, response.to_dict()
+    assert response["token_type"] == "Bearer"
+    assert response["scope"] == ["reports:read"]
+    assert "refresh_token" not in response
+
+
+def test_introspection_and_revocation_with_the_rp_library(site):
+    """pyoidc's RFC 7662 and RFC 7009 requests (its ``oic.extension`` client), from discovery."""
+    from oic.extension.client import Client as ExtensionClient
+
+    client = site.client(WEB_APP)
+    _, token_resp = run_code_flow(site, make_rp(site), "alice", scope="openid")
+    rp = ExtensionClient(client_authn_method=CLIENT_AUTHN_METHOD)
+    rp.provider_config(site.issuer)
+    rp.client_id, rp.client_secret = client["client_id"], client["client_secret"]
+
+    def introspect() -> dict:
+        return rp.do_token_introspection(
+            request_args={"token": token_resp["access_token"]}, authn_method="client_secret_basic"
+        ).to_dict()
+
+    active = introspect()
+    assert active["active"] is True and active["client_id"] == WEB_APP
+    status = rp.do_token_revocation(
+        request_args={"token": token_resp["access_token"], "token_type_hint": "access_token"},
+        authn_method="client_secret_basic",
+    )
+    assert status == 200
+    assert introspect() == {"active": False}
