@@ -55,6 +55,28 @@ def _report(model_admin: admin.ModelAdmin, request: HttpRequest, message: str, s
         )
 
 
+def _revoke_each(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset, revoke, token_type: str
+) -> int:
+    """Revoke each selected credential in its own transaction, with a change-log entry and an audit
+    event for each; returns how many were revoked."""
+    done = 0
+    for credential in queryset:
+        with transaction.atomic():
+            model_admin.log_change(request, credential, gettext("Revoked."))
+            revoke(credential)
+            audit.record(
+                audit.Event.TOKEN_REVOKED,
+                request=request,
+                user=credential.user,
+                client=credential.application,
+                via="admin",
+                token_type=token_type,
+            )
+        done += 1
+    return done
+
+
 class AccessTokenAdmin(CredentialAdmin):
     list_display = [
         "id",
@@ -93,20 +115,7 @@ class AccessTokenAdmin(CredentialAdmin):
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         # DOT's shared revoke path: revokes the bound refresh token too (RFC 7009 2.1), so the
         # client cannot simply refresh its way back in.
-        done = 0
-        for token in queryset:
-            with transaction.atomic():
-                self.log_change(request, token, gettext("Revoked."))
-                revoke_access_token(token)
-                audit.record(
-                    audit.Event.TOKEN_REVOKED,
-                    request=request,
-                    user=token.user,
-                    client=token.application,
-                    via="admin",
-                    token_type="access_token",
-                )
-            done += 1
+        done = _revoke_each(self, request, queryset, revoke_access_token, "access_token")
         _report(self, request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", done) % done)
 
 
@@ -128,28 +137,22 @@ class RefreshTokenAdmin(CredentialAdmin):
     @admin.action(description=_("Revoke selected refresh tokens"), permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         # revoke() keeps the row as a tombstone (reuse detection) and deletes its access token.
-        done = skipped = 0
-        for token in queryset:
-            if token.revoked is not None:
-                skipped += 1
-                continue
-            token.revoke()
-            self.log_change(request, token, gettext("Revoked."))
-            audit.record(
-                audit.Event.TOKEN_REVOKED,
-                request=request,
-                user=token.user,
-                client=token.application,
-                via="admin",
-                token_type="refresh_token",
-            )
-            done += 1
+        skipped = queryset.filter(revoked__isnull=False).count()
+        live = queryset.filter(revoked__isnull=True)
+        done = _revoke_each(self, request, live, lambda token: token.revoke(), "refresh_token")
         _report(
             self,
             request,
             ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", done) % done,
             skipped,
         )
+
+
+def _revoke_id_token(id_token) -> None:
+    access_token = AccessToken.objects.filter(id_token=id_token).first()
+    if access_token is not None:
+        revoke_access_token(access_token)
+    id_token.revoke()
 
 
 class IDTokenAdmin(CredentialAdmin):
@@ -164,23 +167,7 @@ class IDTokenAdmin(CredentialAdmin):
         # An ID token already handed out cannot be recalled; what revoking means here is that the
         # access token issued with it (and that token's refresh token) stops working, and the ID
         # token is no longer accepted as id_token_hint for logout.
-        done = 0
-        for id_token in queryset:
-            with transaction.atomic():
-                self.log_change(request, id_token, gettext("Revoked."))
-                access_token = AccessToken.objects.filter(id_token=id_token).first()
-                if access_token is not None:
-                    revoke_access_token(access_token)
-                id_token.revoke()
-                audit.record(
-                    audit.Event.TOKEN_REVOKED,
-                    request=request,
-                    user=id_token.user,
-                    client=id_token.application,
-                    via="admin",
-                    token_type="id_token",
-                )
-            done += 1
+        done = _revoke_each(self, request, queryset, _revoke_id_token, "id_token")
         _report(self, request, ngettext("Revoked %d ID token.", "Revoked %d ID tokens.", done) % done)
 
 
