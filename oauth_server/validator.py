@@ -240,6 +240,9 @@ class OAuthServerValidator(OAuth2Validator):
         )
         self._set_token_value(access_token, token["access_token"])
         access_token.save()
+        state = _issuing.get()
+        if state is not None:
+            state["access_token"] = access_token  # for TokenView's app_authorized, without a re-read
         return access_token
 
     # --- OpenID Connect: claims and ID tokens signed with the database keys ----------------------
@@ -460,13 +463,14 @@ def token_checksum(value: str) -> str:
 # An error answered after that point (e.g. the code redeemed by a concurrent request) must leave
 # nothing behind, so TokenView rolls back; errors before it (replay and reuse revocations, audit
 # records of failures) are committed.
-_issuing: ContextVar[dict[str, bool] | None] = ContextVar("oauth_server_issuing", default=None)
+_issuing: ContextVar[dict[str, Any] | None] = ContextVar("oauth_server_issuing", default=None)
 
 
 @contextmanager
-def token_request() -> Iterator[dict[str, bool]]:
-    """Track issuance during one token request; yields ``{"issued": bool}``."""
-    state = {"issued": False}
+def token_request() -> Iterator[dict[str, Any]]:
+    """Track issuance during one token request; yields ``{"issued": bool}``, plus
+    ``"access_token"``: the AccessToken row saved, once there is one."""
+    state: dict[str, Any] = {"issued": False}
     reset = _issuing.set(state)
     try:
         yield state

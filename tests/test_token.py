@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -415,3 +416,29 @@ def test_authorization_server_metadata_lists_exactly_what_is_supported(client, d
     for forbidden in ("implicit", "password", "token"):
         assert forbidden not in meta["grant_types_supported"]
         assert forbidden not in meta["response_types_supported"]
+
+
+def test_app_authorized_is_sent_with_the_saved_token_without_reading_it_back(client, machine_client):
+    """DOT's signal still fires once per issued token, with the row the validator saved."""
+    from oauth2_provider.signals import app_authorized
+
+    received = []
+
+    def receiver(sender, request, token, **kwargs):
+        received.append(token)
+
+    app_authorized.connect(receiver)
+    try:
+        response = token_request(
+            client,
+            {"grant_type": "client_credentials", "scope": "reports:read"},
+            client=machine_client,
+            secret=machine_client.raw_secret,
+        )
+    finally:
+        app_authorized.disconnect(receiver)
+    assert response.status_code == 200
+    assert len(received) == 1
+    token = received[0]
+    assert token.pk is not None and token.application_id == machine_client.pk
+    assert token.token_checksum == hashlib.sha256(response.json()["access_token"].encode()).hexdigest()

@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 from oauth2_provider import views as dot_views
+from oauth2_provider.signals import app_authorized
 
 from ..models import AccessToken
 from ..validator import token_request
@@ -35,6 +36,18 @@ CLIENT_AUTH_CHALLENGE = 'Basic realm="oauth"'
 
 
 class TokenView(dot_views.TokenView):
+    def authorization_flow_token_response(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        """DOT's, sending ``app_authorized`` with the AccessToken row the validator just saved:
+        DOT re-parses its own JSON body and reads that row back by checksum, one SELECT per token."""
+        url, headers, body, status = self.create_token_response(request)
+        token = getattr(self, "issuing", {}).get("access_token")
+        if status == 200 and token is not None:
+            app_authorized.send(sender=self, request=request, token=token)
+        response = HttpResponse(content=body, status=status)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
     def http_method_not_allowed(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         """JSON like every other answer of the endpoint (Django's default is an empty HTML 405)."""
         description = _("The %(method)s method is not allowed here; send a POST.") % {
@@ -55,6 +68,7 @@ class TokenView(dot_views.TokenView):
             response["Cache-Control"] = "no-store"
             return response
         with transaction.atomic(using=router.db_for_write(AccessToken)), token_request() as state:
+            self.issuing = state
             response = self.authorization_flow_token_response(request)
             if response.status_code != 200 and state["issued"]:
                 transaction.set_rollback(True, using=router.db_for_write(AccessToken))
