@@ -86,9 +86,19 @@ class Scope(models.Model):
         return self.name
 
 
+def plausible_client_id(value: object) -> bool:
+    """Whether ``value`` could be a client_id at all. Lookups skip the rest: a NUL byte, for one,
+    makes PostgreSQL raise a DataError (a 500), and no client_id can hold one."""
+    return isinstance(value, str) and bool(value) and "\x00" not in value
+
+
 class ClientQuerySet(models.QuerySet):
     def enabled(self) -> ClientQuerySet:
         return self.filter(is_enabled=True)
+
+    def by_client_id(self, client_id: object) -> ClientQuerySet:
+        """The client with this client_id; hostile input matches nothing without a query."""
+        return self.filter(client_id=client_id) if plausible_client_id(client_id) else self.none()
 
 
 class ClientManager(models.Manager.from_queryset(ClientQuerySet)):  # type: ignore[misc]

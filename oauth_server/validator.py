@@ -26,7 +26,7 @@ from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
 from . import audit, claims, hashers, keys, signals, tokens
 from .conf import settings
-from .models import AccessToken, Grant, GrantType, IDToken, RefreshToken
+from .models import AccessToken, Grant, GrantType, IDToken, RefreshToken, plausible_client_id
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,9 @@ class OAuthServerValidator(OAuth2Validator):
         return hashers.check_secret(provided_secret, stored_secret)
 
     def _load_application(self, client_id, request):
-        """No query for a client_id holding a NUL byte: PostgreSQL refuses it (DataError, a 500,
-        which DOT's ValueError guard misses with psycopg 3), and no client_id can hold one."""
-        if isinstance(client_id, str) and "\x00" in client_id:
-            return None
-        return super()._load_application(client_id, request)
+        """DOT's lookup, but hostile client_ids never reach the database (``by_client_id``):
+        PostgreSQL refuses a NUL byte with a DataError, which DOT's ValueError guard misses."""
+        return super()._load_application(client_id, request) if plausible_client_id(client_id) else None
 
     def _authenticate_basic_auth(self, request) -> bool:
         """DOT lets base64's ValueError (a non-ASCII ``Authorization: Basic`` value) escape as a 500;

@@ -188,8 +188,7 @@ class RevokeConnectedAppView(LoginRequiredMixin, View):
 
     def post(self, request: HttpRequest, client_id: str) -> HttpResponse:
         user = request.user
-        # No lookup for a NUL byte (%00 in the URL): PostgreSQL refuses it, and no client_id holds one.
-        client = None if "\x00" in client_id else Client.objects.filter(client_id=client_id).first()
+        client = Client.objects.by_client_id(client_id).first()
         if client is None:
             raise Http404
         name = client.name or client.client_id

@@ -80,9 +80,7 @@ def _csrf_token_is_valid(request: HttpRequest) -> bool:
 
 
 def enabled_client(client_id: Any) -> Client | None:
-    if not isinstance(client_id, str) or not client_id or "\x00" in client_id:
-        return None
-    return Client.objects.filter(client_id=client_id, is_enabled=True).first()
+    return Client.objects.enabled().by_client_id(client_id).first()
 
 
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
