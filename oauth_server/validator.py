@@ -63,6 +63,7 @@ class OAuthServerValidator(OAuth2Validator):
                 request=request,
             )
         if super().authenticate_client(request, *args, **kwargs):
+            _bind_client_id(request, basic)
             return True
         audit.client_auth_failed(request, basic)
         return False
@@ -417,7 +418,8 @@ class OAuthServerValidator(OAuth2Validator):
             id_claims.pop("auth_time", None)
         expiration = timezone.now() + timedelta(seconds=settings.ID_TOKEN_LIFETIME)
         id_claims["exp"] = int(expiration.timestamp())
-        id_claims["azp"] = request.client_id or request.client.client_id
+        # The authenticated client object, never a request parameter (oauthlib uses request.client_id).
+        id_claims["aud"] = id_claims["azp"] = request.client.client_id
         return id_claims, expiration
 
     def finalize_id_token(self, id_token, token, token_handler, request):
@@ -448,6 +450,22 @@ class OAuthServerValidator(OAuth2Validator):
         except (JWException, ValueError, TypeError, KeyError):
             return None
         return IDToken.objects.filter(jti=payload.get("jti")).select_related("user", "application").first()
+
+
+def _bind_client_id(request, basic: str | None) -> None:
+    """After authentication, ``request.client_id`` is the authenticated client's (RFC 6749 3.2.1).
+
+    A ``client_id`` parameter naming another client than the one that authenticated is refused:
+    oauthlib reads ``request.client_id`` from the body, and would put that other client in the ID
+    token's ``aud`` while the access token names the authenticated one.
+    """
+    presented = request.client_id
+    if presented is not None and presented != request.client.client_id:
+        audit.client_auth_failed(request, basic, "client_id_mismatch")
+        raise oauth2_errors.InvalidRequestError(
+            description="client_id does not match the authenticated client.", request=request
+        )
+    request.client_id = request.client.client_id
 
 
 # --- helpers of revocation and introspection ---------------------------------------------------------

@@ -6,9 +6,10 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from oauth_server.models import AccessToken, Client, GrantType, RefreshToken
+from oauth_server import keys
+from oauth_server.models import AccessToken, AuditEvent, Client, GrantType, RefreshToken
 from tests.factories import ClientFactory, MachineClientFactory, PublicClientFactory, pkce_pair
-from tests.helpers import TOKEN_URL, basic_auth, exchange_code, get_code, token_request
+from tests.helpers import REVOKE_URL, TOKEN_URL, basic_auth, exchange_code, get_code, token_request
 
 CC = {"grant_type": "client_credentials"}
 
@@ -263,3 +264,81 @@ def test_public_client_needs_only_its_client_id(logged_in, public_client):
 def test_public_client_id_of_an_unknown_client_is_invalid_client(client, db):
     data = {"grant_type": "authorization_code", "code": "x", "client_id": "nope", "code_verifier": "v" * 43}
     assert_error(client.post(TOKEN_URL, data), "invalid_client", 401)
+
+
+# --- a client_id parameter naming another client (security review, issue 9 item 1) ----------------
+def _refused_as_mismatch(response) -> None:
+    body = assert_error(response, "invalid_request")
+    assert "client_id" in body["error_description"]
+
+
+def test_code_exchange_with_another_clients_client_id_in_the_body_is_refused(logged_in):
+    """Basic auth as one client plus ``client_id=<another client>`` in the body used to return an
+    ID token whose aud/azp named the other client (RFC 6749 3.2.1: the authenticated client is the
+    one the token is for)."""
+    web_client = ClientFactory(scopes=["openid", "files:read"])
+    other = PublicClientFactory(scopes=["openid", "files:read"])
+    code, verifier = get_code(logged_in, web_client, scope="openid files:read", nonce="n-1")
+    _refused_as_mismatch(exchange_code(logged_in, web_client, code, verifier, client_id=other.client_id))
+    assert not AccessToken.objects.exists()
+    event = AuditEvent.objects.get(event=AuditEvent.Event.CLIENT_AUTH_FAILED)
+    assert event.details["reason"] == "client_id_mismatch"
+    # The refusal did not consume the code: the client's own request still works, for itself.
+    response = exchange_code(logged_in, web_client, code, verifier, client_id=web_client.client_id)
+    assert response.status_code == 200, response.content
+    claims = keys.verify(response.json()["id_token"], typ="JWT")
+    assert claims["aud"] == web_client.client_id
+    assert claims["azp"] == web_client.client_id
+
+
+def test_refresh_with_another_clients_client_id_in_the_body_is_refused(logged_in, web_client):
+    other = ClientFactory()
+    code, verifier = get_code(logged_in, web_client, scope="files:read")
+    refresh = exchange_code(logged_in, web_client, code, verifier).json()["refresh_token"]
+    data = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": other.client_id}
+    _refused_as_mismatch(token_request(logged_in, data, client=web_client, secret=web_client.raw_secret))
+    assert AccessToken.objects.count() == 1
+    # Body authentication names one client only; the refresh token still works for its client.
+    data["client_id"] = web_client.client_id
+    response = token_request(logged_in, data, client=web_client, secret=web_client.raw_secret)
+    assert response.status_code == 200, response.content
+
+
+def test_client_credentials_with_another_clients_client_id_is_refused(client, machine_client):
+    other = MachineClientFactory(scopes=["reports:read"])
+    header = basic_auth(machine_client.client_id, machine_client.raw_secret)
+    _refused_as_mismatch(
+        client.post(TOKEN_URL, {**CC, "client_id": other.client_id}, HTTP_AUTHORIZATION=header)
+    )
+    assert not AccessToken.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["/oauth/introspect/", REVOKE_URL])
+def test_introspection_and_revocation_refuse_another_clients_client_id(client, machine_client, url):
+    other = MachineClientFactory()
+    header = basic_auth(machine_client.client_id, machine_client.raw_secret)
+    token = client.post(TOKEN_URL, CC, HTTP_AUTHORIZATION=header).json()["access_token"]
+    _refused_as_mismatch(
+        client.post(url, {"token": token, "client_id": other.client_id}, HTTP_AUTHORIZATION=header)
+    )
+    assert AccessToken.objects.count() == 1  # not revoked
+    response = client.post(
+        url, {"token": token, "client_id": machine_client.client_id}, HTTP_AUTHORIZATION=header
+    )
+    assert response.status_code == 200, response.content
+
+
+def test_id_token_audience_comes_from_the_client_object_not_the_parameter(web_client, user):
+    """Defence in depth: even a request whose client_id parameter differs reaches the ID token only
+    with the authenticated client's id in aud and azp."""
+    from oauthlib.common import Request
+
+    from oauth_server.validator import OAuthServerValidator
+
+    request = Request(
+        "https://testserver/oauth/token/", headers={"SERVER_NAME": "testserver", "SERVER_PORT": "443"}
+    )
+    request.client, request.client_id, request.user = web_client, "someone-else", user
+    request.grant_type, request.scopes, request.claims = "authorization_code", ["openid"], None
+    claims, _expiration = OAuthServerValidator().get_id_token_dictionary({}, None, request)
+    assert claims["aud"] == claims["azp"] == web_client.client_id
