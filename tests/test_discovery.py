@@ -72,3 +72,21 @@ def test_jwks_matches_the_advertised_algorithms(client, db):
     jwks = client.get("/oauth/.well-known/jwks.json").json()
     assert {k["alg"] for k in jwks["keys"]} <= set(doc["id_token_signing_alg_values_supported"]) | {"RS256"}
     assert all(k["kid"] and k["use"] == "sig" for k in jwks["keys"])
+
+
+@pytest.mark.parametrize("url", [OIDC, RFC8414])
+def test_a_pinned_issuer_fixes_every_endpoint_whatever_the_host_header(
+    client, db, monkeypatch, settings, url
+):
+    """The document is publicly cacheable: with the issuer pinned, a forged Host header must not put
+    another origin in it (security review, issue 9)."""
+    from oauth2_provider.settings import oauth2_settings
+
+    settings.ALLOWED_HOSTS = ["*"]
+    monkeypatch.setattr(oauth2_settings, "OIDC_ISS_ENDPOINT", "https://id.example.com/oauth")
+    doc = client.get(url, HTTP_HOST="attacker.example:8443").json()
+    assert doc["issuer"] == "https://id.example.com/oauth"
+    endpoints = {name: value for name, value in doc.items() if name.endswith(("_endpoint", "_uri"))}
+    assert len(endpoints) >= 7
+    for name, value in endpoints.items():
+        assert value.startswith("https://id.example.com/oauth/"), (name, value)

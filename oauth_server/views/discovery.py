@@ -6,6 +6,7 @@ Both metadata documents come from one function, so they can never disagree.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
@@ -22,7 +23,17 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def _url(request: HttpRequest, name: str) -> str:
-    return request.build_absolute_uri(reverse(f"oauth2_provider:{name}"))
+    """An endpoint's absolute URL: on the pinned issuer's origin when the issuer is pinned.
+
+    The documents are cacheable (``Cache-Control: public``), and a pinned issuer says where the
+    server is: endpoints taken from the request's Host header would let a forged Host put another
+    origin next to the real issuer in a document that caches and clients keep.
+    """
+    path = reverse(f"oauth2_provider:{name}")
+    if oauth2_settings.OIDC_ISS_ENDPOINT:
+        issuer = urlsplit(oauth2_settings.OIDC_ISS_ENDPOINT)
+        return urlunsplit((issuer.scheme, issuer.netloc, path, "", ""))
+    return request.build_absolute_uri(path)
 
 
 def metadata(request: HttpRequest) -> dict[str, Any]:
