@@ -8,8 +8,9 @@ It behaves like an application running somewhere else:
   only ever in this session;
 - it talks to the authorization server and to the files API **over HTTP** with ``requests``:
   discovery, token endpoint (code + PKCE, refresh), JWKS, userinfo, revocation, and the API. The
-  server's URL is the ``DEMO_CLIENT_SERVER_URL`` setting, by default the scheme and host of the
-  request being served (runserver is threaded, so the site can call itself);
+  server's URL is the ``DEMO_CLIENT_SERVER_URL`` setting, by default ``DEMO_BASE_URL`` (the address
+  ``manage.py demo`` serves; runserver is threaded, so the site can call itself), never the Host
+  header of the request being served;
 - it verifies what it receives: ``state`` (one use) and ``iss`` (RFC 9207) on the callback, the
   ID token's signature against the JWKS and its ``iss``, ``aud``, ``exp`` and ``nonce``.
 
@@ -98,9 +99,10 @@ def client_session(view: Callable) -> Callable:
 
 # --- talking to the server over HTTP --------------------------------------------------------------
 def server_url(request: HttpRequest) -> str:
-    """Where the client reaches the authorization server and the files API."""
+    """Where the client reaches the authorization server and the files API: configured, never the
+    Host header of the request being served (a forged one would send the client secret elsewhere)."""
     configured = getattr(django_settings, "DEMO_CLIENT_SERVER_URL", None)
-    return site.normalize_base_url(configured or f"{request.scheme}://{request.get_host()}")
+    return site.normalize_base_url(configured or django_settings.DEMO_BASE_URL)
 
 
 def _http() -> requests.Session:
