@@ -228,6 +228,11 @@ class Client(AbstractApplication):
         verbose_name = _("client")
         verbose_name_plural = _("clients")
         ordering = ["name", "id"]
+        # Powers beyond change_client, checked by the management API (docs/management-api.md).
+        permissions = [
+            ("manage_trusted_client", _("Can create and change clients that skip the consent screen")),
+            ("issue_client_secret", _("Can issue and rotate the secret of an existing client")),
+        ]
 
     def natural_key(self) -> tuple[str]:
         return (self.client_id,)

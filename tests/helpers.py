@@ -98,3 +98,23 @@ def exchange_code(browser: BrowserClient, client, code: str, verifier: str, **ov
 
 def login_url() -> str:
     return reverse("login")
+
+
+def grant_permissions(user, *names: str):
+    """Give ``user`` these permissions ("app_label.codename"); none: every oauth_server permission.
+
+    Returns the user re-read, since Django caches permissions on the user object.
+    """
+    from django.contrib.auth.models import Permission
+
+    permissions = Permission.objects.filter(content_type__app_label="oauth_server")
+    if names:
+        wanted = {tuple(name.split(".", 1)) for name in names}
+        permissions = [
+            p
+            for p in permissions.select_related("content_type")
+            if (p.content_type.app_label, p.codename) in wanted
+        ]
+        assert len(permissions) == len(wanted), f"unknown permission among {names}"
+    user.user_permissions.add(*permissions)
+    return type(user)._default_manager.get(pk=user.pk)

@@ -284,6 +284,23 @@ def test_view_only_staff_cannot_run_actions_or_rotate(db, machine_client):
     assert not SigningKey.objects.exists()
 
 
+def test_only_superusers_set_a_clients_owner(db, machine_client):
+    """The owner is the service account an admin-scope token acts as in the management API: setting it
+    hands that user's permissions to whoever holds the client's secret."""
+    from django.contrib.auth.models import Permission
+
+    staffer = UserFactory(is_staff=True)
+    staffer.user_permissions.set(Permission.objects.filter(codename__in=["view_client", "change_client"]))
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    browser = BrowserClient()
+    browser.force_login(staffer)
+    form = browser.get(url("client", "change", machine_client.pk)).context["adminform"].form
+    assert "user" not in form.fields
+    browser.force_login(superuser)
+    form = browser.get(url("client", "change", machine_client.pk)).context["adminform"].form
+    assert "user" in form.fields
+
+
 # --- clients: list, search, filters --------------------------------------------------------------------
 @pytest.fixture
 def clients(db):

@@ -1,8 +1,9 @@
 """The management REST API (oauth_server.api): every endpoint, its auth, its errors, its OpenAPI document.
 
 Requests go through Django's test client with JSON bodies, as an operator's script would send them.
-Most tests authenticate as a staff session; the auth matrix also uses real bearer tokens, one of
-them obtained from /oauth/token/.
+Most tests authenticate as the session of a staff user holding every oauth_server permission; the
+auth matrix also uses real bearer tokens, one of them obtained from /oauth/token/, and the
+permission matrix checks each action against Django's model permissions.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.factories import (
     ScopeFactory,
     UserFactory,
 )
-from tests.helpers import basic_auth, token_request
+from tests.helpers import basic_auth, grant_permissions, token_request
 
 API = "/oauth/api/"
 CLIENTS = API + "clients/"
@@ -64,21 +65,30 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(is_staff=True)
+    """An operator: a staff user holding every oauth_server permission."""
+    return grant_permissions(UserFactory(is_staff=True))
 
 
 @pytest.fixture
 def api(staff):
-    """A staff member's browser session (the test client skips CSRF unless asked; see the CSRF test)."""
+    """The operator's browser session (the test client skips CSRF unless asked; see the CSRF test)."""
     browser = BrowserClient()
     browser.force_login(staff)
     return browser
 
 
+def service_account(*permissions: str):
+    """An active, non-staff user with no usable password, holding these permissions (none: all)."""
+    user = UserFactory()
+    user.set_unusable_password()
+    user.save()
+    return grant_permissions(user, *permissions)
+
+
 @pytest.fixture
 def admin_client(db):
-    """The operator's machine client, allowed the admin scope."""
-    return MachineClientFactory(scopes=["oauth:admin"])
+    """The operator's machine client, allowed the admin scope, owned by a service account."""
+    return MachineClientFactory(scopes=["oauth:admin"], user=service_account())
 
 
 @pytest.fixture
@@ -158,7 +168,7 @@ def test_a_bearer_token_with_the_admin_scope_is_accepted(client, admin_token):
 
 def test_a_token_from_the_token_endpoint_works(client, db):
     """End to end: client_credentials at /oauth/token/ (a JWT by default), then the API."""
-    machine = MachineClientFactory(scopes=["oauth:admin"])
+    machine = MachineClientFactory(scopes=["oauth:admin"], user=service_account())
     response = token_request(
         client,
         {"grant_type": "client_credentials", "scope": "oauth:admin"},
@@ -218,7 +228,7 @@ def test_tokens_in_the_query_string_are_not_accepted(client, admin_token):
 
 
 def test_the_admin_scope_is_a_setting(client, db):
-    machine = MachineClientFactory(scopes=["ops"])
+    machine = MachineClientFactory(scopes=["ops"], user=service_account())
     token = AccessTokenFactory(user=None, application=machine, scope="ops")
     assert client.get(CLIENTS, **bearer(token.raw_token)).status_code == 403
     with override_settings(OAUTH_SERVER={"ADMIN_API_SCOPE": "ops"}):
@@ -626,7 +636,8 @@ def test_list_queries_do_not_grow_with_the_page(api, django_assert_max_num_queri
     few = _list_queries(api, 2)
     many = _list_queries(api, 30)
     assert few == many
-    with django_assert_max_num_queries(6):  # session, user, count, page, scopes
+    # session, user, the user's and their groups' permissions, count, page, scopes
+    with django_assert_max_num_queries(7):
         api.get(CLIENTS, {"page_size": 500})
 
 

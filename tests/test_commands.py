@@ -24,8 +24,8 @@ from freezegun import freeze_time
 
 from oauth_server import hashers, keys
 from oauth_server.models import Client, Scope, SigningKey
-from tests.factories import ClientFactory, ScopeFactory
-from tests.helpers import basic_auth, exchange_code, get_code
+from tests.factories import ClientFactory, ScopeFactory, UserFactory
+from tests.helpers import basic_auth, exchange_code, get_code, grant_permissions
 
 JWKS_URL = "/oauth/.well-known/jwks.json"
 TOKEN_URL = "/oauth/token/"
@@ -353,6 +353,78 @@ def test_several_problems_are_reported_together_on_their_options():
     assert all(line.startswith("--grant-type: ") for line in lines)
     assert len(lines) == 2
     assert Client.objects.count() == 0
+
+
+# --- create_oauth_client --owner: the management API's service account ------------------------------------
+def admin_client_args(*extra: str) -> list[str]:
+    return [
+        "create_oauth_client",
+        "--name",
+        "ops automation",
+        "--type",
+        "confidential",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "oauth:admin",
+        *extra,
+    ]
+
+
+def test_an_admin_client_acts_with_its_owners_permissions_in_the_api(client):
+    """docs/management-api.md, "Setting up a machine caller", end to end."""
+    ScopeFactory(name="oauth:admin")
+    owner = grant_permissions(UserFactory(username="svc-ops"), "oauth_server.view_client")
+    data = run_json(*admin_client_args("--owner", "svc-ops"))
+    assert data["owner"] == "svc-ops"
+    assert Client.objects.get(client_id=data["client_id"]).user == owner
+    response = client.post(
+        TOKEN_URL,
+        {"grant_type": "client_credentials", "scope": "oauth:admin"},
+        HTTP_AUTHORIZATION=basic_auth(data["client_id"], data["client_secret"]),
+    )
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {response.json()['access_token']}"}
+    assert client.get("/oauth/api/clients/", **bearer).status_code == 200
+    denied = client.post(
+        "/oauth/api/scopes/", {"name": "a:b", "description": "A"}, "application/json", **bearer
+    )
+    assert denied.status_code == 403
+    assert "oauth_server.add_scope" in denied.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "--owner: a client allowed the admin scope 'oauth:admin' needs an owner"),
+        (("--owner", "nobody"), "--owner: no user 'nobody'."),
+        (("--owner", "retired"), "--owner: the user 'retired' is not active."),
+    ],
+)
+def test_an_admin_client_needs_an_active_owner(extra, message):
+    ScopeFactory(name="oauth:admin")
+    UserFactory(username="retired", is_active=False)
+    before = snapshot()
+    with pytest.raises(CommandError, match=message):
+        run(*admin_client_args(*extra))
+    assert snapshot() == before
+
+
+def test_any_client_may_have_an_owner():
+    UserFactory(username="alice")
+    out = run(
+        "create_oauth_client",
+        "--name",
+        "A",
+        "--type",
+        "public",
+        "--grant-type",
+        "authorization_code",
+        "--redirect-uri",
+        "https://app.example.com/cb",
+        "--owner",
+        "alice",
+    )
+    assert "owner           alice" in out
 
 
 # --- create_oauth_scope -------------------------------------------------------------------------------

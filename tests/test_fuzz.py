@@ -57,7 +57,7 @@ from tests.factories import (
     UserFactory,
     pkce_pair,
 )
-from tests.helpers import basic_auth, exchange_code, get_code
+from tests.helpers import basic_auth, exchange_code, get_code, grant_permissions
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -132,7 +132,8 @@ def world(db) -> World:
     )
     spa = PublicClientFactory(scopes=["openid", "files:read"], redirect_uris=SPA_CALLBACK)
     machine = MachineClientFactory(scopes=["reports:read"])
-    admin = MachineClientFactory(scopes=["oauth:admin"])
+    # The admin token acts with its client's owner, a service account holding every permission.
+    admin = MachineClientFactory(scopes=["oauth:admin"], user=grant_permissions(UserFactory()))
     first_party = ClientFactory(scopes=["openid", "files:read"], redirect_uris=FIRST_PARTY_CALLBACK)
     first_party.skip_consent = True
     first_party.save()
@@ -148,7 +149,7 @@ def world(db) -> World:
     other = RefreshTokenFactory(user=user, application=spa)
     return World(
         user=user,
-        staff=UserFactory(is_staff=True),
+        staff=grant_permissions(UserFactory(is_staff=True)),
         web=web,
         spa=spa,
         machine=machine,

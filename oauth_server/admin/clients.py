@@ -128,6 +128,14 @@ class ClientAdmin(admin.ModelAdmin):
     change_form_template = "admin/oauth_server/client/change_form.html"
     secret_template = "admin/oauth_server/client/secret.html"
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+        """The owner (``user``) is the service account a machine token with the admin scope acts as in
+        the management API: setting it delegates that user's permissions, so only superusers may."""
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("user")
+        return fields
+
     # --- list ---------------------------------------------------------------------------------
     @admin.display(description=_("grant types"))
     def grant_type_list(self, obj: Client) -> str:

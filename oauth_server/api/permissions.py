@@ -1,11 +1,22 @@
-"""Who may call the management API: a staff session, or a client_credentials token with the admin scope.
+"""Who may call the management API, and what each caller may do there.
 
-Both classes are set explicitly on every API view, so a site's ``REST_FRAMEWORK`` defaults
-(``AllowAny``, ``BasicAuthentication``...) can never loosen them.
+Two questions, two permission classes:
+
+- ``IsAdminAPICaller``: who is calling. A staff user's session, or a client_credentials token with
+  the admin scope whose client is owned (``Client.user``) by an active service account.
+- ``HasActionPermissions``: may that *account* do this action. Each viewset maps every action to
+  Django model permissions (``required_permissions``), checked with ``user.has_perm`` exactly as
+  the Django admin does, so a staff user holds in the API what they hold in the admin, and a
+  machine token holds what its service account holds. Superusers hold everything.
+
+Both are set explicitly on every API view, so a site's ``REST_FRAMEWORK`` defaults
+(``AllowAny``, ``BasicAuthentication``...) can never loosen them. docs/management-api.md has the
+table of actions and permissions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -20,7 +31,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from ..conf import settings
-from ..models import AccessToken
+from ..models import AccessToken, Client
 
 REALM = "oauth_server_admin"
 
@@ -68,11 +79,56 @@ class AdminBearerAuthentication(OAuth2Authentication):
 AUTHENTICATION_CLASSES = [AdminBearerAuthentication, SessionAuthentication]
 
 
+def permission_name(model: Any, action: str) -> str:
+    """Django's name of a model permission, e.g. ``oauth_server.view_client``."""
+    return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+
+
+# Custom permissions (Client.Meta.permissions): powers beyond "change a client".
+# Creating a client that skips the consent screen, turning skip_consent on, or changing in any way a
+# client that skips it: such a client gets codes for any user without asking them.
+MANAGE_TRUSTED_CLIENT = f"{Client._meta.app_label}.manage_trusted_client"
+# Giving an existing client a new secret (rotate-secret; public -> confidential): whoever reads it
+# becomes that client, with its consents, its skip_consent and its service account's permissions.
+ISSUE_CLIENT_SECRET = f"{Client._meta.app_label}.issue_client_secret"
+
+
+def api_account(request: Request) -> Any:
+    """The user whose Django permissions the request acts with, or None.
+
+    A session: its user. A machine token (client_credentials, no user): the service account that
+    owns the token's client (``Client.user``, DOT's ``Application.user``).
+    """
+    token = request.auth
+    if isinstance(token, AccessToken):
+        if token.user_id is not None:
+            return None
+        application = token.application
+        return application.user if application is not None and application.user_id else None
+    user = request.user
+    return user if user and user.is_authenticated else None
+
+
+def missing_permissions(account: Any, required: Iterable[Sequence[str]]) -> list[str]:
+    """The requirements ``account`` does not meet; each is a tuple of alternatives (any one suffices)."""
+    missing = []
+    for alternatives in required:
+        if account is None or not any(account.has_perm(name) for name in alternatives):
+            missing.append(" or ".join(alternatives))
+    return missing
+
+
+def permission_denied_message(missing: Sequence[str]) -> str:
+    return _("You need the permission %(permissions)s.") % {"permissions": ", ".join(missing)}
+
+
 class IsAdminAPICaller(BasePermission):
-    """A staff user's session, or a machine token (client_credentials) carrying ``ADMIN_API_SCOPE``.
+    """A staff user's session, or a machine token (client_credentials) carrying ``ADMIN_API_SCOPE``
+    whose client is owned by an active user, the service account whose permissions it acts with.
 
     Tokens issued to a user are refused even with the scope: a consent click by an ordinary user
-    on a misconfigured client must never turn into admin rights.
+    on a misconfigured client must never turn into admin rights. A token of a client without an
+    (active) owner has no permissions to act with, so it is refused here with a message saying why.
     """
 
     message = _("You do not have permission to use the management API.")
@@ -89,6 +145,13 @@ class IsAdminAPICaller(BasePermission):
                 self.code = "insufficient_scope"
                 self.message = _("The access token lacks the %(scope)s scope.") % {"scope": scope}
                 return False
+            account = api_account(request)
+            if account is None or not account.is_active:
+                self.message = _(
+                    "The client of this access token has no service account: set its owner (user) to an "
+                    "active user holding the management API permissions."
+                )
+                return False
             return True
         user = request.user
         return bool(
@@ -100,4 +163,33 @@ class IsAdminAPICaller(BasePermission):
         )
 
 
+class HasActionPermissions(BasePermission):
+    """The account (``api_account``) holds the Django permissions the view requires for its action.
+
+    The view's ``required_permissions`` maps each action to a list of requirements, each a tuple of
+    permission names of which any one suffices. An action missing from the map is refused (deny by
+    default); a request with no action at all (a method the view does not route: 405, or OPTIONS)
+    is left to the view.
+    """
+
+    message = _("You do not have permission to perform this action.")
+    code = "forbidden"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        action = getattr(view, "action", None)
+        if action is None:
+            return True
+        required: Mapping[str, Sequence[Sequence[str]]] = getattr(view, "required_permissions", {})
+        if action not in required:
+            return False
+        missing = missing_permissions(api_account(request), required[action])
+        if missing:
+            self.message = permission_denied_message(missing)
+            return False
+        return True
+
+
+# Who may call at all (the OpenAPI document and unknown URLs need nothing more).
 PERMISSION_CLASSES = [IsAdminAPICaller]
+# Every viewset: the caller, then the Django permissions of its action.
+MODEL_PERMISSION_CLASSES = [IsAdminAPICaller, HasActionPermissions]

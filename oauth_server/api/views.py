@@ -54,7 +54,17 @@ from ..conf import settings
 from ..consent import revoke_consent
 from ..models import AccessToken, Client, Consent, GrantType, RefreshToken, Scope
 from ..validator import revoke_grant
-from .permissions import AUTHENTICATION_CLASSES, PERMISSION_CLASSES
+from .permissions import (
+    AUTHENTICATION_CLASSES,
+    ISSUE_CLIENT_SECRET,
+    MANAGE_TRUSTED_CLIENT,
+    MODEL_PERMISSION_CLASSES,
+    PERMISSION_CLASSES,
+    api_account,
+    missing_permissions,
+    permission_denied_message,
+    permission_name,
+)
 from .serializers import (
     TOKEN_TYPES,
     ClientSecretSerializer,
@@ -123,7 +133,10 @@ class AdminAPIMixin:
     """The fixed policy of every API view (see the module docstring)."""
 
     authentication_classes = AUTHENTICATION_CLASSES
-    permission_classes = PERMISSION_CLASSES
+    permission_classes = MODEL_PERMISSION_CLASSES
+    # Each viewset maps every action to the Django permissions it needs (HasActionPermissions);
+    # an action missing here is refused.
+    required_permissions: dict[str, list[tuple[str, ...]]] = {}
     renderer_classes = [JSONRenderer]
     parser_classes = [JSONParser]
     pagination_class = AdminPagination
@@ -159,7 +172,12 @@ class AdminAPIMixin:
 ERROR_RESPONSES = {
     400: OpenApiResponse(ErrorSerializer, description=_("Invalid request (field errors in errors).")),
     401: OpenApiResponse(ErrorSerializer, description=_("No or invalid credentials.")),
-    403: OpenApiResponse(ErrorSerializer, description=_("Not a staff session or no admin scope.")),
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description=_(
+            "Not a staff session or no admin scope, or the account lacks the permission for the action."
+        ),
+    ),
     404: OpenApiResponse(ErrorSerializer, description=_("Not found.")),
 }
 
@@ -197,6 +215,28 @@ def _pk_or_404(model: type[models.Model], value: str) -> Any:
         return model._meta.pk.clean(value, None)
     except (DjangoValidationError, TypeError, ValueError, OverflowError):
         raise exceptions.NotFound() from None
+
+
+def model_permissions(model: type[models.Model], **actions: str) -> dict[str, list[tuple[str, ...]]]:
+    """``required_permissions`` of a viewset over one model: ``list="view"`` -> ``app.view_model``."""
+    return {action: [(permission_name(model, verb),)] for action, verb in actions.items()}
+
+
+CRUD = {
+    "list": "view",
+    "retrieve": "view",
+    "create": "add",
+    "update": "change",
+    "partial_update": "change",
+    "destroy": "delete",
+}
+
+
+def require(request: Request, *permissions: str) -> None:
+    """Refuse (403) unless the caller's account holds every one of ``permissions``."""
+    missing = missing_permissions(api_account(request), [(name,) for name in permissions])
+    if missing:
+        raise exceptions.PermissionDenied(permission_denied_message(missing))
 
 
 # --- clients -----------------------------------------------------------------------------------------
@@ -274,6 +314,11 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
     serializer_class = ClientSerializer
     lookup_field = "client_id"
     lookup_value_regex = "[^/]+"
+    # skip_consent and secrets of existing clients need more: see check_client_write and rotate_secret.
+    required_permissions = {
+        **model_permissions(Client, **CRUD),
+        "rotate_secret": [(permission_name(Client, "change"),), (ISSUE_CLIENT_SECRET,)],
+    }
 
     def get_queryset(self) -> QuerySet:
         queryset = Client.objects.prefetch_related(
@@ -283,9 +328,26 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
             queryset = filter_clients(queryset, self.request.query_params)
         return queryset
 
+    def check_client_write(self, request: Request, client: Client | None, data: dict[str, Any]) -> None:
+        """The powers beyond add/change: a client that skips consent, a new secret for a client.
+
+        Checked after validation and before anything is saved. A client that skips consent gets
+        codes for any user without asking; changing any of its fields (say a redirect URI) is as
+        strong as setting the flag. A secret given to an existing client (public -> confidential)
+        lets whoever reads it act as that client. A new client's first secret needs only add.
+        """
+        skips = data.get("skip_consent", client.skip_consent if client is not None else False)
+        if skips or (client is not None and client.skip_consent):
+            require(request, MANAGE_TRUSTED_CLIENT)
+        if client is not None and not client.client_secret:
+            client_type = data.get("client_type", client.client_type)
+            if client_type == Client.CLIENT_CONFIDENTIAL:
+                require(request, ISSUE_CLIENT_SECRET)
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = ClientSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        self.check_client_write(request, None, serializer.validated_data)
         client = serializer.save()
         location = request.build_absolute_uri(f"{client.client_id}/")
         return Response(ClientWithSecretSerializer(client).data, status=201, headers={"Location": location})
@@ -294,6 +356,7 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
         client = self.get_object()
         serializer = ClientSerializer(client, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
+        self.check_client_write(request, client, serializer.validated_data)
         client = serializer.save()
         client._prefetched_objects_cache = {}
         response_serializer = ClientWithSecretSerializer if client.new_secret else ClientSerializer
@@ -311,6 +374,8 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         client = self.get_object()
+        if client.skip_consent:
+            require(request, MANAGE_TRUSTED_CLIENT)
         if client.client_type != Client.CLIENT_CONFIDENTIAL:
             raise exceptions.ValidationError({"client_type": [_("Public clients have no secret to rotate.")]})
         with transaction.atomic():
@@ -351,6 +416,7 @@ class ScopeViewSet(AdminAPIMixin, viewsets.ModelViewSet):
     lookup_field = "name"
     # Scope names are printable ASCII and may contain "/" (RFC 6749 3.3).
     lookup_value_regex = ".+"
+    required_permissions = model_permissions(Scope, **CRUD)
 
     def perform_create(self, serializer: ScopeSerializer) -> None:
         try:
@@ -413,6 +479,11 @@ class UserConsentViewSet(
     serializer_class = ConsentSerializer
     lookup_field = "client__client_id"
     lookup_url_kwarg = "client_id"
+    # Revoking keeps the row (revoked_at): change or delete, as the admin's revoke action.
+    required_permissions = {
+        **model_permissions(Consent, list="view", retrieve="view"),
+        "destroy": [(permission_name(Consent, "change"), permission_name(Consent, "delete"))],
+    }
 
     def get_queryset(self) -> QuerySet:
         user = user_or_404(self.kwargs["user_id"])
@@ -455,6 +526,12 @@ def _refresh_rows(queryset: QuerySet) -> QuerySet:
     )
 
 
+def _revoke_permissions(*token_models: type[models.Model]) -> list[tuple[str, ...]]:
+    # Revoking deletes access tokens and marks refresh tokens: change or delete of each model, as
+    # the admin's revoke actions.
+    return [(permission_name(m, "change"), permission_name(m, "delete")) for m in token_models]
+
+
 TOKEN_LIST_PARAMETERS = [
     USER_ID,
     OpenApiParameter("client_id", str, description=_("Only this client's tokens.")),
@@ -487,6 +564,13 @@ TOKEN_LIST_PARAMETERS = [
 )
 class UserTokenViewSet(AdminAPIMixin, viewsets.GenericViewSet):
     serializer_class = TokenSerializer
+    # One list holds both kinds of token, and a revocation reaches both (the whole grant).
+    required_permissions = {
+        "list": [(permission_name(AccessToken, "view"),), (permission_name(RefreshToken, "view"),)],
+        "retrieve": [(permission_name(AccessToken, "view"),), (permission_name(RefreshToken, "view"),)],
+        "destroy": _revoke_permissions(AccessToken, RefreshToken),
+        "destroy_all": _revoke_permissions(AccessToken, RefreshToken),
+    }
 
     def _user(self) -> Any:
         return user_or_404(self.kwargs["user_id"])
@@ -575,6 +659,7 @@ class NotFoundView(AdminAPIMixin, APIView):
     """Unknown URLs under the API: a JSON 404 (after authentication), not the site's HTML page."""
 
     schema = None
+    permission_classes = PERMISSION_CLASSES
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

@@ -11,11 +11,13 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
 from oauth2_provider.validators import AllowedURIValidator
 
+from oauth_server.conf import settings
 from oauth_server.models import Client, GrantType
 
 # RFC 6749 appendix A.1: client_id = *VSCHAR. We also refuse the space, which would split the id in
@@ -32,6 +34,7 @@ OPTION_FOR_FIELD = {
     "allowed_origins": "--allowed-origin",
     "allowed_scopes": "--scope",
     "client_id": "--client-id",
+    "user": "--owner",
     "client_secret": "--client-secret",
     "audiences": "--audience",
     "resource_identifiers": "--resource-identifier",
@@ -143,6 +146,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Trusted first-party client: users are never shown the consent screen.",
         )
+        parser.add_argument(
+            "--owner",
+            metavar="USERNAME",
+            help="The user who owns the client. For a client allowed the admin scope (ADMIN_API_SCOPE) "
+            "this is required: the service account whose Django permissions its tokens use in the "
+            "management API.",
+        )
         parser.add_argument("--client-id", help="Use this client_id instead of a generated one.")
         parser.add_argument(
             "--client-secret",
@@ -173,10 +183,13 @@ class Command(BaseCommand):
         allowed_origins = _unique([origin.strip().rstrip("/") for origin in options["allowed_origins"]])
         if allowed_origins and options["client_type"] != Client.CLIENT_PUBLIC:
             problems.append("--allowed-origin: only public clients may list origins (CORS).")
+        owner, owner_problems = self._owner(options["owner"], _unique(options["scopes"]))
+        problems += owner_problems
         if problems:
             raise CommandError("\n".join(problems))
 
         fields: dict[str, Any] = {
+            "user": owner,
             "skip_consent": options["skip_consent"],
             "audiences": audiences,
             "resource_identifiers": resource_identifiers,
@@ -209,6 +222,26 @@ class Command(BaseCommand):
         else:
             self._print_summary(data)
 
+    def _owner(self, username: str | None, scopes: list[str]) -> tuple[Any, list[str]]:
+        """The owning user, and what is wrong with it. A client allowed the admin scope must have an
+        active owner: the management API checks that service account's permissions (an ownerless
+        admin client's tokens are refused there)."""
+        if username is None:
+            if settings.ADMIN_API_SCOPE in scopes:
+                return None, [
+                    f"--owner: a client allowed the admin scope {settings.ADMIN_API_SCOPE!r} needs an owner, "
+                    "the service account whose permissions its tokens use in the management API "
+                    "(docs/management-api.md)."
+                ]
+            return None, []
+        user_model = get_user_model()
+        owner = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+        if owner is None:
+            return None, [f"--owner: no user {username!r}."]
+        if not owner.is_active:
+            return None, [f"--owner: the user {username!r} is not active."]
+        return owner, []
+
     def _check_post_logout_uris(self, uris: list[str]) -> list[str]:
         """Same scheme rules as redirect URIs: a post-logout redirect is a redirect too."""
         validator = AllowedURIValidator(
@@ -240,6 +273,8 @@ class Command(BaseCommand):
         if data["allowed_origins"]:
             row("origins (CORS)", data["allowed_origins"])
         row("scopes", data["scopes"])
+        if data["owner"] is not None:
+            row("owner", data["owner"])
         if data["audiences"]:
             row("audiences", data["audiences"])
         if data["skip_consent"]:
@@ -268,4 +303,5 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "resource_identifiers": list(client.resource_identifiers),
         "skip_consent": client.skip_consent,
         "access_token_format": client.access_token_format or None,
+        "owner": client.user.get_username() if client.user_id else None,
     }
