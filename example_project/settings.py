@@ -9,6 +9,7 @@ from pathlib import Path
 import dj_database_url
 
 from example_project.demo import site
+from oauth_server.sqlite import configure_sqlite
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,12 +60,16 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "example_project.wsgi.application"
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
-    )
-}
+# On SQLite, configure_sqlite() adds WAL, BEGIN IMMEDIATE and a busy timeout (oauth_server.sqlite):
+# without them concurrent token requests fail with "database is locked" (docs/hardening.md).
+DATABASES = configure_sqlite(
+    {
+        "default": dj_database_url.config(
+            default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+            conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        )
+    }
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

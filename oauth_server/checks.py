@@ -103,6 +103,35 @@ def check_signing_key(app_configs=None, databases=None, **kwargs):
     return warnings
 
 
+# --- SQLite under concurrent requests (docs/hardening.md) ------------------------------------------
+@register(Tags.database, Tags.compatibility)
+def check_sqlite_options(app_configs=None, **kwargs):
+    """A SQLite database without ``BEGIN IMMEDIATE``, a busy timeout and WAL answers concurrent token
+    requests with 500 ``database is locked``, and a refresh-token race then never reaches reuse
+    detection. Read from the settings alone (no query), so a plain ``check`` and runserver report it."""
+    from .models import AccessToken
+    from .sqlite import SQLITE_OPTIONS, is_sqlite, missing_options
+
+    warnings = []
+    for alias, database in django_settings.DATABASES.items():
+        if not is_sqlite(database) or not router.allow_migrate_model(alias, AccessToken):
+            continue
+        missing = missing_options(database.get("OPTIONS") or {})
+        if missing:
+            warnings.append(
+                Warning(
+                    f"SQLite database {alias!r} is not set up for concurrent requests (missing: "
+                    f"{', '.join(missing)}): concurrent token requests fail with 'database is locked'.",
+                    hint=(
+                        f"Set DATABASES[{alias!r}]['OPTIONS'] = {SQLITE_OPTIONS!r}, e.g. with "
+                        "oauth_server.sqlite.configure_sqlite(DATABASES); or use PostgreSQL."
+                    ),
+                    id="oauth_server.W009",
+                )
+            )
+    return warnings
+
+
 # --- abuse protection and deployment (docs/abuse.md) ------------------------------------------------
 LOCAL_CACHE_BACKENDS = {
     "django.core.cache.backends.locmem.LocMemCache": "local-memory",

@@ -9,8 +9,13 @@ import os
 import dj_database_url
 
 from example_project.settings import *  # noqa: F403
+from oauth_server.sqlite import configure_sqlite
 
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite://:memory:"))}
+# The SQLite options the demo ships (WAL, BEGIN IMMEDIATE, busy timeout); WAL is moot in memory, but
+# with SQLITE_TEST_NAME (a file) the race tests run on SQLite exactly as the demo does.
+DATABASES = configure_sqlite(
+    {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", "sqlite://:memory:"))}
+)
 if os.environ.get("SQLITE_TEST_NAME") and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["SQLITE_TEST_NAME"]}
 

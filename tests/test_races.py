@@ -2,10 +2,15 @@
 same code, or the same refresh token, released at once by a barrier. Exactly one wins; the losers get
 invalid_grant and leave no token behind. See docs/hardening.md.
 
-PostgreSQL only: on SQLite the test server shares one in-memory connection between its threads
-(Django's live server does that for in-memory SQLite), so concurrent transactions would interleave on
-it, which proves nothing about row locks. A file-based SQLite database serializes writers instead;
-docs/hardening.md says how to configure it.
+On PostgreSQL, and on SQLite when both the database and the test database are files (the live
+server's threads then have their own connections), with the options the demo ships
+(oauth_server.sqlite: WAL, BEGIN IMMEDIATE, a busy timeout)::
+
+    DATABASE_URL=sqlite:////tmp/oauth.sqlite3 SQLITE_TEST_NAME=/tmp/test.sqlite3 pytest tests/test_races.py
+
+With the default in-memory SQLite they are skipped: the live server then shares one connection
+between its threads, so concurrent transactions would interleave on it, which proves nothing.
+tests/e2e/test_sqlite_races.py runs the same races on SQLite against the demo site's own processes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 from django.test import Client as BrowserClient
 
 from oauth_server import keys
@@ -24,10 +30,23 @@ from oauth_server.validator import token_checksum
 from tests.factories import ClientFactory, UserFactory
 from tests.helpers import get_code
 
+
+def in_memory_sqlite() -> bool:
+    """Whether the live server would share one in-memory SQLite connection between its threads.
+
+    pytest-django starts the live server before the test database exists, so it looks at NAME;
+    Django's SQLite test database is in memory unless TEST NAME (SQLITE_TEST_NAME) names a file.
+    """
+    if connection.vendor != "sqlite":
+        return False
+    database = settings.DATABASES["default"]
+    names = (database["NAME"], database.get("TEST", {}).get("NAME") or ":memory:")
+    return any(connection.creation.is_in_memory_db(str(name)) for name in names)
+
+
 pytestmark = [
     pytest.mark.skipif(
-        "postgresql" not in settings.DATABASES["default"]["ENGINE"],
-        reason="needs row locks between real connections: PostgreSQL (see the module docstring)",
+        in_memory_sqlite(), reason="needs real connections: PostgreSQL or a SQLite file (module docstring)"
     ),
     pytest.mark.django_db(transaction=True),
 ]

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,9 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> 
     )
 
 
-@pytest.fixture(scope="session")
-def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
-    cwd = tmp_path_factory.mktemp("demo-site")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
+def demo_env(cwd: Path, base_url: str) -> dict[str, str]:
+    """The environment of the demo's commands: its own settings and a fresh SQLite file in ``cwd``."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
         "DATABASE_URL": f"sqlite:///{cwd / 'demo.sqlite3'}",
@@ -129,31 +127,60 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
         "NO_PROXY": "*",
         "no_proxy": "*",
     }
+
+
+def seed_demo(cwd: Path, env: dict[str, str], base_url: str) -> dict[str, Any]:
+    """``migrate`` and ``seed_demo --json``; what seed_demo printed."""
     _run([*MANAGE, "migrate", "--noinput", "-v", "0"], cwd=cwd, env=env, timeout=120)
     seeded = _run([*MANAGE, "seed_demo", "--json", "--base-url", base_url], cwd=cwd, env=env)
-    data = json.loads(seeded.stdout)
-    log_path = cwd / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_serving(base_url + "/", process, log_path)
-            site = DemoSite(base_url=base_url, data=data, env=env, cwd=cwd, log_path=log_path)
-            _running["site"] = site
-            yield site
-        finally:
-            _running.pop("site", None)
+    return json.loads(seeded.stdout)
+
+
+@contextmanager
+def runservers(cwd: Path, env: dict[str, str], ports: list[int]) -> Iterator[list[Path]]:
+    """``runserver --noreload`` on each port (one process each, threaded), all answering before
+    this yields the log paths; every process is stopped on exit."""
+    processes: list[tuple[subprocess.Popen, Path]] = []
+    try:
+        for port in ports:
+            log_path = cwd / f"server-{port}.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(  # noqa: S603
+                    [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"],
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            processes.append((process, log_path))
+        for port, (process, log_path) in zip(ports, processes, strict=True):
+            _wait_until_serving(f"http://127.0.0.1:{port}/", process, log_path)
+        yield [log_path for _, log_path in processes]
+    finally:
+        for process, _ in processes:
             process.terminate()
+        for process, _ in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
+    cwd = tmp_path_factory.mktemp("demo-site")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = demo_env(cwd, base_url)
+    data = seed_demo(cwd, env, base_url)
+    with runservers(cwd, env, [port]) as (log_path,):
+        site = DemoSite(base_url=base_url, data=data, env=env, cwd=cwd, log_path=log_path)
+        _running["site"] = site
+        try:
+            yield site
+        finally:
+            _running.pop("site", None)
 
 
 @pytest.hookimpl(hookwrapper=True)
