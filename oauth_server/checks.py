@@ -231,7 +231,8 @@ def check_deployment(app_configs=None, **kwargs):
                 "Rate limiting is off for: " + ", ".join(disabled) + ".",
                 hint=(
                     "Keep OAUTH_SERVER['RATE_LIMITS'] on (the defaults), or make sure a proxy limits "
-                    "these endpoints; client_auth_failures is what stops client-secret guessing."
+                    "these endpoints; client_auth_failures and login_failures are what stop secret and "
+                    "password guessing."
                 ),
                 id="oauth_server.W006",
             )

@@ -85,13 +85,18 @@ DEFAULTS: dict[str, Any] = {
     # authenticated with a secret; {"ip": ..., "client": ...} sets them apart (None: no limit).
     # Keys left out keep these defaults; None for a key disables that limit, None for the whole
     # setting disables rate limiting. client_auth_failures counts only failed client
-    # authentications (401 invalid_client) at the token, introspection and revocation endpoints.
+    # authentications (401 invalid_client) at the token, introspection and revocation endpoints;
+    # login_failures only refused passwords at views/login.py's LoginView. Both count per address
+    # ("ip") and per client/account *and* address ("client_ip", "account_ip"), so the guesser is
+    # throttled and not the victim; "client"/"account" is a ceiling over all addresses that, once
+    # reached, refuses only addresses that already failed for that client or account (no lockout).
     "RATE_LIMITS": {
         "token": "120/m",
         "authorize": "60/m",
         "introspect": "600/m",
         "revoke": "120/m",
-        "client_auth_failures": "10/m",
+        "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
+        "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     },
     # The cache alias holding the counters; shared by every process (Redis) in production.
     "RATE_LIMIT_CACHE": "default",

@@ -538,6 +538,7 @@ class AuditEvent(models.Model):
     class Event(models.TextChoices):
         LOGIN = "login", _("login")
         LOGIN_FAILED = "login_failed", _("login failed")
+        LOGIN_THROTTLED = "login_throttled", _("login throttled")
         LOGOUT = "logout", _("logout")
         CONSENT_GRANTED = "consent_granted", _("consent granted")
         CONSENT_DENIED = "consent_denied", _("consent denied")

@@ -1,8 +1,14 @@
-"""Rate limits for the token, authorization, introspection and revocation endpoints (docs/abuse.md).
+"""Rate limits for the token, authorization, introspection and revocation endpoints, and failed
+sign-ins at the app's login view (docs/abuse.md).
 
 Fixed-window counters in Django's cache (``OAUTH_SERVER["RATE_LIMIT_CACHE"]``): one counter per
-endpoint and client IP, one per endpoint and authenticated client, and a stricter pair counting
-only *failed* client authentications (``401 invalid_client``), which throttles secret guessing.
+endpoint and client IP, one per endpoint and authenticated client, and stricter ones counting only
+*failed* authentications (``FailureLimiter``): ``401 invalid_client`` at the client-authenticating
+endpoints, a refused password at ``views/login.py``. Failures are counted per address and per
+subject (client_id, account) *and* address, so the guesser is throttled, never the victim: a third
+party cannot lock a client or a user out from elsewhere. A much higher per-subject ceiling stops a
+distributed guesser without a lockout: once reached, it refuses only addresses that already failed
+for that subject.
 
 The decorator wraps a view in ``urls.py``; it judges a request by what the view answered rather
 than by re-doing client authentication, so it needs no hook in the validator:
@@ -12,8 +18,9 @@ than by re-doing client authentication, so it needs no hook in the validator:
 - the per-client counter counts only requests whose client presented a secret and was not
   refused, so nobody can spend a confidential client's budget without its secret; public
   clients (whose client_id anyone may send) are limited per IP only;
-- the failure counters are checked before and incremented after a 401; once full, even the
-  right secret is refused until the window ends (Keycloak's brute-force detection does the same).
+- the failure counters are checked before and incremented after a 401; once the address (or the
+  client from that address) is full, even the right secret is refused *from that address* until
+  the window ends; the client keeps working from everywhere else.
 
 A cache failure never takes an endpoint down: the request is served and the error logged.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import ipaddress
 import logging
@@ -55,10 +63,17 @@ logger = logging.getLogger("oauth_server.ratelimit")
 
 ENDPOINTS = ("token", "authorize", "introspect", "revoke")
 FAILURES = "client_auth_failures"
-KNOWN_LIMITS = frozenset((*ENDPOINTS, FAILURES))
+LOGIN_FAILURES = "login_failures"
+KNOWN_LIMITS = frozenset((*ENDPOINTS, FAILURES, LOGIN_FAILURES))
 # Endpoints where clients authenticate, so a 401 is a failed client authentication.
 CLIENT_AUTH_ENDPOINTS = frozenset(("token", "introspect", "revoke"))
 SCOPES = ("ip", "client")
+# Failure limits: (per address, per subject and address, per subject ceiling). The ceiling never
+# locks a subject out: it only refuses addresses that already failed for it (FailureLimiter).
+FAILURE_SCOPES = {
+    FAILURES: ("ip", "client_ip", "client"),
+    LOGIN_FAILURES: ("ip", "account_ip", "account"),
+}
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 KEY_PREFIX = "oauth_server:ratelimit"
@@ -91,28 +106,36 @@ def parse_rate(value: str) -> Rate:
     return Rate(int(count), period)
 
 
+def scopes_of(name: str) -> tuple[str, ...]:
+    """The scopes a ``RATE_LIMITS`` key accepts in its dict form."""
+    return FAILURE_SCOPES.get(name, SCOPES)
+
+
 def _parse_limit(name: str, value: Any) -> dict[str, Rate | None]:
+    scopes = scopes_of(name)
     if value is None:
-        return dict.fromkeys(SCOPES)
+        return dict.fromkeys(scopes)
     if isinstance(value, str):
         rate = parse_rate(value)
+        if name in FAILURE_SCOPES:
+            return dict.fromkeys(scopes, rate)
         # At the authorization endpoint nobody authenticates and any client_id can be typed in a
         # URL: counting per client there would let anyone lock every user out of an application.
         # A site that wants it anyway sets {"ip": ..., "client": ...}.
         return {"ip": rate, "client": None if name == "authorize" else rate}
     if isinstance(value, dict):
-        unknown = set(value) - set(SCOPES)
+        unknown = set(value) - set(scopes)
         if unknown:
-            raise ValueError(f"{name}: unknown keys {sorted(unknown)} (use 'ip' and 'client')")
-        return {scope: None if value.get(scope) is None else parse_rate(value[scope]) for scope in SCOPES}
-    raise ValueError(f"{name}: expected a rate string, a dict with 'ip'/'client', or None")
+            raise ValueError(f"{name}: unknown keys {sorted(unknown)} (use {', '.join(map(repr, scopes))})")
+        return {scope: None if value.get(scope) is None else parse_rate(value[scope]) for scope in scopes}
+    raise ValueError(f"{name}: expected a rate string, a dict with {'/'.join(map(repr, scopes))}, or None")
 
 
 def configured_limits() -> dict[str, dict[str, Rate | None]]:
     """The effective limits: the site's ``RATE_LIMITS`` over the defaults; ValueError if invalid."""
     value = settings.RATE_LIMITS
     if value is None:
-        return {name: dict.fromkeys(SCOPES) for name in KNOWN_LIMITS}
+        return {name: dict.fromkeys(scopes_of(name)) for name in KNOWN_LIMITS}
     if not isinstance(value, dict):
         raise ValueError("RATE_LIMITS must be a dict or None")
     unknown = set(value) - KNOWN_LIMITS
@@ -210,6 +233,129 @@ class Counter:
             return 1
 
 
+# A count no window reaches: the subject+address counter when only the ceiling needs it.
+UNLIMITED = 2**62
+
+
+def _counter(name: str, scope: str, identity: str | None, rate: Rate | None) -> Counter | None:
+    if rate is None or not identity:
+        return None
+    return Counter(name, scope, identity, rate)
+
+
+class FailureLimiter:
+    """Failed authentications of one subject (a client_id, an account) from one address.
+
+    Throttles the guesser, not the victim. Up to three counters (``RATE_LIMITS[name]``):
+
+    - per address: every failure from it, whatever the subject (one address trying many subjects);
+    - per subject and address: one address guessing one subject's secret or password;
+    - per subject, a ceiling: the subject's failures from everywhere. Reaching it refuses only the
+      addresses that already failed for the subject in their subject+address window, so the real
+      client or user, from an address that did not fail, is still served. A distributed guesser
+      then gets about one guess per address and window instead of the per-address allowance.
+
+    Once a counter refuses an address, the right secret or password from it is refused too until
+    the window ends (otherwise the limit would only tell the guesser when it has won).
+
+    Two ways to count: ``check()`` then ``failed()`` (client authentication: the endpoint's answer
+    says whether it failed), or ``reserve()`` then ``release()``/``confirm()`` (sign-in: the
+    attempt is counted atomically before the password is checked, so concurrent guesses cannot
+    overshoot the limit, and given back when it succeeds).
+    """
+
+    def __init__(self, name: str, ip: str, subject: str | None, limits: dict[str, dict[str, Rate | None]]):
+        self.name = name
+        self.ip = ip
+        ip_scope, pair_scope, subject_scope = FAILURE_SCOPES[name]
+        rates = limits[name]
+        self.ip_counter = _counter(name, ip_scope, ip, rates[ip_scope])
+        self.ceiling = _counter(name, subject_scope, subject, rates[subject_scope])
+        pair_rate = rates[pair_scope]
+        if pair_rate is None and self.ceiling is not None:
+            # Not a limit: only tells the ceiling whether this address failed for the subject.
+            pair_rate = Rate(UNLIMITED, self.ceiling.rate.period)
+        # An IP holds no space, so "<ip> <subject>" cannot collide with another pair.
+        self.pair_counter = _counter(name, pair_scope, subject and f"{ip} {subject}", pair_rate)
+
+    @property
+    def counters(self) -> list[Counter]:
+        return [c for c in (self.ip_counter, self.pair_counter, self.ceiling) if c is not None]
+
+    def keys(self, now: float) -> list[str]:
+        """The keys ``refusing()`` needs, to be read in one ``get_many`` with others."""
+        return [counter.key(now) for counter in self.counters]
+
+    def refusing(self, counts: dict[str, int], now: float, *, offset: int = 0) -> Counter | None:
+        """The counter that refuses this address given the counts read (``offset``: how many of
+        the ip and pair counts are this request's own reservation), or None."""
+
+        def count(counter: Counter | None) -> int:
+            return counts.get(counter.key(now), 0) - offset if counter is not None else 0
+
+        for counter in (self.ip_counter, self.pair_counter):
+            if counter is not None and count(counter) >= counter.rate.limit:
+                return counter
+        if (
+            self.ceiling is not None
+            and counts.get(self.ceiling.key(now), 0) >= self.ceiling.rate.limit
+            and count(self.pair_counter) > 0
+        ):
+            return self.ceiling
+        return None
+
+    def check(self, cache: Any, now: float) -> Counter | None:
+        """Peek (nothing counted): the counter that refuses this address, or None."""
+        keys = self.keys(now)
+        return self.refusing(cache.get_many(keys), now) if keys else None
+
+    def failed(self, cache: Any, now: float) -> None:
+        """Count one failure on every counter."""
+        for counter in self.counters:
+            self._hit(counter, cache, now)
+
+    def reserve(self, cache: Any, now: float) -> Counter | None:
+        """Count this attempt as a failure on the address counters before the credentials are
+        checked (atomic: no overshoot); the counter that refuses it, or None."""
+        counts = {}
+        for counter in (self.ip_counter, self.pair_counter):
+            if counter is not None:
+                counts[counter.key(now)] = self._hit(counter, cache, now, warn_at=counter.rate.limit + 1)
+        if self.ceiling is not None:
+            counts[self.ceiling.key(now)] = cache.get(self.ceiling.key(now), 0)
+        return self.refusing(counts, now, offset=1)
+
+    def release(self, cache: Any, now: float) -> None:
+        """The reserved attempt succeeded: it was no failure (``now`` as given to ``reserve``)."""
+        for counter in (self.ip_counter, self.pair_counter):
+            if counter is not None:
+                with contextlib.suppress(ValueError):  # the key expired meanwhile
+                    cache.decr(counter.key(now))
+
+    def confirm(self, cache: Any, now: float) -> None:
+        """The reserved attempt failed: count it on the subject's ceiling too."""
+        if self.ceiling is not None:
+            self._hit(self.ceiling, cache, now)
+
+    def _hit(self, counter: Counter, cache: Any, now: float, warn_at: int | None = None) -> int:
+        count = counter.hit(cache, now)
+        if count == (counter.rate.limit if warn_at is None else warn_at):
+            logger.warning(
+                "%s: %s failures per %s reached for %r: refused from there until the window ends.",
+                self.name,
+                counter.rate.limit,
+                counter.scope,
+                counter.identity[:200],
+            )
+        return count
+
+    def first_refusal(self, counter: Counter, cache: Any, now: float) -> bool:
+        """True once per counter, address and window: to audit a throttle without letting the
+        throttled guesser write one event per request."""
+        key = f"{counter.key(now)}:refused:{_digest(self.ip)}"
+        return bool(cache.add(key, 1, counter.retry_after(now) + 1))
+
+
 class Limiter:
     """The counters that apply to one request to one endpoint."""
 
@@ -218,42 +364,34 @@ class Limiter:
         self.ip = client_ip(request)
         self.client_id, with_secret = presented_client(request)
         endpoint_limits = limits[endpoint]
-        failure_limits = limits[FAILURES]
-        self.ip_counter = self._counter(endpoint, "ip", self.ip, endpoint_limits)
+        self.ip_counter = _counter(endpoint, "ip", self.ip, endpoint_limits["ip"])
         # Only a client that presented a secret is counted as itself; at the authorization
         # endpoint (per-client counting only if configured) the client_id parameter is counted.
         counts_client = with_secret if endpoint in CLIENT_AUTH_ENDPOINTS else True
         self.client_counter = (
-            self._counter(endpoint, "client", self.client_id, endpoint_limits) if counts_client else None
+            _counter(endpoint, "client", self.client_id, endpoint_limits["client"]) if counts_client else None
         )
-        self.failure_counters = []
-        if endpoint in CLIENT_AUTH_ENDPOINTS:
-            self.failure_counters = [
-                counter
-                for counter in (
-                    self._counter(FAILURES, "ip", self.ip, failure_limits),
-                    self._counter(FAILURES, "client", self.client_id, failure_limits),
-                )
-                if counter is not None
-            ]
-
-    @staticmethod
-    def _counter(
-        name: str, scope: str, identity: str | None, limits: dict[str, Rate | None]
-    ) -> Counter | None:
-        rate = limits.get(scope)
-        if rate is None or not identity:
-            return None
-        return Counter(name, scope, identity, rate)
+        self.failures = (
+            FailureLimiter(FAILURES, self.ip, self.client_id, limits)
+            if endpoint in CLIENT_AUTH_ENDPOINTS
+            else None
+        )
 
     def check(self, cache: Any, now: float) -> Counter | None:
         """The counter the request exceeds (it is refused), or None; counts the request per IP."""
-        peeked = [counter for counter in [*self.failure_counters, self.client_counter] if counter]
-        if peeked:
-            counts = cache.get_many([counter.key(now) for counter in peeked])
-            for counter in peeked:
-                if counts.get(counter.key(now), 0) >= counter.rate.limit:
-                    return counter
+        keys = self.failures.keys(now) if self.failures is not None else []
+        if self.client_counter is not None:
+            keys.append(self.client_counter.key(now))
+        if keys:
+            counts = cache.get_many(keys)
+            refusing = self.failures.refusing(counts, now) if self.failures is not None else None
+            if refusing is not None:
+                return refusing
+            if (
+                self.client_counter is not None
+                and counts.get(self.client_counter.key(now), 0) >= self.client_counter.rate.limit
+            ):
+                return self.client_counter
         if self.ip_counter is not None:
             count = self.ip_counter.hit(cache, now)
             if count > self.ip_counter.rate.limit:
@@ -264,15 +402,8 @@ class Limiter:
 
     def record(self, cache: Any, now: float, response: HttpResponse) -> None:
         """Count the answered request against the client, or as a failed client authentication."""
-        if response.status_code == 401 and self.endpoint in CLIENT_AUTH_ENDPOINTS:
-            for counter in self.failure_counters:
-                if counter.hit(cache, now) == counter.rate.limit:
-                    logger.warning(
-                        "%s failed client authentications from %s %r: refused until the window ends.",
-                        counter.rate.limit,
-                        counter.scope,
-                        counter.identity,
-                    )
+        if response.status_code == 401 and self.failures is not None:
+            self.failures.failed(cache, now)
         elif self.client_counter is not None:
             self.client_counter.hit(cache, now)
 

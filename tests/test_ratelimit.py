@@ -18,6 +18,8 @@ from oauth_server.models import AccessToken
 from tests.factories import MachineClientFactory, PublicClientFactory
 from tests.helpers import AUTHORIZE_URL, TOKEN_URL, authorize_params, basic_auth, get_authorize
 
+ATTACKER = "198.51.100.1"
+VICTIM = "203.0.113.9"
 INTROSPECT_URL = "/oauth/introspect/"
 REVOKE_URL = "/oauth/revoke/"
 CC = {"grant_type": "client_credentials", "scope": "reports:read"}
@@ -73,7 +75,8 @@ def test_defaults_are_on():
         "authorize": "60/m",
         "introspect": "600/m",
         "revoke": "120/m",
-        "client_auth_failures": "10/m",
+        "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
+        "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     }
     configured = ratelimit.configured_limits()
     assert configured["token"] == {"ip": ratelimit.Rate(120, 60), "client": ratelimit.Rate(120, 60)}
@@ -81,11 +84,11 @@ def test_defaults_are_on():
     assert configured["authorize"] == {"ip": ratelimit.Rate(60, 60), "client": None}
 
 
-def test_default_failure_limit_throttles_the_eleventh_bad_secret(client, machine):
+def test_default_failure_limit_throttles_the_sixth_bad_secret_from_one_address(client, machine):
     with freeze_time(START):
-        for _ in range(10):
-            assert cc(client, machine, secret="wrong").status_code == 401
-        assert_throttled(cc(client, machine), retry_after=50)
+        for _ in range(5):
+            assert cc(client, machine, secret="wrong", ip=ATTACKER).status_code == 401
+        assert_throttled(cc(client, machine, ip=ATTACKER), retry_after=50)
     assert not AccessToken.objects.exists()
 
 
@@ -172,17 +175,88 @@ def test_options_requests_are_not_counted(client, machine):
 
 
 # --- failed client authentications -------------------------------------------------------------
+def introspect(browser, client, secret: str | None = None, ip: str = "127.0.0.1"):
+    secret = client.raw_secret if secret is None else secret
+    auth = basic_auth(client.client_id, secret)
+    return browser.post(INTROSPECT_URL, {"token": "t"}, HTTP_AUTHORIZATION=auth, REMOTE_ADDR=ip)
+
+
+def revoke(browser, client, secret: str | None = None, ip: str = "127.0.0.1"):
+    secret = client.raw_secret if secret is None else secret
+    auth = basic_auth(client.client_id, secret)
+    return browser.post(REVOKE_URL, {"token": "t"}, HTTP_AUTHORIZATION=auth, REMOTE_ADDR=ip)
+
+
+ENDPOINT_CALLS = {"token": cc, "introspect": introspect, "revoke": revoke}
+
+
+def attack_then_victim(browser, machine) -> None:
+    """Issue 9 item 3: bad secrets for a client from one address, with the default limits; the
+    attacker is throttled, the client's right secret from another address keeps working."""
+    for attempt in range(12):
+        call = list(ENDPOINT_CALLS.values())[attempt % 3]
+        response = call(browser, machine, secret="wrong", ip=ATTACKER)
+        assert response.status_code == (401 if attempt < 5 else 429), (attempt, response.content)
+    # The attacker's address is throttled, right secret or not, at every endpoint.
+    for call in ENDPOINT_CALLS.values():
+        assert_throttled(call(browser, machine, ip=ATTACKER), retry_after=50)
+    # The client, from its own address, is not.
+    assert cc(browser, machine, ip=VICTIM).status_code == 200
+    assert introspect(browser, machine, ip=VICTIM).json() == {"active": False}
+    assert revoke(browser, machine, ip=VICTIM).status_code == 200
+
+
+def test_failures_from_one_address_do_not_lock_the_client_out_elsewhere(client, machine):
+    with freeze_time(START):
+        attack_then_victim(client, machine)
+    assert AccessToken.objects.filter(application=machine).count() == 1
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINT_CALLS))
 @override_settings(**limits(client_auth_failures="3/m"))
-def test_failures_lock_the_client_out_even_with_the_right_secret(client, machine):
+def test_a_full_failure_limit_refuses_the_attacker_only(client, machine, endpoint):
+    """The issue-9 lockout: before, the right secret from anywhere got 429 for the window."""
+    call = ENDPOINT_CALLS[endpoint]
+    with freeze_time(START):
+        for _ in range(3):
+            assert call(client, machine, secret="wrong", ip=ATTACKER).status_code == 401
+        assert_throttled(call(client, machine, ip=ATTACKER), retry_after=50)
+        for victim_call in ENDPOINT_CALLS.values():
+            assert victim_call(client, machine, ip=VICTIM).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINT_CALLS))
+@override_settings(**limits(client_auth_failures={"client_ip": "3/m"}))
+def test_per_client_and_address_limit(client, machine, other_machine, endpoint):
+    call = ENDPOINT_CALLS[endpoint]
     with freeze_time(START) as frozen:
         for _ in range(3):
-            assert cc(client, machine, secret="wrong", ip="198.51.100.1").status_code == 401
-        # The attacker's IP is locked, and so is the client, from everywhere, right secret or not:
-        # the trade-off that makes guessing a secret hopeless (docs/abuse.md).
-        assert_throttled(cc(client, machine, ip="198.51.100.1"), retry_after=50)
-        assert_throttled(cc(client, machine, ip="203.0.113.9"), retry_after=50)
+            assert call(client, machine, secret="wrong", ip=ATTACKER).status_code == 401
+        assert_throttled(call(client, machine, ip=ATTACKER), retry_after=50)
+        assert_throttled(cc(client, machine, ip=ATTACKER), retry_after=50)
+        # Other clients from that address, and this client from elsewhere, are served.
+        assert call(client, other_machine, ip=ATTACKER).status_code == 200
+        assert call(client, machine, ip=VICTIM).status_code == 200
         frozen.tick(timedelta(seconds=50))
-        assert cc(client, machine, ip="203.0.113.9").status_code == 200
+        assert call(client, machine, ip=ATTACKER).status_code == 200
+
+
+@override_settings(**limits(client_auth_failures={"client": "5/m"}))
+def test_distributed_guessing_meets_a_ceiling_that_locks_nobody_out(client, machine):
+    """Past the client's ceiling, an address that already failed for it gets no further guess;
+    an address that did not fail (the real client) is still served."""
+    with freeze_time(START):
+        guessers = [f"198.51.100.{n}" for n in range(1, 6)]
+        for ip in guessers:
+            assert cc(client, machine, secret="wrong", ip=ip).status_code == 401
+        for ip in guessers:
+            assert_throttled(cc(client, machine, secret="wrong", ip=ip), retry_after=50)
+        # A fresh guesser still gets a guess, and only one.
+        assert cc(client, machine, secret="wrong", ip="198.51.100.99").status_code == 401
+        assert_throttled(cc(client, machine, secret="wrong", ip="198.51.100.99"))
+        assert cc(client, machine, ip=VICTIM).status_code == 200
+        assert introspect(client, machine, ip=VICTIM).status_code == 200
+        assert revoke(client, machine, ip=VICTIM).status_code == 200
 
 
 @override_settings(**limits(client_auth_failures="3/m"))
@@ -352,7 +426,17 @@ def test_parse_rate_refuses_nonsense(value):
 
 @pytest.mark.parametrize(
     "value",
-    [{"tokens": "1/m"}, {"token": "fast"}, {"token": {"user": "1/m"}}, {"token": 5}, "120/m"],
+    [
+        {"tokens": "1/m"},
+        {"token": "fast"},
+        {"token": {"user": "1/m"}},
+        {"token": 5},
+        "120/m",
+        {"token": {"client_ip": "1/m"}},
+        {"client_auth_failures": {"account": "1/m"}},
+        {"login_failures": {"client": "1/m"}},
+        {"login_failures": {"account_ip": "often"}},
+    ],
 )
 def test_invalid_rate_limits_setting(value):
     with override_settings(OAUTH_SERVER={"RATE_LIMITS": value}), pytest.raises(ValueError):
@@ -434,6 +518,21 @@ class TestRedis:
             assert cc(client, machine, secret="wrong").status_code == 401
             assert cc(client, machine, secret="wrong").status_code == 401
             assert_throttled(cc(client, machine))
+
+    def test_failures_throttle_the_attacker_not_the_client(self, client, machine):
+        with override_settings(OAUTH_SERVER={"RATE_LIMIT_CACHE": "ratelimit"}), freeze_time(START):
+            attack_then_victim(client, machine)
+        raw = self.cache._cache.get_client()
+        assert any(b":oauth_server:ratelimit:client_auth_failures:client_ip:" in k for k in raw.scan_iter())
+
+    @pytest.mark.parametrize("limit", [{"client_ip": "3/m"}, {"client": "3/m"}])
+    def test_a_throttled_address_does_not_stop_the_client_elsewhere(self, client, machine, limit):
+        settings_ = {"RATE_LIMITS": {"client_auth_failures": limit}, "RATE_LIMIT_CACHE": "ratelimit"}
+        with override_settings(OAUTH_SERVER=settings_), freeze_time(START):
+            for _ in range(3):
+                assert cc(client, machine, secret="wrong", ip=ATTACKER).status_code == 401
+            assert_throttled(cc(client, machine, ip=ATTACKER))
+            assert cc(client, machine, ip=VICTIM).status_code == 200
 
     def test_increments_are_atomic(self):
         counter = ratelimit.Counter("token", "ip", "198.51.100.1", ratelimit.Rate(1000, 60))

@@ -8,23 +8,104 @@ site's URLconf before ``django.contrib.auth.urls``::
     path("accounts/login/", LoginView.as_view(), name="login"),
 
 Sites with their own login view keep it; docs/templates.md shows how to read the hint there.
+
+Failed sign-ins are throttled (``RATE_LIMITS["login_failures"]``, docs/abuse.md) per address and
+per account *and* address, with the rate limiter's cache counters: the guesser gets 429, while the
+same account still signs in from an address that did not fail (no lockout a third party can cause).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+import unicodedata
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth import views as auth_views
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.clickjacking import xframe_options_deny
 
+from .. import audit, ratelimit
+from ..conf import settings
 from ..models import Client
 from .authorize import no_frames
 
+logger = logging.getLogger("oauth_server.ratelimit")
+
 # Longer than any username or e-mail address a user could type (RFC 5321 caps addresses at 254).
 MAX_LOGIN_HINT_LENGTH = 254
+
+
+def account_key(username: str) -> str:
+    """The account a sign-in attempt names, as counted: NFKC-normalized (as Django's username field
+    does), trimmed and case-folded, so ``Alice`` and ``alice`` share one budget (the counter key
+    holds only a hash of it)."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+class LoginThrottle:
+    """The ``login_failures`` counters of one sign-in attempt.
+
+    The attempt is counted as a failure before the password is checked (atomically, so parallel
+    guesses cannot overshoot), then given back if it succeeds. Fails open: a broken cache or
+    setting is logged and the sign-in proceeds unthrottled.
+    """
+
+    def __init__(self, request: HttpRequest, username: str):
+        self.request = request
+        self.username = username
+        self.limiter: ratelimit.FailureLimiter | None = None
+        self.refused: ratelimit.Counter | None = None
+        try:
+            limits = ratelimit.configured_limits()
+            self.cache = caches[settings.RATE_LIMIT_CACHE]
+            self.now = time.time()
+            limiter = ratelimit.FailureLimiter(
+                ratelimit.LOGIN_FAILURES, ratelimit.client_ip(request), account_key(username) or None, limits
+            )
+            self.refused = limiter.reserve(self.cache, self.now)
+            self.limiter = limiter
+        except Exception:
+            logger.exception("Sign-in throttling skipped: the limiter failed.")
+
+    def refusal(self) -> HttpResponse:
+        """429 with the too-many-requests page; audited once per counter, address and window."""
+        counter = self.refused
+        assert counter is not None and self.limiter is not None
+        retry_after = counter.retry_after(self.now)
+        try:
+            first = self.limiter.first_refusal(counter, self.cache, self.now)
+        except Exception:
+            logger.exception("Sign-in throttling: could not tell whether the refusal was audited.")
+            first = True
+        if first:
+            audit.record(
+                audit.Event.LOGIN_THROTTLED,
+                request=self.request,
+                outcome=audit.FAILURE,
+                username=self.username,
+                scope=counter.scope,
+                limit=counter.rate.limit,
+                period=counter.rate.period,
+                retry_after=retry_after,
+            )
+        return ratelimit.too_many_requests(self.request, retry_after, html=True)
+
+    def finish(self, *, signed_in: bool) -> None:
+        """Give the attempt back if it succeeded, else count it against the account's ceiling."""
+        if self.limiter is None:
+            return
+        try:
+            if signed_in:
+                self.limiter.release(self.cache, self.now)
+            else:
+                self.limiter.confirm(self.cache, self.now)
+        except Exception:
+            logger.exception("Sign-in throttling: could not count the attempt.")
 
 
 @method_decorator(xframe_options_deny, name="dispatch")
@@ -36,6 +117,22 @@ class LoginView(auth_views.LoginView):
     def dispatch(self, request, *args, **kwargs):
         # A login form in a frame is a clickjacking and credential-phishing target.
         return no_frames(super().dispatch(request, *args, **kwargs))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Refuse the attempt (right password or not) when the address or the account from this
+        address failed too often; otherwise Django's sign-in, counted."""
+        username = request.POST.get("username")
+        throttle = LoginThrottle(request, username if isinstance(username, str) else "")
+        if throttle.refused is not None:
+            return throttle.refusal()
+        self.signed_in = False
+        response = super().post(request, *args, **kwargs)
+        throttle.finish(signed_in=self.signed_in)
+        return response
+
+    def form_valid(self, form):
+        self.signed_in = True
+        return super().form_valid(form)
 
     def get_template_names(self) -> list[str]:
         return [*super().get_template_names(), self.fallback_template_name]
