@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("oauth_server", "0006_auditevent"),
+        ("oauth_server", "0007_client_api_permissions"),
     ]
 
     operations = [
