@@ -68,7 +68,9 @@ def test_every_screenshot_is_generated_and_shown():
     on_disk = {path.name for path in SCREENSHOTS.glob("*")}
     assert on_disk == {f"{page}-{language}.png" for page in PAGES for language in LANGUAGES}
     shown = {
-        (page.parent / target).resolve() for page, targets in referenced_images().items() for target in targets
+        (page.parent / target).resolve()
+        for page, targets in referenced_images().items()
+        for target in targets
     }
     linked = {
         (page.parent / target).resolve()
