@@ -6,7 +6,9 @@ Without Chromium and chromedriver the browser tests skip, except when ``CI`` is 
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -57,13 +59,22 @@ def missing_browser() -> str | None:
     return None
 
 
-def start_driver():
-    """A headless Chromium session at desktop size, English UI."""
+def require_browser() -> None:
+    """Skip the calling test without Chromium and chromedriver; under ``CI`` fail instead."""
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, browser tests must run: {reason}")
+        pytest.skip(reason)
+
+
+def start_driver(extra_flags: Sequence[str] = ()):
+    """A headless Chromium session at desktop size, English UI (plus ``extra_flags``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for flag in CHROMIUM_FLAGS:
+    for flag in [*CHROMIUM_FLAGS, *extra_flags]:
         options.add_argument(flag)
     options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
     options.add_argument("--lang=en-US")
@@ -106,3 +117,95 @@ def press_enter(browser) -> None:
     from selenium.webdriver.common.keys import Keys
 
     ActionChains(browser).send_keys(Keys.ENTER).perform()
+
+
+def set_language(browser, language: str) -> None:
+    """Send ``Accept-Language: <language>`` from now on, as a browser set to that language does
+    (the demo's LocaleMiddleware picks the page's language from it)."""
+    user_agent = browser.execute_script("return navigator.userAgent")
+    browser.execute_cdp_cmd(
+        "Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": language}
+    )
+
+
+def type_keys(browser, text: str) -> None:
+    """Type into whatever has the keyboard focus (no element is clicked or focused by WebDriver)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).send_keys(text).perform()
+
+
+def press_space(browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+
+
+# --- axe-core ----------------------------------------------------------------------------------------
+# axe-core comes bundled in selenium-axe-python (the maintained fork of Mozilla's axe-selenium-python,
+# whose last release bundles axe-core 3.1 from 2018): no Node.js needed to run it.
+AXE_BLOCKING = ("serious", "critical")
+AXE_RUN_JS = """
+const done = arguments[arguments.length - 1];
+axe.run(document, arguments[0]).then(
+  r => done({version: axe.version, violations: r.violations}),
+  e => done({error: String(e)}),
+);
+"""
+_axe_source: list[str] = []
+
+
+def axe_run(browser) -> tuple[str, list[dict]]:
+    """(axe-core's version, every violation it finds on the current page, as axe reports them).
+
+    Every rule axe runs by default is checked: WCAG 2.0-2.2 A and AA, and best practices.
+    """
+    if not _axe_source:
+        import selenium_axe_python
+
+        script = Path(selenium_axe_python.__file__).with_name("axe-core") / "axe.min.js"
+        _axe_source.append(script.read_text(encoding="utf-8"))
+    browser.execute_script(_axe_source[0])
+    result = browser.execute_async_script(AXE_RUN_JS, {"resultTypes": ["violations"]})
+    if "error" in result:
+        raise AssertionError(f"axe-core failed: {result['error']}")
+    return result["version"], result["violations"]
+
+
+def axe_blocking(violations: list[dict], ignore: Iterable[tuple[str, str]] = ()) -> list[dict]:
+    """The serious and critical ones, less the ``ignore``d (rule id, CSS target) pairs (markup we do
+    not control, docs/accessibility.md), each as ``{"id", "impact", "help", "targets"}``."""
+    ignored = set(ignore)
+    found = []
+    for violation in violations:
+        if violation["impact"] not in AXE_BLOCKING:
+            continue
+        targets = [t for t in axe_targets(violation) if (violation["id"], t) not in ignored]
+        if targets:
+            found.append({**{k: violation[k] for k in ("id", "impact", "help")}, "targets": targets})
+    return found
+
+
+def axe_targets(violation: dict) -> list[str]:
+    return [" ".join(node["target"]) for node in violation["nodes"]]
+
+
+def axe_report(violations: list[dict]) -> str:
+    return "\n".join(
+        f"- {v['id']} ({v['impact']}): {v['help']}\n    " + "\n    ".join(v["targets"]) for v in violations
+    )
+
+
+def optimise_png(path: Path) -> None:
+    """Shrink a screenshot in place with pngquant (256 colours) and optipng, when installed
+    (apt-get install pngquant optipng); without them the file is kept as Chromium wrote it."""
+    import subprocess
+
+    if shutil.which("pngquant"):
+        subprocess.run(  # exit 98/99: the result would be larger or worse; the original stays
+            ["pngquant", "--force", "--skip-if-larger", "--strip", "--speed", "1", "--output", path, path],
+            check=False,
+        )
+    if shutil.which("optipng"):
+        subprocess.run(["optipng", "-quiet", "-o2", "-strip", "all", path], check=True)

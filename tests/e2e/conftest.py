@@ -197,13 +197,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 @pytest.fixture(scope="module")
 def driver():
     """One Chromium per test module; skipped without Chromium, except under CI where it fails."""
-    from tests.e2e.chromium import missing_browser, start_driver
+    from tests.e2e.chromium import require_browser, start_driver
 
-    reason = missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, browser tests must run: {reason}")
-        pytest.skip(reason)
+    require_browser()
     browser = start_driver()
     yield browser
     browser.quit()
