@@ -1,4 +1,6 @@
-"""Sign-in and sign-out pages for a site that has none: ``path("accounts/", include("oauth_server.accounts_urls"))``.
+"""Sign-in and sign-out pages for a site that has none of its own.
+
+``path("accounts/", include("oauth_server.accounts_urls"))`` next to ``include("oauth_server.urls")``.
 
 Mounted at ``accounts/``, ``login/`` is Django's default ``LOGIN_URL`` (``/accounts/login/``), where
 the authorization endpoint sends anonymous users, so the app works on a fresh ``startproject``

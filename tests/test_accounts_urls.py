@@ -7,7 +7,6 @@ template (a 500), is told by ``manage.py check`` (oauth_server.W009).
 
 from __future__ import annotations
 
-
 from urllib.parse import urlencode
 
 import pytest
