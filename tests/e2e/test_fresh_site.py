@@ -33,6 +33,7 @@ import tarfile
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -194,8 +195,8 @@ def pinned(requirements: Path, name: str) -> str:
     raise AssertionError(f"{name} is not pinned in {requirements}")
 
 
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+@pytest.fixture
+def dists(tmp_path: Path) -> dict[str, Path]:
     """The sdist and the wheel, built with ``python -m build`` from a copy of the source tree."""
     try:
         import build  # noqa: F401
@@ -204,7 +205,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set, the packaging test must run: {reason}")
         pytest.skip(reason)
-    work = tmp_path_factory.mktemp("dists")
+    work = tmp_path / "dists"
     source = work / "source"
     shutil.copytree(REPO, source, ignore=NOT_SOURCE)
     run([sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source)], cwd=work)
@@ -213,8 +214,9 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"wheel": wheel, "sdist": sdist}
 
 
-def test_the_wheel_is_the_app_only(dists):
-    with zipfile.ZipFile(dists["wheel"]) as wheel:
+def check_wheel(path: Path) -> None:
+    """Only oauth_server (with its templates, static files, catalogs, migrations) and its dist-info."""
+    with zipfile.ZipFile(path) as wheel:
         names = wheel.namelist()
         dist_info = next(name.split("/")[0] for name in names if name.endswith(".dist-info/METADATA"))
         metadata = wheel.read(f"{dist_info}/METADATA").decode()
@@ -233,18 +235,19 @@ def test_the_wheel_is_the_app_only(dists):
     assert description.strip() == README.read_text().strip()
 
 
-def test_the_sdist_is_the_whole_source(dists):
-    with tarfile.open(dists["sdist"]) as sdist:
+def check_sdist(path: Path) -> None:
+    """The source: the app, docs, demo site, tests and requirements; nothing of a local checkout."""
+    with tarfile.open(path) as sdist:
         names = [name.split("/", 1)[1] for name in sdist.getnames() if "/" in name]
     assert [name for name in SDIST_MUST_HAVE if name not in names] == []
     assert not [name for name in names if "__pycache__" in name or name.endswith((".pyc", ".sqlite3"))]
     assert not [name for name in names if name.startswith((".venv/", ".git/", ".ci/"))]
 
 
-@pytest.fixture(scope="module")
-def fresh_site(dists, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+@contextmanager
+def fresh_site(wheel: Path, work: Path) -> Iterator[dict]:
     """A new project in a plain virtualenv with the wheel, set up as README.md says, under gunicorn."""
-    work = tmp_path_factory.mktemp("fresh-site")
+    work.mkdir()
     venv = work / "venv"
     # A plain virtualenv (no system or shared site-packages). It gets no pip of its own: the suite's
     # pip installs into it (``--python``), which saves bootstrapping pip (slow on a busy machine).
@@ -255,7 +258,7 @@ def fresh_site(dists, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         [
             sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
             "--disable-pip-version-check", "-c", str(REPO / "requirements/base.txt"),
-            str(dists["wheel"]), pinned(REPO / "requirements/test.txt", "gunicorn"),
+            str(wheel), pinned(REPO / "requirements/test.txt", "gunicorn"),
         ],
         cwd=work,
         timeout=480,
@@ -364,13 +367,9 @@ def pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def test_the_readme_steps_give_a_working_server(fresh_site):
+def check_code_flow(fresh_site: dict) -> None:
     """Sign-in, consent, the code page, the README's token exchange and UserInfo, over HTTP."""
-    base_url, log = fresh_site["base_url"], fresh_site["log"]
-
-    def server_log() -> str:
-        return log.read_text(errors="replace")[-4000:]
-
+    base_url = fresh_site["base_url"]
     app = fresh_site["clients"]["my-app"]
     verifier, challenge = pkce()
     variables = {
@@ -387,11 +386,11 @@ def test_the_readme_steps_give_a_working_server(fresh_site):
     # Not signed in: the authorization endpoint sends the browser to Django's default LOGIN_URL,
     # where the app's own sign-in page answers (the 500/404 of issue 10 item 1 is gone).
     to_login = browser.get(authorize_url, allow_redirects=False)
-    assert to_login.status_code == 302, (to_login.status_code, server_log())
+    assert to_login.status_code == 302, to_login.status_code
     login_url = urljoin(base_url, to_login.headers["Location"])
     assert urlsplit(login_url).path == "/accounts/login/"
     login_page = browser.get(login_url)
-    assert login_page.status_code == 200, (login_page.status_code, login_page.text[-2000:], server_log())
+    assert login_page.status_code == 200, (login_page.status_code, login_page.text[-2000:])
     assert 'class="oas-card oas-login"' in login_page.text
     assert "My App" in login_page.text  # "to continue to My App"
     assert "/static/oauth_server/oauth_server.css" in Forms(login_page.text).stylesheets
@@ -445,7 +444,7 @@ def test_the_readme_steps_give_a_working_server(fresh_site):
     assert again.status_code == 400 and sent["code"] not in again.text
 
 
-def test_the_readme_machine_to_machine_call(fresh_site):
+def check_client_credentials(fresh_site: dict) -> None:
     (call,) = [line for line in fresh_site["curls"] if "client_credentials" in line]
     service = fresh_site["clients"]["reports-job"]
     answer = curl(localize(call, fresh_site["base_url"]), {"REPORTS_SECRET": service["client_secret"]})
@@ -454,8 +453,22 @@ def test_the_readme_machine_to_machine_call(fresh_site):
     assert answer.json()["access_token"]
 
 
-def test_the_fresh_site_passes_the_apps_checks(fresh_site):
+def check_system_checks(fresh_site: dict) -> None:
     output = run(
         [str(fresh_site["python"]), "manage.py", "check"], cwd=fresh_site["site"], env=fresh_site["env"]
     )
     assert "oauth_server." not in output, output
+
+
+def test_a_new_site_set_up_as_the_readme_says(dists, tmp_path):
+    """One test, so that ``-n 2`` builds and installs once (a module fixture would run per worker)."""
+    check_wheel(dists["wheel"])
+    check_sdist(dists["sdist"])
+    with fresh_site(dists["wheel"], tmp_path / "site") as site:
+        try:
+            check_code_flow(site)
+            check_client_credentials(site)
+            check_system_checks(site)
+        except AssertionError as error:
+            log = site["log"].read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{error}\n--- gunicorn log (last lines) ---\n{log}") from error
