@@ -316,3 +316,69 @@ def check_client_uris(app_configs=None, databases=None, **kwargs):
                     )
                 )
     return warnings
+
+
+# --- sign-in (docs/integration.md, step 3) ------------------------------------------------------------
+@register(Tags.urls)
+def check_login_url(app_configs=None, **kwargs):
+    """The authorization endpoint sends anonymous users to ``LOGIN_URL``: a URL that leads nowhere,
+    or to Django's LoginView without its ``registration/login.html``, breaks every first sign-in
+    (a 404 or a 500) while everything else looks fine.
+
+    A ``LOGIN_URL`` on another host (SSO) cannot be checked and is left alone.
+    """
+    from django.contrib.auth import views as auth_views
+    from django.shortcuts import resolve_url
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+    from django.urls import NoReverseMatch, Resolver404, get_script_prefix, resolve
+
+    from .views.login import LoginView
+
+    login_url = django_settings.LOGIN_URL
+    hint = (
+        'Add path("accounts/", include("oauth_server.accounts_urls")) to your URLconf for the app\'s '
+        "sign-in page at Django's default LOGIN_URL, or point LOGIN_URL at your own login view."
+    )
+    try:
+        url = str(resolve_url(login_url))  # a URL name is reversed; anything else is taken as a URL
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc:
+            return []
+        path = parts.path
+        prefix = get_script_prefix()
+        if prefix != "/" and path.startswith(prefix):
+            path = "/" + path[len(prefix) :]
+        match = resolve(path)
+    except (NoReverseMatch, Resolver404):
+        return [
+            Warning(
+                f"LOGIN_URL is {login_url!r}, which is not a URL of this site: the authorization endpoint "
+                "sends users who are not signed in there, and they get a 404.",
+                hint=hint,
+                id="oauth_server.W010",
+            )
+        ]
+    view_class = getattr(match.func, "view_class", None)
+    if not (isinstance(view_class, type) and issubclass(view_class, auth_views.LoginView)):
+        return []  # a login view of the site's own: trusted to render
+    if issubclass(view_class, LoginView):
+        return []  # the app's: falls back to oauth_server/login.html
+    template_name = getattr(match.func, "view_initkwargs", {}).get("template_name", view_class.template_name)
+    try:
+        get_template(template_name)
+    except TemplateDoesNotExist:
+        return [
+            Warning(
+                f"LOGIN_URL ({login_url!r}) is Django's LoginView, and its template {template_name!r} "
+                "does not exist: the first sign-in answers 500 (TemplateDoesNotExist).",
+                hint=(
+                    f"Create {template_name}, or route the login URL to oauth_server.views.login.LoginView "
+                    "(it falls back to the app's page): "
+                    'path("accounts/", include("oauth_server.accounts_urls")) before '
+                    'include("django.contrib.auth.urls").'
+                ),
+                id="oauth_server.W010",
+            )
+        ]
+    return []

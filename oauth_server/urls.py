@@ -14,6 +14,7 @@ from . import views
 from .cors import client_cors, public_cors
 from .headers import page_headers, token_headers
 from .ratelimit import rate_limit
+from .views.code import CodePageView
 from .views.connected_apps import ConnectedAppsView, RevokeConnectedAppView
 from .views.introspection import IntrospectTokenView
 from .views.logout import RPInitiatedLogoutView
@@ -39,6 +40,8 @@ urlpatterns = [
     path("introspect/", introspect_view, name="introspect"),
     path("userinfo/", userinfo_view, name="user-info"),
     path("logout/", page_headers(RPInitiatedLogoutView.as_view()), name="rp-initiated-logout"),
+    # A redirect URI for developers' clients: shows the code just issued (views/code.py).
+    path("code/", page_headers(CodePageView.as_view()), name="show-code"),
     path("connected-apps/", page_headers(ConnectedAppsView.as_view()), name="connected-apps"),
     path(
         "connected-apps/<path:client_id>/revoke/",

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.core.cache import caches
 
@@ -64,3 +66,14 @@ def _fresh_rate_limit_counters():
     empty counters, so the suite's many requests from 127.0.0.1 never add up across tests."""
     caches["default"].clear()
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """``python -m tests`` runs the suite twice (SQLite, PostgreSQL); tests marked ``once`` do not
+    touch the test database, so the second pass (``TESTS_REPEAT_PASS``) skips them."""
+    if not os.environ.get("TESTS_REPEAT_PASS"):
+        return
+    skip = pytest.mark.skip(reason="database-independent: ran on the first pass of python -m tests")
+    for item in items:
+        if item.get_closest_marker("once"):
+            item.add_marker(skip)

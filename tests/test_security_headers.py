@@ -42,6 +42,7 @@ CLASSES = {
     "rp-initiated-logout": PAGE,
     "connected-apps": PAGE,
     "connected-app-revoke": PAGE,
+    "show-code": PAGE,
     "oidc-connect-discovery-info": PUBLIC,
     "oauth-server-metadata": PUBLIC,
     "jwks-info": PUBLIC,
