@@ -733,7 +733,8 @@ def test_seed_demo_on_an_unmigrated_database_says_so(monkeypatch):
         ("[::1]:8000", "http://[::1]:8000"),
     ],
 )
-def test_demo_command_migrates_seeds_then_runs_the_server(monkeypatch, addrport, base_url):
+def test_demo_command_migrates_seeds_then_runs_the_server(monkeypatch, settings, addrport, base_url):
+    settings.DEBUG = True  # the demo's default: no collectstatic (tested below)
     calls = []
     monkeypatch.setattr(demo_command, "call_command", lambda name, *a, **kw: calls.append((name, a, kw)))
     # The port check is tested below on real sockets; these ports may be in use on this machine.
@@ -754,6 +755,19 @@ def test_demo_command_child_of_the_autoreloader_only_serves(monkeypatch):
     monkeypatch.setenv("RUN_MAIN", "true")
     call_command("demo", stdout=StringIO())
     assert calls == [("runserver", ("127.0.0.1:8000",), {"use_reloader": True})]
+
+
+@pytest.mark.parametrize(("debug", "expected"), [(True, []), (False, ["collectstatic"])])
+def test_demo_command_collects_static_files_when_debug_is_off(monkeypatch, settings, debug, expected):
+    """With DEBUG off WhiteNoise serves STATIC_ROOT and the manifest storage needs collectstatic."""
+    settings.DEBUG = debug
+    calls = []
+    monkeypatch.setattr(demo_command, "call_command", lambda name, *a, **kw: calls.append(name))
+    monkeypatch.setattr(demo_command, "check_can_listen", lambda addr: None)
+    monkeypatch.delenv("RUN_MAIN", raising=False)
+    call_command("demo", "--noreload", stdout=StringIO())
+    assert [c for c in calls if c == "collectstatic"] == expected
+    assert calls[-1] == "runserver"
 
 
 def _listening_socket(host: str = "127.0.0.1", family: int = socket.AF_INET) -> socket.socket:

@@ -96,6 +96,10 @@ class Command(BaseCommand):
         if os.environ.get("RUN_MAIN") != "true":
             check_can_listen(addrport)
             call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
+            if not settings.DEBUG:
+                # Production-like run (DJANGO_DEBUG=0): WhiteNoise serves the static files from
+                # STATIC_ROOT, and the manifest storage needs collectstatic's manifest to render a page.
+                call_command("collectstatic", interactive=False, verbosity=0)
             call_command("seed_demo", base_url=base_url, stdout=self.stdout, no_color=options["no_color"])
         # The issuer and the APIs' audiences follow the address served (settings were read for
         # DEMO_BASE_URL); override_settings sends setting_changed, so every settings object reloads.
