@@ -136,7 +136,7 @@ def test_without_the_stylesheet_the_consent_page_is_readable_and_usable(chromium
     for box in (deny_box, allow_box):
         # Large enough to hit (WCAG 2.5.8 asks 24 px; the fallback gives 44), shown, inside the window.
         assert box["visible"] and box["width"] >= 44 and box["height"] >= 44, box
-        assert 0 <= box["left"] and box["bottom"] <= viewport[1], box
+        assert box["left"] >= 0 and box["bottom"] <= viewport[1], box
     # Allow is filled and bold, Deny is not: the two are told apart without the stylesheet.
     assert allow_box["background"] != deny_box["background"]
     assert int(allow_box["weight"]) > int(deny_box["weight"])
