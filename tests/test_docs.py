@@ -35,3 +35,14 @@ def test_relative_links_resolve(page):
         if "://" not in target and not target.startswith("mailto:") and not (page.parent / target).exists()
     ]
     assert not broken, f"{page.name}: broken links {broken}"
+
+
+def test_templates_md_gives_the_csp_hash_of_the_inline_fallback_style(client):
+    """A site whose CSP has style-src copies this hash from docs/templates.md: it must be current."""
+    import base64
+    import hashlib
+
+    page = client.get("/accounts/login/").content.decode()
+    style = re.search(r'<style id="oas-critical">(.*?)</style>', page, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in (DOCS / "templates.md").read_text()
