@@ -27,6 +27,7 @@ from oauthlib.oauth2.rfc6749.utils import scope_to_list
 from . import audit, claims, hashers, keys, signals, tokens
 from .conf import settings
 from .models import AccessToken, Grant, GrantType, IDToken, RefreshToken, plausible_client_id
+from .scopes import describe_refused_scopes
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,27 @@ class OAuthServerValidator(OAuth2Validator):
         original = scope_to_list(super().get_original_scopes(refresh_token, request, *args, **kwargs)) or []
         allowed = set(get_scopes_backend().get_available_scopes(application=request.client, request=request))
         return [scope for scope in original if scope in allowed]
+
+    def is_within_original_scope(self, request_scopes, refresh_token, request, *args, **kwargs) -> bool:
+        """oauthlib asks this only when a refresh asks for a scope outside ``get_original_scopes``:
+        refuse it with an ``invalid_scope`` that names the scopes and says why (unknown, no longer
+        allowed for the client, or never granted), instead of oauthlib's bare error."""
+        granted = scope_to_list(super().get_original_scopes(refresh_token, request, *args, **kwargs)) or []
+        allowed = get_scopes_backend().get_available_scopes(application=request.client, request=request)
+        description = describe_refused_scopes(request_scopes, allowed, granted)
+        if description is None:
+            return False
+        raise oauth2_errors.InvalidScopeError(description=description, request=request)
+
+    def validate_scopes(self, client_id, scopes_requested, client, request, *args, **kwargs) -> bool:
+        """DOT's rule (only the client's allowed scopes), but a refusal names the scopes and says
+        whether each is unknown or not allowed for this client (authorization endpoint, client
+        credentials), so the developer can act on the error."""
+        allowed = get_scopes_backend().get_available_scopes(application=client, request=request)
+        description = describe_refused_scopes(scopes_requested, allowed)
+        if description is None:
+            return True
+        raise oauth2_errors.InvalidScopeError(description=description, request=request)
 
     # --- revocation (RFC 7009) and introspection (RFC 7662) ----------------------------------------
     def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:

@@ -237,6 +237,17 @@ CALLBACK = ["--redirect-uri", "https://app.example.com/callback"]
     [
         pytest.param([*WEB, *CALLBACK, "--scope", "nope"], "Unknown scopes: nope", id="unknown-scope"),
         pytest.param(
+            [*WEB, *CALLBACK, "--scope", "openid,profile"],
+            "--scope: 'openid,profile' is not one scope name. Repeat --scope for each scope: "
+            "--scope openid --scope profile",
+            id="comma-separated-scopes",
+        ),
+        pytest.param(
+            [*WEB, *CALLBACK, "--scope", "openid profile, email"],
+            "Repeat --scope for each scope: --scope openid --scope profile --scope email",
+            id="space-separated-scopes",
+        ),
+        pytest.param(
             ["--name", "X", "--type", "confidential", "--grant-type", "password"],
             "invalid choice: 'password'",
             id="bad-grant-type",
@@ -314,6 +325,13 @@ def test_invalid_client_is_refused_and_nothing_is_saved(args, message):
         run("create_oauth_client", *args, "--scope", "files:read")
     assert message in str(excinfo.value)
     assert snapshot() == before
+
+
+def test_a_scope_whose_name_has_a_comma_is_accepted():
+    """RFC 6749 3.3 allows a comma in a scope name: the list hint only applies to unknown values."""
+    ScopeFactory(name="legacy,scope")
+    data = run_json("create_oauth_client", *WEB, *CALLBACK, "--scope", "legacy,scope")
+    assert data["scopes"] == ["legacy,scope"]
 
 
 def test_duplicate_client_id_is_refused_and_the_existing_client_is_untouched():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from oauth2_provider.scopes import get_scopes_backend
 
 from oauth_server.models import AccessToken, Scope
 from oauth_server.scopes import DatabaseScopes
-from tests.factories import ClientFactory, MachineClientFactory, ScopeFactory
-from tests.helpers import exchange_code, get_code, token_request
+from tests.factories import ClientFactory, MachineClientFactory, ScopeFactory, pkce_pair
+from tests.helpers import authorize_params, exchange_code, get_authorize, get_code, query, token_request
 
 CC = {"grant_type": "client_credentials"}
 
@@ -180,3 +182,74 @@ def test_metadata_lists_the_database_scopes(client, scoped_machine):
     meta = client.get("/oauth/.well-known/oauth-authorization-server").json()
     assert meta["scopes_supported"] == sorted(Scope.objects.values_list("name", flat=True))
     assert {"admin:all", "global:default", "reports:read", "reports:write"} <= set(meta["scopes_supported"])
+
+
+# --- invalid_scope says which scopes and why (error_description) ---------------------------------
+# RFC 6749 5.2 / 4.1.2.1: error_description is ASCII %x20-21 / %x23-5B / %x5D-7E.
+ERROR_DESCRIPTION_RE = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]+")
+
+
+def description(response) -> str:
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"] == "invalid_scope"
+    assert ERROR_DESCRIPTION_RE.fullmatch(body["error_description"]), body
+    return body["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("does-not-exist", "Unknown scope: does-not-exist."),
+        ("admin:all", "Scope not allowed for this client: admin:all."),
+        ("global:default", "Scope not allowed for this client: global:default."),
+        (
+            "reports:read nope admin:all other admin:all",
+            "Unknown scopes: nope other. Scope not allowed for this client: admin:all.",
+        ),
+        (
+            "reports:read,reports:write",
+            "Unknown scope: reports:read,reports:write. Separate scopes with spaces, not commas.",
+        ),
+    ],
+)
+def test_client_credentials_invalid_scope_names_the_scopes_and_why(client, scoped_machine, scope, expected):
+    assert description(cc(client, scoped_machine, scope)) == expected
+    assert not AccessToken.objects.exists()
+
+
+def test_invalid_scope_description_never_echoes_what_is_not_a_scope_token(client, scoped_machine):
+    """A value outside the scope-token grammar (non-ASCII, '"', '\\', over 100 characters) is
+    counted, not shown: error_description must stay within RFC 6749's character set."""
+    text = description(cc(client, scoped_machine, 'caf\u00e9 "quoted" back\\slash ' + "x" * 101 + " nope"))
+    assert text == "Unknown scope: nope. 4 more refused (malformed or not shown)."
+
+
+def test_invalid_scope_description_lists_at_most_ten_scopes(client, scoped_machine):
+    names = [f"unknown:{i:02}" for i in range(30)]
+    text = description(cc(client, scoped_machine, " ".join(names)))
+    assert text == f"Unknown scopes: {' '.join(names[:10])}. 20 more refused (malformed or not shown)."
+
+
+def test_refresh_invalid_scope_says_whether_the_scope_was_removed_or_never_granted(client, user, db):
+    web = ClientFactory(scopes=["files:read", "files:write", "files:share"])
+    client.force_login(user)
+    code, verifier = get_code(client, web, scope="files:read files:write")
+    tokens = exchange_code(client, web, code, verifier).json()
+    web.allowed_scopes.remove(Scope.objects.get(name="files:write"))
+    response = refresh(client, web, tokens["refresh_token"], scope="files:read files:write files:share nope")
+    assert description(response) == (
+        "Unknown scope: nope. Scope not allowed for this client: files:write. "
+        "Scope not originally granted: files:share."
+    )
+
+
+def test_authorization_endpoint_invalid_scope_redirect_names_the_scopes(client, user, web_client):
+    ScopeFactory(name="admin:all")
+    client.force_login(user)
+    params = authorize_params(web_client, challenge=pkce_pair()[1], scope="files:read admin:all nope")
+    response = get_authorize(client, params)
+    assert response.status_code == 302
+    back = query(response["Location"])
+    assert back["error"] == "invalid_scope"
+    assert back["error_description"] == "Unknown scope: nope. Scope not allowed for this client: admin:all."

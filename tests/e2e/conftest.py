@@ -4,6 +4,10 @@
 as subprocesses in a temporary directory, with the demo's own settings and a fresh SQLite file,
 whatever database the test run itself uses. The server is always stopped at teardown; when a test
 that used it fails, the server's log is attached to the failure report.
+
+``production_site`` (session-scoped) serves a copy of that database the way docs/deployment.md
+says a production site is served: ``DJANGO_DEBUG=0``, ``collectstatic``, gunicorn, static files
+from WhiteNoise.
 """
 
 from __future__ import annotations
@@ -93,24 +97,26 @@ def _log(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-5000:]
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> None:
+def _wait_until_serving(
+    url: str, process: subprocess.Popen, log_path: Path, server: str = "runserver"
+) -> None:
     http = requests.Session()
     http.trust_env = False
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(
-                f"runserver exited with {process.returncode}:\n{_log(log_path)}",
+                f"{server} exited with {process.returncode}:\n{_log(log_path)}",
                 pytrace=False,
             )
         try:
-            if http.get(url, timeout=2).status_code == 200:
+            if http.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
             pass
         time.sleep(0.2)
     pytest.fail(
-        f"runserver did not answer {url} within {START_TIMEOUT}s:\n{_log(log_path)}",
+        f"{server} did not answer {url} within {START_TIMEOUT}s:\n{_log(log_path)}",
         pytrace=False,
     )
 
@@ -181,6 +187,70 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
             yield site
         finally:
             _running.pop("site", None)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def production_site(demo_site: DemoSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
+    """The demo as docs/deployment.md serves it: DEBUG off, collectstatic, gunicorn, WhiteNoise.
+
+    It runs on a copy of ``demo_site``'s database (migrating and seeding again would double the
+    set-up time); the seeded redirect URIs stay on ``demo_site``'s address, which is fine for
+    reaching the sign-in and consent pages.
+    """
+    import sqlite3
+
+    cwd = tmp_path_factory.mktemp("production-site")
+    source = sqlite3.connect(demo_site.cwd / "demo.sqlite3")
+    target = sqlite3.connect(cwd / "demo.sqlite3")
+    source.backup(target)
+    source.close()
+    target.close()
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **demo_site.env,
+        "DATABASE_URL": f"sqlite:///{cwd / 'demo.sqlite3'}",
+        "DEMO_BASE_URL": base_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_STATIC_ROOT": str(cwd / "static"),
+    }
+    _run([*MANAGE, "collectstatic", "--noinput", "-v", "0"], cwd=cwd, env=env, timeout=120)
+    log_path = cwd / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "example_project.wsgi",
+                "--pythonpath",
+                str(REPO),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--threads",
+                "2",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_serving(base_url + "/", process, log_path, server="gunicorn")
+            yield DemoSite(base_url=base_url, data=demo_site.data, env=env, cwd=cwd, log_path=log_path)
+        finally:
+            _stop(process)
 
 
 @pytest.hookimpl(hookwrapper=True)

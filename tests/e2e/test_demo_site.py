@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -28,6 +29,7 @@ import pytest
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from jwcrypto import jwk, jwt
@@ -731,12 +733,16 @@ def test_seed_demo_on_an_unmigrated_database_says_so(monkeypatch):
         ("[::1]:8000", "http://[::1]:8000"),
     ],
 )
-def test_demo_command_migrates_seeds_then_runs_the_server(monkeypatch, addrport, base_url):
+def test_demo_command_migrates_seeds_then_runs_the_server(monkeypatch, settings, addrport, base_url):
+    settings.DEBUG = True  # the demo's default: no collectstatic (tested below)
     calls = []
     monkeypatch.setattr(demo_command, "call_command", lambda name, *a, **kw: calls.append((name, a, kw)))
+    # The port check is tested below on real sockets; these ports may be in use on this machine.
+    monkeypatch.setattr(demo_command, "check_can_listen", lambda addr: calls.append(("check", (addr,), {})))
     monkeypatch.delenv("RUN_MAIN", raising=False)
     call_command("demo", addrport, "--noreload", stdout=StringIO())
-    assert [c[0] for c in calls] == ["migrate", "seed_demo", "runserver"]
+    assert [c[0] for c in calls] == ["check", "migrate", "seed_demo", "runserver"]
+    calls.pop(0)
     assert calls[0][2]["interactive"] is False
     assert calls[1][2]["base_url"] == base_url
     expected_addrport = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
@@ -749,3 +755,90 @@ def test_demo_command_child_of_the_autoreloader_only_serves(monkeypatch):
     monkeypatch.setenv("RUN_MAIN", "true")
     call_command("demo", stdout=StringIO())
     assert calls == [("runserver", ("127.0.0.1:8000",), {"use_reloader": True})]
+
+
+@pytest.mark.parametrize(("debug", "expected"), [(True, []), (False, ["collectstatic"])])
+def test_demo_command_collects_static_files_when_debug_is_off(monkeypatch, settings, debug, expected):
+    """With DEBUG off WhiteNoise serves STATIC_ROOT and the manifest storage needs collectstatic."""
+    settings.DEBUG = debug
+    calls = []
+    monkeypatch.setattr(demo_command, "call_command", lambda name, *a, **kw: calls.append(name))
+    monkeypatch.setattr(demo_command, "check_can_listen", lambda addr: None)
+    monkeypatch.delenv("RUN_MAIN", raising=False)
+    call_command("demo", "--noreload", stdout=StringIO())
+    assert [c for c in calls if c == "collectstatic"] == expected
+    assert calls[-1] == "runserver"
+
+
+def _listening_socket(host: str = "127.0.0.1", family: int = socket.AF_INET) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen()
+    return sock
+
+
+def test_demo_on_a_busy_port_refuses_before_migrating_or_seeding(monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo_command, "call_command", lambda name, *a, **kw: calls.append(name))
+    monkeypatch.delenv("RUN_MAIN", raising=False)
+    with _listening_socket() as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(CommandError, match=f"Port {port} is already in use on 127.0.0.1") as refused:
+            call_command("demo", f"127.0.0.1:{port}", "--noreload", stdout=StringIO())
+    assert calls == []  # neither migrate, nor seed_demo (which prints the credentials), nor runserver
+    assert "\n" not in str(refused.value)
+    assert f"manage.py demo 127.0.0.1:{port + 1}" in str(refused.value)
+
+
+def test_demo_port_check_accepts_a_free_port_and_ipv6():
+    with _listening_socket() as free:
+        port = free.getsockname()[1]
+    demo_command.check_can_listen(f"127.0.0.1:{port}")  # free again: no error
+    if socket.has_ipv6:
+        try:
+            busy = _listening_socket("::1", socket.AF_INET6)
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        with busy, pytest.raises(CommandError, match=r"in use on \[::1\]"):
+            demo_command.check_can_listen(f"[::1]:{busy.getsockname()[1]}")
+
+
+def test_demo_on_a_busy_port_prints_one_line_and_leaves_the_database_alone(tmp_path):
+    """What the user sees: exit 1, one line on stderr, no credentials, no database created."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    env.pop("RUN_MAIN", None)
+    with _listening_socket() as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*MANAGE, "demo", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: Port {port} is already in use on 127.0.0.1: another server (a demo already "
+        f"running?) listens there. Stop it, or give another address: manage.py demo 127.0.0.1:{port + 1}"
+    ]
+    assert not (tmp_path / "demo.sqlite3").exists()
+
+
+def test_demo_runserver_banner_names_the_settings_module(monkeypatch):
+    """runserver prints settings.SETTINGS_MODULE; inside override_settings it used to be None."""
+    seen = []
+
+    def fake_call_command(name, *args, **kwargs):
+        if name == "runserver":
+            seen.append(django_settings.SETTINGS_MODULE)
+
+    monkeypatch.setattr(demo_command, "call_command", fake_call_command)
+    monkeypatch.setenv("RUN_MAIN", "true")
+    call_command("demo", stdout=StringIO())
+    assert seen == [os.environ["DJANGO_SETTINGS_MODULE"]]

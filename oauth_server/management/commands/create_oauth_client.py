@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from oauth2_provider.validators import AllowedURIValidator
 
 from oauth_server.conf import settings
-from oauth_server.models import Client, GrantType
+from oauth_server.models import Client, GrantType, Scope
 
 # RFC 6749 appendix A.1: client_id = *VSCHAR. We also refuse the space, which would split the id in
 # space-separated lists and logs.
@@ -65,6 +65,28 @@ def _check_resource_uris(option: str, values: list[str]) -> list[str]:
         parts = urlsplit(value)
         if not parts.scheme or parts.fragment or "#" in value or any(c.isspace() for c in value):
             problems.append(f"{option}: {value!r} is not an absolute URI without a fragment (RFC 8707).")
+    return problems
+
+
+def _check_scope_lists(values: list[str]) -> list[str]:
+    """``--scope openid,profile`` or ``--scope "openid profile"``: one option per scope.
+
+    A comma may be part of a scope name (RFC 6749 3.3), so a value is split only to explain the
+    refusal, and only when no scope has that exact name.
+    """
+    suspects = [v for v in values if re.search(r"[,\s]", v)]
+    if not suspects:
+        return []
+    existing = set(Scope.objects.filter(name__in=suspects).values_list("name", flat=True))
+    problems = []
+    for value in suspects:
+        if value in existing:
+            continue
+        parts = [part for part in re.split(r"[,\s]+", value) if part]
+        repeated = " ".join(f"--scope {part}" for part in parts)
+        problems.append(
+            f"--scope: {value!r} is not one scope name. Repeat --scope for each scope: {repeated}"
+        )
     return problems
 
 
@@ -123,7 +145,8 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="SCOPE",
-            help="A scope the client may request (must exist, see create_oauth_scope). Repeat for several.",
+            help="A scope the client may request (must exist, see create_oauth_scope). Repeat for several: "
+            "--scope openid --scope profile.",
         )
         parser.add_argument(
             "--audience",
@@ -180,6 +203,7 @@ class Command(BaseCommand):
         problems += _check_resource_uris("--resource-identifier", resource_identifiers)
         post_logout = _unique(options["post_logout_redirect_uris"])
         problems += self._check_post_logout_uris(post_logout)
+        problems += _check_scope_lists(_unique(options["scopes"]))
         allowed_origins = _unique([origin.strip().rstrip("/") for origin in options["allowed_origins"]])
         if allowed_origins and options["client_type"] != Client.CLIENT_PUBLIC:
             problems.append("--allowed-origin: only public clients may list origins (CORS).")
