@@ -196,7 +196,7 @@ def test_management_api_works_without_rest_framework_in_installed_apps(client, s
 
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
     assert not apps.is_installed("rest_framework")
-    staff = get_user_model().objects.create_user("ops", password="x", is_staff=True)
+    staff = get_user_model().objects.create_superuser("ops", password="x")
     client.force_login(staff)
     assert client.get("/oauth/api/clients/").status_code == 200
     assert client.get("/oauth/api/schema/").status_code == 200
