@@ -1183,3 +1183,157 @@ def test_consent_is_not_recorded_when_the_approved_request_fails(client, world):
     response = client.post("/oauth/authorize/", {**data, "allow": "true"})
     assert "code=" in response["Location"]
     assert "email" in Consent.objects.get(user=world.user, client=world.web).scope.split()
+
+
+# --- regressions: issue 9, item 4 (500s on hostile input) ------------------------------------------
+DEEP_ARRAY = "[" * 1000 + "]" * 1000
+DEEP_OBJECT = '{"userinfo":' * 1000 + "null" + "}" * 1000
+
+
+def authorize_query(world: World, client: Client | None = None, **extra: str) -> dict[str, str]:
+    """A valid authorization request of ``client`` (the web client by default), with ``extra``."""
+    client = client or world.web
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri_list[0],
+        "scope": "openid",
+        "state": "s",
+        "code_challenge": world.challenge,
+        "code_challenge_method": "S256",
+    }
+    return {**params, **extra}
+
+
+def assert_invalid_request_redirect(response, redirect_uri: str = CALLBACK) -> None:
+    assert response.status_code == 302, describe(response)
+    location = response["Location"]
+    assert location.startswith(redirect_uri + "?"), location
+    back = dict(parse_qsl(urlsplit(location).query))
+    assert back["error"] == "invalid_request", back
+    assert back["state"] == "s", back
+    assert "code" not in back, back
+
+
+@pytest.mark.parametrize(
+    "max_age",
+    ["²", "٣", "１", "1" * 4301, "9" * 17, "1_000", " 60", "60 ", "+60", "0x10", "6\x000"],
+)
+def test_max_age_of_non_ascii_digits_or_too_many_digits_is_invalid_request(client, world, max_age):
+    """str.isdigit() accepted "²" and int() then failed; 4,301 digits hit Python's int-string limit."""
+    client.force_login(world.user)
+    before = snapshot()
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, max_age=max_age)))
+    assert_invalid_request_redirect(response)
+    assert "max_age" in dict(parse_qsl(urlsplit(response["Location"]).query))["error_description"]
+    assert diff(before, snapshot()) == []
+
+
+@pytest.mark.parametrize("max_age", ["9" * 16, "3600"])
+def test_max_age_within_the_accepted_form_still_works(client, world, max_age):
+    client.force_login(world.user)
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, max_age=max_age)))
+    assert response.status_code == 302, describe(response)  # consent is remembered: a code at once
+    assert "code" in dict(parse_qsl(urlsplit(response["Location"]).query)), response["Location"]
+
+
+def test_max_age_of_zeros_asks_for_a_fresh_login(client, world):
+    client.force_login(world.user)
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, max_age="0" * 16)))
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize(
+    "claims", [DEEP_ARRAY, DEEP_OBJECT, '{"userinfo": {"a": ' + "[" * 40 + "]" * 40 + "}}"]
+)
+@pytest.mark.parametrize("logged_in", [True, False])
+def test_deeply_nested_claims_are_invalid_request(client, world, claims, logged_in):
+    """json.loads raised RecursionError (a 500), even for an anonymous user."""
+    if logged_in:
+        client.force_login(world.user)
+    before = snapshot()
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, claims=claims)))
+    assert_invalid_request_redirect(response)
+    assert diff(before, snapshot()) == []
+
+
+def test_oversized_claims_are_invalid_request(client, world):
+    claims = json.dumps({"userinfo": {f"claim_{i}": None for i in range(1000)}})
+    client.force_login(world.user)
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, claims=claims)))
+    assert_invalid_request_redirect(response)
+
+
+@pytest.mark.parametrize("claims", [DEEP_ARRAY, DEEP_OBJECT])
+def test_deeply_nested_claims_in_the_consent_form_are_invalid_request(client, world, claims):
+    client.force_login(world.user)
+    before = snapshot()
+    response = client.post("/oauth/authorize/", {**authorize_query(world, claims=claims), "allow": "true"})
+    assert_invalid_request_redirect(response)
+    assert diff(before, snapshot()) == []
+
+
+def test_claims_within_the_bounds_still_reach_the_code(client, world):
+    claims = {"userinfo": {"email": {"essential": True}}, "id_token": {"auth_time": {"essential": True}}}
+    client.force_login(world.user)
+    data = {**authorize_query(world, claims=json.dumps(claims)), "allow": "true"}
+    response = client.post("/oauth/authorize/", data)
+    assert "code=" in response["Location"], response["Location"]
+    assert json.loads(Grant.objects.latest("pk").claims) == claims
+
+
+# Values PostgreSQL refused when the code was saved (DataError, a 500): longer than the column or with
+# a NUL byte. SQLite stored them.
+STORED_COLUMN_VALUES = [
+    pytest.param("code_challenge", "A" * 129, id="challenge-over-128"),
+    pytest.param("code_challenge", "A" * 42 + "\x00", id="challenge-nul"),
+    pytest.param("nonce", "n" * 256, id="nonce-over-255"),
+    pytest.param("nonce", "n-0S6\x00", id="nonce-nul"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), STORED_COLUMN_VALUES)
+def test_values_the_code_cannot_store_are_invalid_request_on_get(client, world, name, value):
+    """The first-party client skips consent: the GET itself issues (saves) the code."""
+    client.force_login(world.user)
+    before = snapshot()
+    params = authorize_query(world, world.first_party, **{name: value})
+    response = client.get("/oauth/authorize/?" + urlencode(params))
+    assert_invalid_request_redirect(response, FIRST_PARTY_CALLBACK)
+    assert diff(before, snapshot()) == []
+
+
+@pytest.mark.parametrize(("name", "value"), STORED_COLUMN_VALUES)
+def test_values_the_code_cannot_store_are_invalid_request_on_consent(client, world, name, value):
+    client.force_login(world.user)
+    before = snapshot()
+    response = client.post("/oauth/authorize/", {**authorize_query(world, **{name: value}), "allow": "true"})
+    if "\x00" in value:  # Django's form fields refuse NUL: a tampered consent form, shown as a page
+        assert response.status_code == 400, describe(response)
+        assert "Location" not in response
+    else:
+        assert_invalid_request_redirect(response)
+    assert diff(before, snapshot()) == []
+
+
+def test_longest_nonce_the_code_can_store_still_works(client, world):
+    client.force_login(world.user)
+    params = authorize_query(world, world.first_party, nonce="n" * 255)
+    response = client.get("/oauth/authorize/?" + urlencode(params))
+    assert "code=" in response["Location"], response["Location"]
+    assert Grant.objects.latest("pk").nonce == "n" * 255
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "/oauth/authorize/%3Fclient_id%3Da%2500b",
+        "/oauth/authorize/?client_id=a%00b",
+        "/oauth/authorize/?client_id=" + "a" * 5000,
+    ],
+)
+def test_hostile_client_id_in_the_login_pages_next_is_ignored(client, world, next_url):
+    """The login view looked the client up with DOT's raw filter: PostgreSQL refused the NUL byte."""
+    response = client.get("/accounts/login/?next=" + next_url)
+    assert response.status_code == 200, describe(response)
+    assert response.context["client"] is None
