@@ -3,9 +3,10 @@
 Each example sends one request built from a mix of *valid* values (a real client's id and secret, a
 registered redirect URI, a PKCE pair, a code, tokens and an ID token minted by a real flow) and
 hostile ones (random text, 100 KB values, control characters, NUL bytes, invalid UTF-8, broken
-percent-encoding, repeated parameters, JSON or multipart bodies, wrong content types, wrong methods,
-odd ``Authorization`` and other headers), then checks the properties (docs/hardening.md,
-"Hostile input"):
+percent-encoding, non-ASCII digits, numbers past Python's int-string limit, deeply nested JSON,
+values one past a stored column's length, repeated parameters, JSON or multipart bodies, wrong
+content types, wrong methods, odd ``Authorization`` and other headers), then checks the properties
+(docs/hardening.md, "Hostile input"):
 
 - the status is never >= 500;
 - JSON endpoints answer errors as a JSON object with ``error`` (and ``error_description``);
@@ -15,6 +16,11 @@ odd ``Authorization`` and other headers), then checks the properties (docs/harde
 - a rejected request writes nothing: every model's row count (except ``AuditEvent``, sessions and
   the admin's ``LogEntry``) and every row of the OAuth tables (tokens, codes, consents, clients,
   keys, users) are the same before and after it.
+
+Random examples rarely put one hostile value into an otherwise valid request, which is what reaches
+the deepest code (a code being saved, a verifier being checked): ``test_hostile_class_sweep`` does
+that for every class of hostile value, every parameter and every endpoint that takes a request from
+the browser or a client (authorization GET and consent POST, login page, token endpoint).
 
 Every example runs in a savepoint that is rolled back, with the cache (rate-limit counters) and the
 signing-key cache cleared, so examples never see each other's effects.
@@ -30,7 +36,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -49,6 +55,7 @@ from hypothesis import strategies as st
 from oauth_server import keys
 from oauth_server.models import AccessToken, Client, Consent, Grant, IDToken, RefreshToken
 from tests.factories import (
+    DEFAULT_PASSWORD,
     AccessTokenFactory,
     ClientFactory,
     MachineClientFactory,
@@ -183,6 +190,27 @@ odd_scalars = st.sampled_from(
     ["", " ", "null", "[]", "{}", "true", "-1", "0", "9" * 40, "1e999", "NaN", "../../etc", "\\", '"', "'"]
 )
 huge = st.sampled_from(["A", "é", "%", "\x00", "😀", " "]).map(lambda c: c * (HUGE // len(c.encode())))
+# str.isdigit() accepts these, int() does not (or gives another number than an ASCII reader would).
+NON_ASCII_DIGITS = ["²", "٣", "１", "۹", "१", "𝟗", "³⁶⁰⁰", "3６00"]
+non_ascii_digits = st.text(st.sampled_from("²³¹٠٣۹१１𝟗"), min_size=1, max_size=6)
+# int() refuses more than 4,300 digits; 17 digits is past the longest accepted max_age.
+HUGE_NUMBERS = ["9" * 4301, "1" + "0" * 5000, "9" * 17, str(2**64), "-" + "9" * 4301]
+huge_numbers = st.one_of(st.sampled_from(HUGE_NUMBERS), st.integers(4301, 6000).map(lambda n: "7" * n))
+# json.loads raises RecursionError past ~1,000 levels; the claims parameter allows 16.
+DEEP_NESTING = ["[" * 1000 + "]" * 1000, '{"userinfo":' * 1000 + "null" + "}" * 1000, "[" * 17 + "]" * 17]
+deep_nesting = st.one_of(
+    st.sampled_from(DEEP_NESTING),
+    st.integers(17, 3000).map(lambda n: "[" * n + "]" * n),
+    st.integers(17, 3000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.integers(1, 3000).map(lambda n: "[" * n),  # unterminated
+)
+# One past the columns request values are stored in: Grant.code_challenge (128), Grant.nonce and
+# Grant.code (255), AuditEvent.user_agent (512), Client.client_id (100 in the audit copy).
+OVER_LONG = ["A" * 101, "A" * 129, "n" * 256, "u" * 513]
+over_long = st.sampled_from([100, 101, 128, 129, 150, 151, 255, 256, 512, 513]).flatmap(
+    lambda n: st.sampled_from(["A", "~", "é", "\x00"]).map(lambda c: c * n)
+)
+NUL_BYTES = ["\x00", "a\x00b", "\x00" * 300]
 
 
 def hostile_values(valid: list[str]) -> st.SearchStrategy[str]:
@@ -196,6 +224,11 @@ def hostile_values(valid: list[str]) -> st.SearchStrategy[str]:
         percent_garbage,
         odd_scalars,
         huge,
+        non_ascii_digits,
+        huge_numbers,
+        deep_nesting,
+        over_long,
+        valid_st.map(lambda v: v + "A" * max(1, 129 - len(v))),  # a valid value made one column too long
         st.tuples(valid_st, st.one_of(control, percent_garbage, text, st.just("\x00"))).map("".join),
         st.tuples(st.one_of(control, st.just("\x00")), valid_st).map("".join),
         valid_st.map(lambda v: v.upper()),
@@ -343,6 +376,7 @@ def headers(draw, world: World, authorization: bool = True) -> dict[str, str]:
                     "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
                     "HTTP_X_JUNK",
                     "HTTP_COOKIE",
+                    "HTTP_USER_AGENT",
                 ]
             ),
             unique=True,
@@ -537,6 +571,10 @@ def test_token_endpoint(world, data):
         meta=data.draw(headers(world)),
     )
     response, changed = observe(world, sent)
+    check_token(sent, response, changed)
+
+
+def check_token(sent: Sent, response, changed: list[str]) -> None:
     assert_no_server_error(response)
     if options_answered(sent, response, changed):
         return
@@ -694,16 +732,16 @@ def authorize_parameters(world: World) -> dict[str, list[str]]:
         + [CALLBACK + "?x=1", CALLBACK + "#f", "//evil.example", "/\\evil.example", "javascript:alert(1)"],
         "scope": ["openid", "openid profile", "files:read", "reports:read", "oauth:admin", "nope"],
         "state": ["xyz", "a" * 300],
-        "code_challenge": [world.challenge],
+        "code_challenge": [world.challenge, "abc", world.challenge + "=", "A" * 129],
         "code_challenge_method": ["S256", "plain"],
-        "nonce": ["n-0S6"],
+        "nonce": ["n-0S6", "n" * 255],
         "prompt": ["none", "login", "consent", "none login", "select_account"],
-        "max_age": ["0", "3600", "-1", "1e3"],
+        "max_age": ["0", "3600", "-1", "1e3", "²", "9" * 4301, "9" * 16],
         "id_token_hint": [world.id_token, world.access_token],
         "login_hint": ["alice"],
         "resource": ["https://api.example.com", "urn:x"],
         "response_mode": ["query", "fragment", "form_post"],
-        "claims": ['{"userinfo": {"email": null}}', "{", "[]"],
+        "claims": ['{"userinfo": {"email": null}}', "{", "[]", DEEP_NESTING[0], DEEP_NESTING[1]],
         "request": ["eyJ.eyJ.x"],
         "request_uri": ["https://evil.example/r"],
         "ui_locales": ["fr", "xx"],
@@ -762,10 +800,10 @@ def consent_parameters(world: World) -> dict[str, list[str]]:
         "response_type": ["code", "token"],
         "scope": ["openid", "openid profile", "files:read", "oauth:admin", "nope"],
         "state": ["xyz"],
-        "code_challenge": [world.challenge],
+        "code_challenge": [world.challenge, "abc", "A" * 129],
         "code_challenge_method": ["S256", "plain"],
-        "nonce": ["n"],
-        "claims": ['{"userinfo": {"email": null}}', "{"],
+        "nonce": ["n", "n" * 255, "n" * 256],
+        "claims": ['{"userinfo": {"email": null}}', "{", DEEP_NESTING[0]],
         "resource": ["https://api.example.com", "urn:x"],
         "allow": ["true", "false", "Authorize"],
     }
@@ -786,6 +824,216 @@ def test_authorization_endpoint_consent_post(world, data):
     response, changed = observe(world, sent, logged_in=world.user)
     client_ids = sent.values("client_id") + [v for k, v in pairs if k == "client_id"]
     check_authorize(world, sent, response, changed, client_ids)
+
+
+# --- login page -----------------------------------------------------------------------------------
+def login_next(world: World, pairs: Pairs) -> str:
+    """An authorization request (hostile or not) as the login page's ``next``."""
+    return "/oauth/authorize/?" + urlencode(pairs)
+
+
+def check_login(world: World, sent: Sent, response, changed: list[str]) -> None:
+    assert_no_server_error(response)
+    if options_answered(sent, response, changed):
+        return
+    if response.status_code in (301, 302, 303, 307, 308):
+        # ``next`` never leaves the site: Django redirects to a path, or a relative one ("next=x").
+        location = response["Location"]
+        parts = urlsplit(location)
+        assert not parts.scheme and not parts.netloc, location
+        assert not location.startswith(("//", "\\", "/\\")), location
+        return  # a successful sign-in (last_login, session)
+    assert_nothing_written(changed, response)
+    assert_allowed_status(response, {200, 400, 403, 405, 413, 429})
+    if sent.method not in ("HEAD", "OPTIONS") and response.status_code != 405:
+        assert_page(sent, response)
+
+
+@FUZZ
+@given(data=st.data())
+def test_login_page(world, data):
+    """The login page reads ``next`` (an authorization request: its client_id and login_hint)."""
+    authorize_pairs = data.draw(parameters(authorize_parameters(world)))
+    next_values = [login_next(world, authorize_pairs), "https://evil.example/", "//evil.example"]
+    base = {"next": next_values, "username": [world.user.username], "password": [DEFAULT_PASSWORD]}
+    pairs = data.draw(parameters(base))
+    method = data.draw(methods("GET", "POST"))
+    as_query = method != "POST" or data.draw(st.booleans())
+    sent = Sent(
+        method=method,
+        path="/accounts/login/",
+        query=pairs if as_query else data.draw(st.one_of(st.just([]), parameters({"next": next_values}))),
+        body=None if as_query else data.draw(bodies(pairs)),
+        meta=data.draw(headers(world, authorization=False)),
+        body_pairs=pairs,
+    )
+    response, changed = observe(world, sent)
+    check_login(world, sent, response, changed)
+
+
+# --- every class of hostile value in every parameter, the rest of the request valid ----------------
+# One value of each class per parameter (the hypothesis tests draw the others): 256 characters is
+# past every column a request value is stored in but the user agent's (sent 513 long separately).
+HOSTILE_CLASSES = {
+    "non-ascii-digits": "²",
+    "huge-numbers": HUGE_NUMBERS[0],
+    "deep-nesting": DEEP_NESTING[0],
+    "over-long": "A" * 256,
+    "nul-bytes": "a\x00b",
+}
+
+
+def valid_authorize_pairs(world: World, client: Client) -> dict[str, str]:
+    return {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri_list[0],
+        "scope": "openid",
+        "state": "xyz",
+        "code_challenge": world.challenge,
+        "code_challenge_method": "S256",
+        "nonce": "n-0S6",
+        "max_age": "3600",
+        "prompt": "consent",
+        "claims": '{"userinfo": {"email": null}}',
+        "login_hint": "alice",
+        "ui_locales": "fr",
+        "id_token_hint": world.id_token,
+    }
+
+
+# Parameters swept though absent from the valid requests (the world's clients have no audiences).
+SWEPT_EXTRAS = ["resource", "request", "response_mode", "x"]
+
+
+def with_value(pairs: dict[str, str], name: str, value: str) -> Pairs:
+    """``pairs`` with ``name`` set to ``value`` (added when absent)."""
+    return [*{**pairs, name: value}.items()]
+
+
+@dataclass
+class SweepBase:
+    """A valid request of an endpoint, and the parameters the sweep sets to each hostile value."""
+
+    method: str
+    path: str
+    pairs: dict[str, str]
+    extras: list[str]
+    user: Any = None
+    client_ids: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    in_query: bool = False
+
+    def sent(self, pairs: Pairs) -> Sent:
+        if self.in_query:
+            return Sent(self.method, self.path, pairs, None, dict(self.meta))
+        body = Body("application/x-www-form-urlencoded", form(pairs))
+        return Sent(self.method, self.path, [], body, dict(self.meta), pairs)
+
+
+def sweep_bases(world: World, endpoint: str) -> list[SweepBase]:
+    if endpoint == "authorize-get":
+        first_party = valid_authorize_pairs(world, world.first_party)
+        del first_party["prompt"]  # skip_consent and no prompt: the GET itself saves the code
+        web = valid_authorize_pairs(world, world.web)
+        return [
+            SweepBase(
+                "GET",
+                AUTHORIZE,
+                first_party,
+                SWEPT_EXTRAS,
+                world.user,
+                [world.first_party.client_id],
+                in_query=True,
+            ),
+            SweepBase("GET", AUTHORIZE, web, SWEPT_EXTRAS, world.user, [world.web.client_id], in_query=True),
+            SweepBase("GET", AUTHORIZE, web, SWEPT_EXTRAS, None, [world.web.client_id], in_query=True),
+        ]
+    if endpoint == "consent-post":
+        pairs = {**valid_authorize_pairs(world, world.web), "allow": "true"}
+        return [SweepBase("POST", AUTHORIZE, pairs, SWEPT_EXTRAS, world.user, [world.web.client_id])]
+    if endpoint == "login":
+        credentials = {"username": world.user.username, "password": DEFAULT_PASSWORD}
+        next_url = {"next": login_next(world, list(valid_authorize_pairs(world, world.web).items()))}
+        return [
+            SweepBase("GET", LOGIN, next_url, [], in_query=True),
+            SweepBase("POST", LOGIN, {**credentials, **next_url}, []),
+        ]
+    pairs = {
+        "grant_type": "authorization_code",
+        "code": world.code,
+        "redirect_uri": CALLBACK,
+        "code_verifier": world.verifier,
+    }
+    auth = {"HTTP_AUTHORIZATION": basic_auth(world.web.client_id, world.web.raw_secret)}
+    extras = ["client_id", "client_secret", "refresh_token", "scope", "resource", "x"]
+    return [SweepBase("POST", "/oauth/token/", pairs, extras, meta=auth)]
+
+
+AUTHORIZE = "/oauth/authorize/"
+LOGIN = "/accounts/login/"
+
+
+def sweep_requests(world: World, endpoint: str, value: str) -> Iterator[tuple[SweepBase, Sent]]:
+    """Every parameter of the endpoint's valid requests set to ``value``, or suffixed with it; for the
+    login page, also every parameter of the authorization request in ``next``."""
+    for base in sweep_bases(world, endpoint):
+        for name in [*base.pairs, *base.extras]:
+            yield base, base.sent(with_value(base.pairs, name, value))
+        if endpoint == "login":
+            authorize = valid_authorize_pairs(world, world.web)
+            for name in [*authorize, *SWEPT_EXTRAS]:
+                next_url = login_next(world, with_value(authorize, name, value))
+                yield base, base.sent(with_value(base.pairs, "next", next_url))
+        if endpoint == "token":
+            for user_agent in (value, "u" * 513):
+                sent = base.sent(list(base.pairs.items()))
+                yield base, replace(sent, meta={**base.meta, "HTTP_USER_AGENT": latin1(user_agent)})
+
+
+def check_sweep(world: World, endpoint: str, base: SweepBase, sent: Sent, response, changed) -> None:
+    if endpoint == "token":
+        check_token(sent, response, changed)
+    elif endpoint == "login":
+        check_login(world, sent, response, changed)
+    else:
+        check_authorize(world, sent, response, changed, base.client_ids)
+
+
+@pytest.mark.parametrize("endpoint", ["authorize-get", "consent-post", "login", "token"])
+def test_sweep_bases_are_valid_requests(world, endpoint):
+    """The sweep's requests reach the deep code: unchanged, each issues a code, a page or tokens."""
+    for base in sweep_bases(world, endpoint):
+        sent = base.sent(list(base.pairs.items()))
+        response, changed = observe(world, sent, logged_in=base.user)
+        check_sweep(world, endpoint, base, sent, response, changed)
+        if endpoint == "token":
+            assert response.status_code == 200, describe(response)
+        elif endpoint == "login" and sent.method == "GET":
+            assert response.status_code == 200 and response.context["client"] == world.web
+        elif endpoint == "login":
+            assert response.status_code == 302 and response["Location"].startswith(AUTHORIZE)
+        elif base.user is None:
+            assert response["Location"].startswith(LOGIN), describe(response)
+        elif base.pairs.get("prompt") == "consent" and sent.method == "GET":
+            assert response.status_code == 200, describe(response)
+        else:
+            assert "code=" in response["Location"], describe(response)
+
+
+@pytest.mark.parametrize("endpoint", ["authorize-get", "consent-post", "login", "token"])
+def test_hostile_class_sweep(world, endpoint):
+    """Each class of hostile value in each parameter of an otherwise valid request: no 500, and the
+    properties hold."""
+    for value in HOSTILE_CLASSES.values():
+        for base, sent in sweep_requests(world, endpoint, value):
+            response, changed = observe(world, sent, logged_in=base.user)
+            try:
+                check_sweep(world, endpoint, base, sent, response, changed)
+            except AssertionError as failure:
+                raise AssertionError(
+                    f"{sent.method} {sent.path} {sent.query or sent.body_pairs}"[:800]
+                ) from failure
 
 
 # --- logout -------------------------------------------------------------------------------------------
