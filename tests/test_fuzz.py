@@ -1585,3 +1585,13 @@ def test_hostile_client_id_in_the_login_pages_next_is_ignored(client, world, nex
     response = client.get("/accounts/login/?next=" + next_url)
     assert response.status_code == 200, describe(response)
     assert response.context["client"] is None
+
+
+@pytest.mark.parametrize("scope", ["openid\x00", "openid oauth:admin files:write", "A" * 300])
+def test_scope_parameter_of_a_code_exchange_is_not_recorded_on_the_id_token(client, world, scope):
+    """DOT saved the ID token row with the request's raw ``scope`` (a code exchange ignores it): a NUL
+    byte was a 500 on PostgreSQL, and the row claimed scopes that were never granted."""
+    response = exchange_code(client, world.web, world.code, world.verifier, scope=scope)
+    assert response.status_code == 200, describe(response)
+    id_token = IDToken.objects.latest("pk")
+    assert sorted(id_token.scope.split()) == ["files:read", "openid"]
