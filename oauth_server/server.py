@@ -8,8 +8,7 @@ OpenID Connect grants wrap the very same OAuth 2 grant objects (they only add th
 
 from __future__ import annotations
 
-import json
-
+from oauth2_provider.models import get_grant_model
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.endpoints import (
@@ -30,22 +29,47 @@ from oauthlib.openid.connect.core.endpoints.userinfo import UserInfoEndpoint
 from oauthlib.openid.connect.core.grant_types import AuthorizationCodeGrant as OIDCAuthorizationCodeGrant
 from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OIDCRefreshTokenGrant
 
-from . import tokens
+from . import parameters, tokens
 
 
 def validate_claims_parameter(request) -> dict:
     """OIDC Core 5.5: a malformed ``claims`` parameter is invalid_request, redirected with state.
 
     oauthlib raises this error without the request, so it would lose the redirect URI and state.
+    Length and nesting are bounded before parsing: deep nesting made ``json.loads`` raise
+    RecursionError (a 500), and the parsed document is stored with the code.
     """
     if request.claims and not isinstance(request.claims, dict):
-        try:
-            parsed = json.loads(request.claims)
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise errors.InvalidRequestError(description="Malformed claims parameter.", request=request)
+        parsed = parameters.parse_claims(request.claims)
+        if parsed is None:
+            raise errors.InvalidRequestError(
+                description=(
+                    "Malformed claims parameter: a JSON object of at most "
+                    f"{parameters.MAX_CLAIMS_LENGTH} characters and {parameters.MAX_CLAIMS_DEPTH} levels."
+                ),
+                request=request,
+            )
         request.claims = parsed
+    return {}
+
+
+def validate_stored_parameters(request) -> dict:
+    """The values saved with the code must be storable, and the PKCE challenge well formed.
+
+    RFC 7636 4.2 / 4.4.1: the S256 challenge is 43 base64url characters, anything else is
+    invalid_request (as oauthlib answers other PKCE errors). The nonce must fit the Grant's column
+    without a NUL byte: PostgreSQL refused those when the code was saved (a 500).
+    """
+    if request.code_challenge is not None and not parameters.valid_s256_challenge(request.code_challenge):
+        raise errors.InvalidRequestError(
+            description="code_challenge must be 43 base64url characters (S256, RFC 7636 4.2).",
+            request=request,
+        )
+    nonce_length = get_grant_model()._meta.get_field("nonce").max_length
+    if request.nonce is not None and not parameters.storable_text(request.nonce, nonce_length):
+        raise errors.InvalidRequestError(
+            description=f"nonce must be at most {nonce_length} characters, without NUL.", request=request
+        )
     return {}
 
 
@@ -62,6 +86,15 @@ class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
     """RFC 9700 2.1.1: ``plain`` is refused (a missing method means plain, so it is refused too)."""
 
     _code_challenge_methods = {"S256": code_challenge_method_s256}
+
+    def validate_code_challenge(self, challenge, challenge_method, verifier) -> bool:
+        """RFC 7636 4.1: a verifier is 43-128 characters of ``[A-Za-z0-9-._~]``; any other fails
+        verification, which RFC 7636 4.6 answers with invalid_grant (even when its hash matches)."""
+        if not parameters.valid_code_verifier(verifier):
+            raise errors.InvalidGrantError(
+                description="code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~] (RFC 7636 4.1)."
+            )
+        return super().validate_code_challenge(challenge, challenge_method, verifier)
 
 
 class OpenIDCodeGrant(OIDCAuthorizationCodeGrant):
@@ -114,6 +147,8 @@ class OAuth2Server(
             grant.custom_validators.post_token.append(tokens.resolve_audience)
         self.refresh_grant.custom_validators.post_token.insert(0, carry_auth_time)
         self.auth_grant.custom_validators.pre_auth.append(validate_claims_parameter)
+        # After oauthlib's own PKCE checks (missing challenge, method), before the OIDC validator.
+        self.auth_grant.custom_validators.post_auth.append(validate_stored_parameters)
         self.openid_auth_grant = OpenIDCodeGrant(self.auth_grant)
         self.openid_refresh_grant = OpenIDRefreshGrant(self.refresh_grant)
 

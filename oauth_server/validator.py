@@ -465,6 +465,17 @@ class OAuthServerValidator(OAuth2Validator):
             request.id_token = self._save_id_token(id_token["jti"], request, expiration)
         return signed
 
+    def _save_id_token(self, jti, request, expires, *args, **kwargs):
+        """DOT records ``request.scope``, the raw ``scope`` parameter a token request may carry (any
+        text: ignored by a code exchange, a NUL byte a 500 on PostgreSQL), before the granted scopes:
+        the row records what was granted."""
+        presented = request.scope
+        request.scope = " ".join(request.scopes or [])
+        try:
+            return super()._save_id_token(jti, request, expires, *args, **kwargs)
+        finally:
+            request.scope = presented
+
     def _load_id_token(self, token):
         """An ID token we issued and that verifies with a published key, or None."""
         try:

@@ -3,9 +3,10 @@
 Each example sends one request built from a mix of *valid* values (a real client's id and secret, a
 registered redirect URI, a PKCE pair, a code, tokens and an ID token minted by a real flow) and
 hostile ones (random text, 100 KB values, control characters, NUL bytes, invalid UTF-8, broken
-percent-encoding, repeated parameters, JSON or multipart bodies, wrong content types, wrong methods,
-odd ``Authorization`` and other headers), then checks the properties (docs/hardening.md,
-"Hostile input"):
+percent-encoding, non-ASCII digits, numbers past Python's int-string limit, deeply nested JSON,
+values one past a stored column's length, repeated parameters, JSON or multipart bodies, wrong
+content types, wrong methods, odd ``Authorization`` and other headers), then checks the properties
+(docs/hardening.md, "Hostile input"):
 
 - the status is never >= 500;
 - JSON endpoints answer errors as a JSON object with ``error`` (and ``error_description``);
@@ -15,6 +16,11 @@ odd ``Authorization`` and other headers), then checks the properties (docs/harde
 - a rejected request writes nothing: every model's row count (except ``AuditEvent``, sessions and
   the admin's ``LogEntry``) and every row of the OAuth tables (tokens, codes, consents, clients,
   keys, users) are the same before and after it.
+
+Random examples rarely put one hostile value into an otherwise valid request, which is what reaches
+the deepest code (a code being saved, a verifier being checked): ``test_hostile_class_sweep`` does
+that for every class of hostile value, every parameter and every endpoint that takes a request from
+the browser or a client (authorization GET and consent POST, login page, token endpoint).
 
 Every example runs in a savepoint that is rolled back, with the cache (rate-limit counters) and the
 signing-key cache cleared, so examples never see each other's effects.
@@ -30,7 +36,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
@@ -49,6 +55,7 @@ from hypothesis import strategies as st
 from oauth_server import keys
 from oauth_server.models import AccessToken, Client, Consent, Grant, IDToken, RefreshToken
 from tests.factories import (
+    DEFAULT_PASSWORD,
     AccessTokenFactory,
     ClientFactory,
     MachineClientFactory,
@@ -184,6 +191,27 @@ odd_scalars = st.sampled_from(
     ["", " ", "null", "[]", "{}", "true", "-1", "0", "9" * 40, "1e999", "NaN", "../../etc", "\\", '"', "'"]
 )
 huge = st.sampled_from(["A", "é", "%", "\x00", "😀", " "]).map(lambda c: c * (HUGE // len(c.encode())))
+# str.isdigit() accepts these, int() does not (or gives another number than an ASCII reader would).
+NON_ASCII_DIGITS = ["²", "٣", "１", "۹", "१", "𝟗", "³⁶⁰⁰", "3６00"]
+non_ascii_digits = st.text(st.sampled_from("²³¹٠٣۹१１𝟗"), min_size=1, max_size=6)
+# int() refuses more than 4,300 digits; 17 digits is past the longest accepted max_age.
+HUGE_NUMBERS = ["9" * 4301, "1" + "0" * 5000, "9" * 17, str(2**64), "-" + "9" * 4301]
+huge_numbers = st.one_of(st.sampled_from(HUGE_NUMBERS), st.integers(4301, 6000).map(lambda n: "7" * n))
+# json.loads raises RecursionError past ~1,000 levels; the claims parameter allows 16.
+DEEP_NESTING = ["[" * 1000 + "]" * 1000, '{"userinfo":' * 1000 + "null" + "}" * 1000, "[" * 17 + "]" * 17]
+deep_nesting = st.one_of(
+    st.sampled_from(DEEP_NESTING),
+    st.integers(17, 3000).map(lambda n: "[" * n + "]" * n),
+    st.integers(17, 3000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.integers(1, 3000).map(lambda n: "[" * n),  # unterminated
+)
+# One past the columns request values are stored in: Grant.code_challenge (128), Grant.nonce and
+# Grant.code (255), AuditEvent.user_agent (512), Client.client_id (100 in the audit copy).
+OVER_LONG = ["A" * 101, "A" * 129, "n" * 256, "u" * 513]
+over_long = st.sampled_from([100, 101, 128, 129, 150, 151, 255, 256, 512, 513]).flatmap(
+    lambda n: st.sampled_from(["A", "~", "é", "\x00"]).map(lambda c: c * n)
+)
+NUL_BYTES = ["\x00", "a\x00b", "\x00" * 300]
 
 
 def hostile_values(valid: list[str]) -> st.SearchStrategy[str]:
@@ -197,6 +225,11 @@ def hostile_values(valid: list[str]) -> st.SearchStrategy[str]:
         percent_garbage,
         odd_scalars,
         huge,
+        non_ascii_digits,
+        huge_numbers,
+        deep_nesting,
+        over_long,
+        valid_st.map(lambda v: v + "A" * max(1, 129 - len(v))),  # a valid value made one column too long
         st.tuples(valid_st, st.one_of(control, percent_garbage, text, st.just("\x00"))).map("".join),
         st.tuples(st.one_of(control, st.just("\x00")), valid_st).map("".join),
         valid_st.map(lambda v: v.upper()),
@@ -344,6 +377,7 @@ def headers(draw, world: World, authorization: bool = True) -> dict[str, str]:
                     "HTTP_ACCESS_CONTROL_REQUEST_HEADERS",
                     "HTTP_X_JUNK",
                     "HTTP_COOKIE",
+                    "HTTP_USER_AGENT",
                 ]
             ),
             unique=True,
@@ -538,6 +572,10 @@ def test_token_endpoint(world, data):
         meta=data.draw(headers(world)),
     )
     response, changed = observe(world, sent)
+    check_token(sent, response, changed)
+
+
+def check_token(sent: Sent, response, changed: list[str]) -> None:
     assert_no_server_error(response)
     if options_answered(sent, response, changed):
         return
@@ -695,16 +733,16 @@ def authorize_parameters(world: World) -> dict[str, list[str]]:
         + [CALLBACK + "?x=1", CALLBACK + "#f", "//evil.example", "/\\evil.example", "javascript:alert(1)"],
         "scope": ["openid", "openid profile", "files:read", "reports:read", "oauth:admin", "nope"],
         "state": ["xyz", "a" * 300],
-        "code_challenge": [world.challenge],
+        "code_challenge": [world.challenge, "abc", world.challenge + "=", "A" * 129],
         "code_challenge_method": ["S256", "plain"],
-        "nonce": ["n-0S6"],
+        "nonce": ["n-0S6", "n" * 255],
         "prompt": ["none", "login", "consent", "none login", "select_account"],
-        "max_age": ["0", "3600", "-1", "1e3"],
+        "max_age": ["0", "3600", "-1", "1e3", "²", "9" * 4301, "9" * 16],
         "id_token_hint": [world.id_token, world.access_token],
         "login_hint": ["alice"],
         "resource": ["https://api.example.com", "urn:x"],
         "response_mode": ["query", "fragment", "form_post"],
-        "claims": ['{"userinfo": {"email": null}}', "{", "[]"],
+        "claims": ['{"userinfo": {"email": null}}', "{", "[]", DEEP_NESTING[0], DEEP_NESTING[1]],
         "request": ["eyJ.eyJ.x"],
         "request_uri": ["https://evil.example/r"],
         "ui_locales": ["fr", "xx"],
@@ -763,10 +801,10 @@ def consent_parameters(world: World) -> dict[str, list[str]]:
         "response_type": ["code", "token"],
         "scope": ["openid", "openid profile", "files:read", "oauth:admin", "nope"],
         "state": ["xyz"],
-        "code_challenge": [world.challenge],
+        "code_challenge": [world.challenge, "abc", "A" * 129],
         "code_challenge_method": ["S256", "plain"],
-        "nonce": ["n"],
-        "claims": ['{"userinfo": {"email": null}}', "{"],
+        "nonce": ["n", "n" * 255, "n" * 256],
+        "claims": ['{"userinfo": {"email": null}}', "{", DEEP_NESTING[0]],
         "resource": ["https://api.example.com", "urn:x"],
         "allow": ["true", "false", "Authorize"],
     }
@@ -787,6 +825,216 @@ def test_authorization_endpoint_consent_post(world, data):
     response, changed = observe(world, sent, logged_in=world.user)
     client_ids = sent.values("client_id") + [v for k, v in pairs if k == "client_id"]
     check_authorize(world, sent, response, changed, client_ids)
+
+
+# --- login page -----------------------------------------------------------------------------------
+def login_next(world: World, pairs: Pairs) -> str:
+    """An authorization request (hostile or not) as the login page's ``next``."""
+    return "/oauth/authorize/?" + urlencode(pairs)
+
+
+def check_login(world: World, sent: Sent, response, changed: list[str]) -> None:
+    assert_no_server_error(response)
+    if options_answered(sent, response, changed):
+        return
+    if response.status_code in (301, 302, 303, 307, 308):
+        # ``next`` never leaves the site: Django redirects to a path, or a relative one ("next=x").
+        location = response["Location"]
+        parts = urlsplit(location)
+        assert not parts.scheme and not parts.netloc, location
+        assert not location.startswith(("//", "\\", "/\\")), location
+        return  # a successful sign-in (last_login, session)
+    assert_nothing_written(changed, response)
+    assert_allowed_status(response, {200, 400, 403, 405, 413, 429})
+    if sent.method not in ("HEAD", "OPTIONS") and response.status_code != 405:
+        assert_page(sent, response)
+
+
+@FUZZ
+@given(data=st.data())
+def test_login_page(world, data):
+    """The login page reads ``next`` (an authorization request: its client_id and login_hint)."""
+    authorize_pairs = data.draw(parameters(authorize_parameters(world)))
+    next_values = [login_next(world, authorize_pairs), "https://evil.example/", "//evil.example"]
+    base = {"next": next_values, "username": [world.user.username], "password": [DEFAULT_PASSWORD]}
+    pairs = data.draw(parameters(base))
+    method = data.draw(methods("GET", "POST"))
+    as_query = method != "POST" or data.draw(st.booleans())
+    sent = Sent(
+        method=method,
+        path="/accounts/login/",
+        query=pairs if as_query else data.draw(st.one_of(st.just([]), parameters({"next": next_values}))),
+        body=None if as_query else data.draw(bodies(pairs)),
+        meta=data.draw(headers(world, authorization=False)),
+        body_pairs=pairs,
+    )
+    response, changed = observe(world, sent)
+    check_login(world, sent, response, changed)
+
+
+# --- every class of hostile value in every parameter, the rest of the request valid ----------------
+# One value of each class per parameter (the hypothesis tests draw the others): 256 characters is
+# past every column a request value is stored in but the user agent's (sent 513 long separately).
+HOSTILE_CLASSES = {
+    "non-ascii-digits": "²",
+    "huge-numbers": HUGE_NUMBERS[0],
+    "deep-nesting": DEEP_NESTING[0],
+    "over-long": "A" * 256,
+    "nul-bytes": "a\x00b",
+}
+
+
+def valid_authorize_pairs(world: World, client: Client) -> dict[str, str]:
+    return {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri_list[0],
+        "scope": "openid",
+        "state": "xyz",
+        "code_challenge": world.challenge,
+        "code_challenge_method": "S256",
+        "nonce": "n-0S6",
+        "max_age": "3600",
+        "prompt": "consent",
+        "claims": '{"userinfo": {"email": null}}',
+        "login_hint": "alice",
+        "ui_locales": "fr",
+        "id_token_hint": world.id_token,
+    }
+
+
+# Parameters swept though absent from the valid requests (the world's clients have no audiences).
+SWEPT_EXTRAS = ["resource", "request", "response_mode", "x"]
+
+
+def with_value(pairs: dict[str, str], name: str, value: str) -> Pairs:
+    """``pairs`` with ``name`` set to ``value`` (added when absent)."""
+    return [*{**pairs, name: value}.items()]
+
+
+@dataclass
+class SweepBase:
+    """A valid request of an endpoint, and the parameters the sweep sets to each hostile value."""
+
+    method: str
+    path: str
+    pairs: dict[str, str]
+    extras: list[str]
+    user: Any = None
+    client_ids: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    in_query: bool = False
+
+    def sent(self, pairs: Pairs) -> Sent:
+        if self.in_query:
+            return Sent(self.method, self.path, pairs, None, dict(self.meta))
+        body = Body("application/x-www-form-urlencoded", form(pairs))
+        return Sent(self.method, self.path, [], body, dict(self.meta), pairs)
+
+
+def sweep_bases(world: World, endpoint: str) -> list[SweepBase]:
+    if endpoint == "authorize-get":
+        first_party = valid_authorize_pairs(world, world.first_party)
+        del first_party["prompt"]  # skip_consent and no prompt: the GET itself saves the code
+        web = valid_authorize_pairs(world, world.web)
+        return [
+            SweepBase(
+                "GET",
+                AUTHORIZE,
+                first_party,
+                SWEPT_EXTRAS,
+                world.user,
+                [world.first_party.client_id],
+                in_query=True,
+            ),
+            SweepBase("GET", AUTHORIZE, web, SWEPT_EXTRAS, world.user, [world.web.client_id], in_query=True),
+            SweepBase("GET", AUTHORIZE, web, SWEPT_EXTRAS, None, [world.web.client_id], in_query=True),
+        ]
+    if endpoint == "consent-post":
+        pairs = {**valid_authorize_pairs(world, world.web), "allow": "true"}
+        return [SweepBase("POST", AUTHORIZE, pairs, SWEPT_EXTRAS, world.user, [world.web.client_id])]
+    if endpoint == "login":
+        credentials = {"username": world.user.username, "password": DEFAULT_PASSWORD}
+        next_url = {"next": login_next(world, list(valid_authorize_pairs(world, world.web).items()))}
+        return [
+            SweepBase("GET", LOGIN, next_url, [], in_query=True),
+            SweepBase("POST", LOGIN, {**credentials, **next_url}, []),
+        ]
+    pairs = {
+        "grant_type": "authorization_code",
+        "code": world.code,
+        "redirect_uri": CALLBACK,
+        "code_verifier": world.verifier,
+    }
+    auth = {"HTTP_AUTHORIZATION": basic_auth(world.web.client_id, world.web.raw_secret)}
+    extras = ["client_id", "client_secret", "refresh_token", "scope", "resource", "x"]
+    return [SweepBase("POST", "/oauth/token/", pairs, extras, meta=auth)]
+
+
+AUTHORIZE = "/oauth/authorize/"
+LOGIN = "/accounts/login/"
+
+
+def sweep_requests(world: World, endpoint: str, value: str) -> Iterator[tuple[SweepBase, Sent]]:
+    """Every parameter of the endpoint's valid requests set to ``value``, or suffixed with it; for the
+    login page, also every parameter of the authorization request in ``next``."""
+    for base in sweep_bases(world, endpoint):
+        for name in [*base.pairs, *base.extras]:
+            yield base, base.sent(with_value(base.pairs, name, value))
+        if endpoint == "login":
+            authorize = valid_authorize_pairs(world, world.web)
+            for name in [*authorize, *SWEPT_EXTRAS]:
+                next_url = login_next(world, with_value(authorize, name, value))
+                yield base, base.sent(with_value(base.pairs, "next", next_url))
+        if endpoint == "token":
+            for user_agent in (value, "u" * 513):
+                sent = base.sent(list(base.pairs.items()))
+                yield base, replace(sent, meta={**base.meta, "HTTP_USER_AGENT": latin1(user_agent)})
+
+
+def check_sweep(world: World, endpoint: str, base: SweepBase, sent: Sent, response, changed) -> None:
+    if endpoint == "token":
+        check_token(sent, response, changed)
+    elif endpoint == "login":
+        check_login(world, sent, response, changed)
+    else:
+        check_authorize(world, sent, response, changed, base.client_ids)
+
+
+@pytest.mark.parametrize("endpoint", ["authorize-get", "consent-post", "login", "token"])
+def test_sweep_bases_are_valid_requests(world, endpoint):
+    """The sweep's requests reach the deep code: unchanged, each issues a code, a page or tokens."""
+    for base in sweep_bases(world, endpoint):
+        sent = base.sent(list(base.pairs.items()))
+        response, changed = observe(world, sent, logged_in=base.user)
+        check_sweep(world, endpoint, base, sent, response, changed)
+        if endpoint == "token":
+            assert response.status_code == 200, describe(response)
+        elif endpoint == "login" and sent.method == "GET":
+            assert response.status_code == 200 and response.context["client"] == world.web
+        elif endpoint == "login":
+            assert response.status_code == 302 and response["Location"].startswith(AUTHORIZE)
+        elif base.user is None:
+            assert response["Location"].startswith(LOGIN), describe(response)
+        elif base.pairs.get("prompt") == "consent" and sent.method == "GET":
+            assert response.status_code == 200, describe(response)
+        else:
+            assert "code=" in response["Location"], describe(response)
+
+
+@pytest.mark.parametrize("endpoint", ["authorize-get", "consent-post", "login", "token"])
+def test_hostile_class_sweep(world, endpoint):
+    """Each class of hostile value in each parameter of an otherwise valid request: no 500, and the
+    properties hold."""
+    for value in HOSTILE_CLASSES.values():
+        for base, sent in sweep_requests(world, endpoint, value):
+            response, changed = observe(world, sent, logged_in=base.user)
+            try:
+                check_sweep(world, endpoint, base, sent, response, changed)
+            except AssertionError as failure:
+                raise AssertionError(
+                    f"{sent.method} {sent.path} {sent.query or sent.body_pairs}"[:800]
+                ) from failure
 
 
 # --- logout -------------------------------------------------------------------------------------------
@@ -1184,3 +1432,167 @@ def test_consent_is_not_recorded_when_the_approved_request_fails(client, world):
     response = client.post("/oauth/authorize/", {**data, "allow": "true"})
     assert "code=" in response["Location"]
     assert "email" in Consent.objects.get(user=world.user, client=world.web).scope.split()
+
+
+# --- regressions: issue 9, item 4 (500s on hostile input) ------------------------------------------
+DEEP_ARRAY = "[" * 1000 + "]" * 1000
+DEEP_OBJECT = '{"userinfo":' * 1000 + "null" + "}" * 1000
+
+
+def authorize_query(world: World, client: Client | None = None, **extra: str) -> dict[str, str]:
+    """A valid authorization request of ``client`` (the web client by default), with ``extra``."""
+    client = client or world.web
+    params = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri_list[0],
+        "scope": "openid",
+        "state": "s",
+        "code_challenge": world.challenge,
+        "code_challenge_method": "S256",
+    }
+    return {**params, **extra}
+
+
+def assert_invalid_request_redirect(response, redirect_uri: str = CALLBACK) -> None:
+    assert response.status_code == 302, describe(response)
+    location = response["Location"]
+    assert location.startswith(redirect_uri + "?"), location
+    back = dict(parse_qsl(urlsplit(location).query))
+    assert back["error"] == "invalid_request", back
+    assert back["state"] == "s", back
+    assert "code" not in back, back
+
+
+@pytest.mark.parametrize(
+    "max_age",
+    ["²", "٣", "１", "1" * 4301, "9" * 17, "1_000", " 60", "60 ", "+60", "0x10", "6\x000"],
+)
+def test_max_age_of_non_ascii_digits_or_too_many_digits_is_invalid_request(client, world, max_age):
+    """str.isdigit() accepted "²" and int() then failed; 4,301 digits hit Python's int-string limit."""
+    client.force_login(world.user)
+    before = snapshot()
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, max_age=max_age)))
+    assert_invalid_request_redirect(response)
+    assert "max_age" in dict(parse_qsl(urlsplit(response["Location"]).query))["error_description"]
+    assert diff(before, snapshot()) == []
+
+
+@pytest.mark.parametrize("max_age", ["9" * 16, "3600"])
+def test_max_age_within_the_accepted_form_still_works(client, world, max_age):
+    client.force_login(world.user)
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, max_age=max_age)))
+    assert response.status_code == 302, describe(response)  # consent is remembered: a code at once
+    assert "code" in dict(parse_qsl(urlsplit(response["Location"]).query)), response["Location"]
+
+
+def test_max_age_of_zeros_asks_for_a_fresh_login(client, world):
+    client.force_login(world.user)
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, max_age="0" * 16)))
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize(
+    "claims", [DEEP_ARRAY, DEEP_OBJECT, '{"userinfo": {"a": ' + "[" * 40 + "]" * 40 + "}}"]
+)
+@pytest.mark.parametrize("logged_in", [True, False])
+def test_deeply_nested_claims_are_invalid_request(client, world, claims, logged_in):
+    """json.loads raised RecursionError (a 500), even for an anonymous user."""
+    if logged_in:
+        client.force_login(world.user)
+    before = snapshot()
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, claims=claims)))
+    assert_invalid_request_redirect(response)
+    assert diff(before, snapshot()) == []
+
+
+def test_oversized_claims_are_invalid_request(client, world):
+    claims = json.dumps({"userinfo": {f"claim_{i}": None for i in range(1000)}})
+    client.force_login(world.user)
+    response = client.get("/oauth/authorize/?" + urlencode(authorize_query(world, claims=claims)))
+    assert_invalid_request_redirect(response)
+
+
+@pytest.mark.parametrize("claims", [DEEP_ARRAY, DEEP_OBJECT])
+def test_deeply_nested_claims_in_the_consent_form_are_invalid_request(client, world, claims):
+    client.force_login(world.user)
+    before = snapshot()
+    response = client.post("/oauth/authorize/", {**authorize_query(world, claims=claims), "allow": "true"})
+    assert_invalid_request_redirect(response)
+    assert diff(before, snapshot()) == []
+
+
+def test_claims_within_the_bounds_still_reach_the_code(client, world):
+    claims = {"userinfo": {"email": {"essential": True}}, "id_token": {"auth_time": {"essential": True}}}
+    client.force_login(world.user)
+    data = {**authorize_query(world, claims=json.dumps(claims)), "allow": "true"}
+    response = client.post("/oauth/authorize/", data)
+    assert "code=" in response["Location"], response["Location"]
+    assert json.loads(Grant.objects.latest("pk").claims) == claims
+
+
+# Values PostgreSQL refused when the code was saved (DataError, a 500): longer than the column or with
+# a NUL byte. SQLite stored them.
+STORED_COLUMN_VALUES = [
+    pytest.param("code_challenge", "A" * 129, id="challenge-over-128"),
+    pytest.param("code_challenge", "A" * 42 + "\x00", id="challenge-nul"),
+    pytest.param("nonce", "n" * 256, id="nonce-over-255"),
+    pytest.param("nonce", "n-0S6\x00", id="nonce-nul"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), STORED_COLUMN_VALUES)
+def test_values_the_code_cannot_store_are_invalid_request_on_get(client, world, name, value):
+    """The first-party client skips consent: the GET itself issues (saves) the code."""
+    client.force_login(world.user)
+    before = snapshot()
+    params = authorize_query(world, world.first_party, **{name: value})
+    response = client.get("/oauth/authorize/?" + urlencode(params))
+    assert_invalid_request_redirect(response, FIRST_PARTY_CALLBACK)
+    assert diff(before, snapshot()) == []
+
+
+@pytest.mark.parametrize(("name", "value"), STORED_COLUMN_VALUES)
+def test_values_the_code_cannot_store_are_invalid_request_on_consent(client, world, name, value):
+    client.force_login(world.user)
+    before = snapshot()
+    response = client.post("/oauth/authorize/", {**authorize_query(world, **{name: value}), "allow": "true"})
+    if "\x00" in value:  # Django's form fields refuse NUL: a tampered consent form, shown as a page
+        assert response.status_code == 400, describe(response)
+        assert "Location" not in response
+    else:
+        assert_invalid_request_redirect(response)
+    assert diff(before, snapshot()) == []
+
+
+def test_longest_nonce_the_code_can_store_still_works(client, world):
+    client.force_login(world.user)
+    params = authorize_query(world, world.first_party, nonce="n" * 255)
+    response = client.get("/oauth/authorize/?" + urlencode(params))
+    assert "code=" in response["Location"], response["Location"]
+    assert Grant.objects.latest("pk").nonce == "n" * 255
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "/oauth/authorize/%3Fclient_id%3Da%2500b",
+        "/oauth/authorize/?client_id=a%00b",
+        "/oauth/authorize/?client_id=" + "a" * 5000,
+    ],
+)
+def test_hostile_client_id_in_the_login_pages_next_is_ignored(client, world, next_url):
+    """The login view looked the client up with DOT's raw filter: PostgreSQL refused the NUL byte."""
+    response = client.get("/accounts/login/?next=" + next_url)
+    assert response.status_code == 200, describe(response)
+    assert response.context["client"] is None
+
+
+@pytest.mark.parametrize("scope", ["openid\x00", "openid oauth:admin files:write", "A" * 300])
+def test_scope_parameter_of_a_code_exchange_is_not_recorded_on_the_id_token(client, world, scope):
+    """DOT saved the ID token row with the request's raw ``scope`` (a code exchange ignores it): a NUL
+    byte was a 500 on PostgreSQL, and the row claimed scopes that were never granted."""
+    response = exchange_code(client, world.web, world.code, world.verifier, scope=scope)
+    assert response.status_code == 200, describe(response)
+    id_token = IDToken.objects.latest("pk")
+    assert sorted(id_token.scope.split()) == ["files:read", "openid"]

@@ -33,6 +33,7 @@ from .. import audit, consent, keys
 from ..claims import subject_for
 from ..conf import settings
 from ..models import Client, Scope
+from ..parameters import parse_max_age
 from ..signals import SESSION_AUTH_TIME_KEY
 from ..tokens import InvalidTargetError
 
@@ -160,14 +161,16 @@ class AuthorizationView(DOTAuthorizationView):
             return self.reauthenticate()
         max_age = request.GET.get("max_age")
         if max_age is not None:
-            if not max_age.isdigit():
+            # ASCII digits only: str.isdigit() accepts "²", which int() refuses (a 500).
+            max_age = parse_max_age(max_age)
+            if max_age is None:
                 return self._error_redirect(
                     credentials,
                     application,
                     oauth2_errors.InvalidRequestError,
-                    "max_age must be a number of seconds.",
+                    "max_age must be a number of seconds (1 to 16 ASCII digits).",
                 )
-            if time.time() - session_auth_time(request) > int(max_age):
+            if time.time() - session_auth_time(request) > max_age:
                 if "none" in prompt:
                     return self._error_redirect(
                         credentials,

@@ -161,7 +161,8 @@ class LoginView(auth_views.LoginView):
         client_ids = self._next_query().get("client_id") or []
         if len(client_ids) != 1:
             return None
-        return Client.objects.enabled().filter(client_id=client_ids[0]).first()
+        # by_client_id: ``next`` is anyone's text; a NUL byte made PostgreSQL raise (a 500).
+        return Client.objects.enabled().by_client_id(client_ids[0]).first()
 
     def get_initial(self) -> dict[str, Any]:
         initial = super().get_initial()
