@@ -672,6 +672,10 @@ def test_token_lists_filter_by_client_user_expiry_and_state(staff, db):
         f"?application__id__exact={web.pk}": {a_live},
         f"?user={alice.pk}": {a_live, a_old},
         "?user=nonsense": set(),
+        # str.isdigit() accepts these, int() or the database does not: never a 500 (issue 9).
+        "?user=%C2%B2": set(),
+        "?user=" + "9" * 30: set(),
+        "?user=1%00": set(),
         "?expired=yes": {a_old},
         "?expired=no": {a_live, b_live},
         "?q=bob": {b_live},

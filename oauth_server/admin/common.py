@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -47,16 +48,30 @@ class UserFilter(admin.SimpleListFilter):
         if not value:
             return []
         # Always offered while active: Django only applies filters that have choices.
-        user = get_user_model().objects.filter(pk=value).first() if value.isdigit() else None
+        pk = user_pk(value)
+        user = get_user_model().objects.filter(pk=pk).first() if pk is not None else None
         return [(value, str(user) if user else _("unknown user"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(user_id=value)
+        pk = user_pk(value)
+        return queryset.none() if pk is None else queryset.filter(user_id=pk)
+
+
+def user_pk(value: str) -> Any:
+    """``value`` as a primary key of the user model, or None: ``str.isdigit()`` accepts "²", which
+    ``int()`` refuses, and a UUID or NUL byte must not reach the database (a 500 on PostgreSQL)."""
+    field = get_user_model()._meta.pk
+    try:
+        pk = field.to_python(value)
+        field.run_validators(pk)
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return None
+    if isinstance(pk, int) and not -(2**63) <= pk < 2**63:
+        return None
+    return pk
 
 
 class ExpiryFilter(admin.SimpleListFilter):
