@@ -21,6 +21,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.clickjacking import xframe_options_deny
 
 from ..models import Client
+from ..reauthentication import REAUTH_PARAM
 from .authorize import no_frames
 
 # Longer than any username or e-mail address a user could type (RFC 5321 caps addresses at 254).
@@ -84,4 +85,8 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["client"] = self.requesting_client()
+        # prompt=login / max_age: the signed-in user gets the form and keeps the session meanwhile.
+        context["reauthenticating"] = (
+            self.request.user.is_authenticated and REAUTH_PARAM in self._next_query()
+        )
         return context
