@@ -179,6 +179,15 @@ def test_signing_in_within_the_same_second_satisfies_the_marker(client, user, oi
         assert client.get(next_url).status_code == 200
 
 
+def test_signing_in_again_as_the_same_user_rotates_the_session_key(client, user):
+    """Django's login() keeps the key when the signed-in user signs in again; we cycle it."""
+    sign_in(client, user)
+    old_key = client.session.session_key
+    sign_in(client, user)
+    assert client.session.session_key != old_key and session_user(client) == str(user.pk)
+    assert not Session.objects.filter(session_key=old_key).exists()
+
+
 @pytest.mark.parametrize("extra", REAUTH_CASES, ids=REAUTH_IDS)
 def test_anonymous_user_signs_in_once(client, user, oidc_client, extra):
     with freeze_time(START) as clock:
