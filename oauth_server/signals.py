@@ -1,5 +1,6 @@
 """Signals sites can listen to (audit forwarding, notifications)."""
 
+import secrets
 import time
 
 from django.conf import settings as django_settings
@@ -25,13 +26,23 @@ audit_event = Signal()
 
 
 SESSION_AUTH_TIME_KEY = "oauth_server_auth_time"
+#: a random id per sign-in: re-authentication (reauthentication.py) asks for a sign-in other than this one
+SESSION_SIGN_IN_KEY = "oauth_server_sign_in"
 
 
 @receiver(user_logged_in)
 def remember_auth_time(sender, request, user, **kwargs) -> None:
-    """The session's authentication time, for max_age, prompt=login and the ID token's auth_time."""
+    """The session's authentication time, for max_age, prompt=login and the ID token's auth_time.
+
+    Django's login() flushes the session when another user signs in and cycles the key of an
+    anonymous one, but keeps the key when the signed-in user signs in again (prompt=login, max_age):
+    a fresh sign-in gets a fresh session key here too.
+    """
     if request is not None and hasattr(request, "session"):
+        if SESSION_AUTH_TIME_KEY in request.session or SESSION_SIGN_IN_KEY in request.session:
+            request.session.cycle_key()
         request.session[SESSION_AUTH_TIME_KEY] = int(time.time())
+        request.session[SESSION_SIGN_IN_KEY] = secrets.token_urlsafe(16)
 
 
 # --- a disabled client or a deactivated user loses its tokens and codes ---------------------------------

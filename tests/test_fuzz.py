@@ -45,6 +45,7 @@ from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.core import signing
 from django.core.cache import caches
 from django.db import transaction
 from django.test import Client as BrowserClient
@@ -738,6 +739,10 @@ def authorize_parameters(world: World) -> dict[str, list[str]]:
         "nonce": ["n-0S6", "n" * 255],
         "prompt": ["none", "login", "consent", "none login", "select_account"],
         "max_age": ["0", "3600", "-1", "1e3", "²", "9" * 4301, "9" * 16],
+        "oauth_server_reauth": [
+            "x",
+            signing.dumps({"after": 0, "not": ""}, salt="oauth_server.reauthentication"),
+        ],
         "id_token_hint": [world.id_token, world.access_token],
         "login_hint": ["alice"],
         "resource": ["https://api.example.com", "urn:x"],

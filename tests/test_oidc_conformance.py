@@ -45,13 +45,14 @@ def login(browser, user) -> None:
     assert browser.login(username=user.username, password=DEFAULT_PASSWORD)
 
 
-def test_prompt_login_ends_the_session_and_asks_for_a_fresh_login(client, user, oidc_client):
+def test_prompt_login_asks_for_a_fresh_login_and_keeps_the_session_meanwhile(client, user, oidc_client):
     login(client, user)
     response = get_authorize(
         client, authorize_params(oidc_client, challenge=pkce_pair()[1], scope="openid", prompt="login")
     )
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
-    assert "_auth_user_id" not in client.session  # really logged out, not just redirected
+    # Not signed out: a link from another site must not end the session (tests/test_reauthentication.py).
+    assert client.session["_auth_user_id"] == str(user.pk)
     next_url = query(response["Location"])["next"]
     assert "prompt" not in query(next_url)
     login(client, user)

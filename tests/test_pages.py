@@ -252,7 +252,7 @@ def test_submitting_the_rendered_form_approves_or_denies(logged_in, app):
     assert Grant.objects.count() == 1
 
 
-def test_switch_account_link_signs_out_and_comes_back_through_login(logged_in, app):
+def test_switch_account_link_comes_back_through_login_keeping_the_session(logged_in, app):
     _, page = consent_page(logged_in, app, scope="photos:read", login_hint="someone-else")
     href = page.one("a", class_="oas-account-switch")["attrs"]["href"]
     link = urlsplit(href)
@@ -265,7 +265,8 @@ def test_switch_account_link_signs_out_and_comes_back_through_login(logged_in, a
     assert urlsplit(response["Location"]).path == django_settings.LOGIN_URL
     back = query(response["Location"])["next"]
     assert "prompt" not in query(back) and query(back)["client_id"] == app.client_id
-    assert "_auth_user_id" not in logged_in.session
+    # Replaced only when the other account signs in (tests/test_reauthentication.py).
+    assert "_auth_user_id" in logged_in.session
 
 
 def test_user_provided_text_is_escaped(logged_in, db):

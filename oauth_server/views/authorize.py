@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -29,7 +28,7 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import audit, consent, keys
+from .. import audit, consent, keys, reauthentication
 from ..claims import subject_for
 from ..conf import settings
 from ..models import Client, Scope
@@ -55,8 +54,9 @@ def consent_page_context(request: HttpRequest, application: Client, redirect_uri
     """What the consent page shows around the form (docs/templates.md).
 
     The client's URLs come from registration, so only http(s) ones become links or images. The
-    switch-account URL is this request with prompt=login, which ends the session and comes back
-    here through the login page (without login_hint: the user said the hinted account is not theirs).
+    switch-account URL is this request with prompt=login, which comes back here through the login
+    page (without login_hint: the user said the hinted account is not theirs); the session is
+    replaced only when the other account signs in.
     """
     target = urlsplit(redirect_uri)
     query = request.GET.copy()
@@ -137,12 +137,19 @@ class AuthorizationView(DOTAuthorizationView):
     # --- anonymous users ------------------------------------------------------------------------
     def handle_no_permission(self):
         """Validate the request before sending anyone to the login page, so a bad client or
-        redirect URI gets its error page at once (DOT covers prompt=none -> login_required)."""
-        if "none" not in _prompt(self.request):
+        redirect URI gets its error page at once (DOT covers prompt=none -> login_required).
+
+        prompt=login or a max_age: the sign-in about to happen satisfies them, so the login page
+        returns with the re-authentication marker instead (one sign-in, not two)."""
+        prompt = _prompt(self.request)
+        if "none" not in prompt:
             try:
                 self.validate_authorization_request(self.request)
             except OAuthToolkitError as error:
                 return self.error_response(error, application=None)
+            max_age = self.request.GET.get("max_age")
+            if "create" not in prompt and ("login" in prompt or (max_age is not None and max_age.isdigit())):
+                return self.reauthenticate()
         return super().handle_no_permission()
 
     # --- GET: decide whether to ask -------------------------------------------------------------
@@ -158,6 +165,18 @@ class AuthorizationView(DOTAuthorizationView):
                 credentials, application, oauth2_errors.InvalidRequestError, "prompt=none cannot be combined."
             )
         if "login" in prompt:
+            return self.reauthenticate()
+        markers = request.GET.getlist(reauthentication.REAUTH_PARAM)
+        if markers and not reauthentication.satisfied(request, markers):
+            # The login page's way back after prompt=login or max_age, reached without a fresh
+            # sign-in (the old session, a tampered or foreign marker): ask again, never answer.
+            if "none" in prompt:
+                return self._error_redirect(
+                    credentials,
+                    application,
+                    oauth2_errors.LoginRequired,
+                    "The user has not signed in again.",
+                )
             return self.reauthenticate()
         max_age = request.GET.get("max_age")
         if max_age is not None:
@@ -249,18 +268,21 @@ class AuthorizationView(DOTAuthorizationView):
         return payload.get("sub") == subject_for(self.request.user)
 
     def reauthenticate(self) -> HttpResponse:
-        """prompt=login or a session older than max_age: end the session and ask for a fresh login.
+        """prompt=login or a session older than max_age: ask for a fresh sign-in.
 
-        The login page returns to this request without prompt and max_age, which the new session
-        satisfies (its auth_time is now), so max_age=0 cannot loop.
+        The session is kept (a link from any site must not sign the user out); the old one stays
+        until a new sign-in succeeds, which replaces it (signals.remember_auth_time). The login page
+        returns to this request without prompt=login and max_age but with a marker only a sign-in
+        made from now on satisfies (reauthentication.py), so max_age=0 cannot loop and the old
+        session cannot skip the login page.
         """
         query = self.request.GET.copy()
-        for name in ("prompt", "max_age"):
+        for name in ("prompt", "max_age", reauthentication.REAUTH_PARAM):
             query.pop(name, None)
         prompt = [p for p in _prompt(self.request) if p != "login"]
         if prompt:
             query["prompt"] = " ".join(prompt)
-        logout(self.request)
+        query[reauthentication.REAUTH_PARAM] = reauthentication.marker(self.request)
         next_url = f"{self.request.path}?{urlencode(list(query.lists()), doseq=True)}"
         return redirect_to_login(next_url, self.get_login_url(), self.get_redirect_field_name())
 

@@ -32,6 +32,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from .. import audit, ratelimit
 from ..conf import settings
 from ..models import Client
+from ..reauthentication import REAUTH_PARAM
 from .authorize import no_frames
 
 logger = logging.getLogger("oauth_server.ratelimit")
@@ -182,4 +183,8 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["client"] = self.requesting_client()
+        # prompt=login / max_age: the signed-in user gets the form and keeps the session meanwhile.
+        context["reauthenticating"] = (
+            self.request.user.is_authenticated and REAUTH_PARAM in self._next_query()
+        )
         return context

@@ -216,3 +216,23 @@ def test_consent_and_login_pages_cannot_be_framed(browser, site, app, person):
         assert not browser.find_elements("id", "allow")
     finally:
         browser.switch_to.default_content()
+
+
+def test_cross_site_prompt_login_leaves_the_user_signed_in(browser, site, app, person, shots):
+    """Another site navigates the top-level window to the authorization endpoint with prompt=login
+    (SameSite=Lax cookies are sent): the user gets the login page and is still signed in after."""
+    sign_in(browser, authorize_url(site, app), person)
+    host = "127.0.0.1" if "//localhost" in site else "localhost"
+    other_site = site.replace("//localhost", f"//{host}").replace("//127.0.0.1", f"//{host}")
+    assert other_site != site
+    browser.get(f"{other_site}/callback")  # any page of another site (another host: another site)
+    browser.execute_script("window.location.href = arguments[0];", authorize_url(site, app, prompt="login"))
+    wait_for(browser, lambda d: d.current_url.startswith(f"{site}/accounts/login/"))
+    wait_for(browser, lambda d: d.find_elements("id", "id_password"))
+    assert browser.find_element("tag name", "h1").text == "Sign in again"
+    assert "grace" in browser.find_element("class name", "oas-reauthenticate").text
+    screenshot(browser, shots / "login-again.png")
+
+    browser.get(f"{site}/oauth/connected-apps/")  # the user leaves the login page
+    assert browser.current_url.startswith(f"{site}/oauth/connected-apps/")
+    assert not browser.find_elements("id", "id_password")
