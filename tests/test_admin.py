@@ -830,3 +830,94 @@ def test_signing_key_page_shows_the_public_jwk_only(staff, db):
     assert private["d"] not in page
     assert set(results(staff.get(url("signingkey") + "?published=yes"))) == set(SigningKey.objects.all())
     assert results(staff.get(url("signingkey") + "?state=retired")) == []
+
+
+# --- powers beyond change_client: trusted clients and new secrets (security review, issue 9 item 2) ------
+def _staffer(*codenames: str):
+    from django.contrib.auth.models import Permission
+
+    staffer = UserFactory(is_staff=True)
+    staffer.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    browser = BrowserClient()
+    browser.force_login(staffer)
+    return browser
+
+
+CLIENT_PERMS = ("view_client", "add_client", "change_client")
+
+
+def test_skip_consent_is_read_only_without_manage_trusted_client(db, web_client):
+    browser = _staffer(*CLIENT_PERMS)
+    for page in (url("client", "add"), url("client", "change", web_client.pk)):
+        assert "skip_consent" not in browser.get(page).context["adminform"].form.fields, page
+    browser = _staffer(*CLIENT_PERMS, "manage_trusted_client")
+    assert (
+        "skip_consent" in browser.get(url("client", "change", web_client.pk)).context["adminform"].form.fields
+    )
+
+
+def test_a_trusted_client_cannot_be_changed_without_manage_trusted_client(db):
+    trusted = ClientFactory(name="Trusted", skip_consent=True, redirect_uris="https://good.example/cb")
+    browser = _staffer(*CLIENT_PERMS)
+    page = browser.get(url("client", "change", trusted.pk))
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    response = browser.post(url("client", "change", trusted.pk), {"redirect_uris": "https://evil.example/cb"})
+    assert response.status_code == 403
+    trusted.refresh_from_db()
+    assert trusted.redirect_uris == "https://good.example/cb"
+    # The enable action leaves it out too; disabling (a protective change) is allowed.
+    trusted.is_enabled = False
+    trusted.save()
+    browser.post(url("client"), {"action": "enable_clients", "_selected_action": [trusted.pk]})
+    trusted.refresh_from_db()
+    assert not trusted.is_enabled
+    browser = _staffer(*CLIENT_PERMS, "manage_trusted_client")
+    assert browser.get(url("client", "change", trusted.pk)).context["has_change_permission"]
+
+
+def test_rotating_a_secret_needs_issue_client_secret(db, machine_client):
+    old_hash = machine_client.client_secret
+    browser = _staffer(*CLIENT_PERMS)
+    page = browser.get(url("client", "change", machine_client.pk))
+    assert not page.context["can_rotate_secret"]
+    assert browser.post(url("client", "rotate_secret", machine_client.pk)).status_code == 403
+    assert "rotate_secrets" not in action_names(browser.get(url("client")))
+    response = browser.post(
+        url("client"), {"action": "rotate_secrets", "_selected_action": [machine_client.pk]}
+    )
+    assert response.status_code in (200, 302)
+    machine_client.refresh_from_db()
+    assert machine_client.client_secret == old_hash
+    browser = _staffer(*CLIENT_PERMS, "issue_client_secret")
+    assert browser.get(url("client", "change", machine_client.pk)).context["can_rotate_secret"]
+    assert browser.post(url("client", "rotate_secret", machine_client.pk)).status_code == 200
+    machine_client.refresh_from_db()
+    assert machine_client.client_secret != old_hash
+
+
+def test_rotating_a_trusted_clients_secret_needs_both_permissions(db):
+    trusted = MachineClientFactory(skip_consent=True)
+    browser = _staffer(*CLIENT_PERMS, "issue_client_secret")
+    assert browser.post(url("client", "rotate_secret", trusted.pk)).status_code == 403
+    browser = _staffer(*CLIENT_PERMS, "issue_client_secret", "manage_trusted_client")
+    assert browser.post(url("client", "rotate_secret", trusted.pk)).status_code == 200
+
+
+def test_a_public_client_turns_confidential_only_with_issue_client_secret(db, public_client):
+    browser = _staffer(*CLIENT_PERMS)
+    assert (
+        "client_type"
+        not in browser.get(url("client", "change", public_client.pk)).context["adminform"].form.fields
+    )
+    browser = _staffer(*CLIENT_PERMS, "issue_client_secret")
+    assert (
+        "client_type"
+        in browser.get(url("client", "change", public_client.pk)).context["adminform"].form.fields
+    )
+
+
+def test_superusers_hold_every_client_power(db, admin_client):
+    trusted = MachineClientFactory(skip_consent=True)
+    page = admin_client.get(url("client", "change", trusted.pk))
+    assert page.context["has_change_permission"] and page.context["can_rotate_secret"]
+    assert "skip_consent" in page.context["adminform"].form.fields

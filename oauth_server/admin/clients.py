@@ -23,7 +23,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .. import audit, signals
+from .. import audit, permissions, signals
 from ..forms import ClientAdminForm
 from ..models import AccessToken, Client, Grant, GrantType, RefreshToken
 from .common import admin_url
@@ -129,12 +129,36 @@ class ClientAdmin(admin.ModelAdmin):
     secret_template = "admin/oauth_server/client/secret.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
-        """The owner (``user``) is the service account a machine token with the admin scope acts as in
-        the management API: setting it delegates that user's permissions, so only superusers may."""
+        """Fields whose change is a power beyond ``change_client`` (oauth_server/permissions.py).
+
+        The owner (``user``) is the service account a machine token with the admin scope acts as in
+        the management API: setting it delegates that user's permissions, so only superusers may.
+        ``skip_consent`` needs ``manage_trusted_client``; turning an existing public client
+        confidential gives it a secret, which needs ``issue_client_secret``.
+        """
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             fields.append("user")
+        if not permissions.may_set_skip_consent(request.user):
+            fields.append("skip_consent")
+        if (
+            obj is not None
+            and obj.client_type != Client.CLIENT_CONFIDENTIAL
+            and not permissions.may_issue_secret(request.user, obj)
+        ):
+            fields.append("client_type")
         return fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+        """A client that skips consent changes only with ``manage_trusted_client`` too (else its
+        page is read-only): a new redirect URI on it would get codes for any user without asking."""
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or not obj.skip_consent or permissions.may_set_skip_consent(request.user)
+
+    def has_issue_secret_permission(self, request: HttpRequest) -> bool:
+        """For the rotate-secrets action (``permissions=["issue_secret"]``)."""
+        return permissions.may_issue_secret(request.user, None)
 
     # --- list ---------------------------------------------------------------------------------
     @admin.display(description=_("grant types"))
@@ -215,7 +239,7 @@ class ClientAdmin(admin.ModelAdmin):
         obj = self.get_object(request, object_id)
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, obj):
+        if not permissions.may_issue_secret(request.user, obj):
             raise PermissionDenied
         if obj.client_type != Client.CLIENT_CONFIDENTIAL:
             self.message_user(request, gettext("Public clients have no secret to rotate."), messages.ERROR)
@@ -241,7 +265,7 @@ class ClientAdmin(admin.ModelAdmin):
             obj is not None
             and obj.pk
             and obj.client_type == Client.CLIENT_CONFIDENTIAL
-            and self.has_change_permission(request, obj)
+            and permissions.may_issue_secret(request.user, obj)
         )
         if context["can_rotate_secret"]:
             context["rotate_secret_url"] = admin_url(self, "rotate_secret", obj.pk)
@@ -265,9 +289,30 @@ class ClientAdmin(admin.ModelAdmin):
                 revoke_client_tokens(Client.objects.filter(pk__in=[c.pk for c in changed]))
         return len(changed)
 
+    def _without_trusted(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """The clients ``request.user`` may change: those that skip consent need
+        ``manage_trusted_client``; the others are left out, with a message."""
+        if permissions.may_set_skip_consent(request.user):
+            return queryset
+        skipped = queryset.filter(skip_consent=True).count()
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "Skipped %d client that skips the consent screen (changing it needs the "
+                    "“manage trusted client” permission).",
+                    "Skipped %d clients that skip the consent screen (changing them needs the "
+                    "“manage trusted client” permission).",
+                    skipped,
+                )
+                % skipped,
+                messages.WARNING,
+            )
+        return queryset.filter(skip_consent=False)
+
     @admin.action(description=_("Enable selected clients"), permissions=["change"])
     def enable_clients(self, request: HttpRequest, queryset: QuerySet) -> None:
-        n = self._set_enabled(request, queryset, True)
+        n = self._set_enabled(request, self._without_trusted(request, queryset), True)
         self.message_user(request, ngettext("Enabled %d client.", "Enabled %d clients.", n) % n)
 
     @admin.action(
@@ -285,8 +330,9 @@ class ClientAdmin(admin.ModelAdmin):
             % n,
         )
 
-    @admin.action(description=_("Rotate the secret of selected clients"), permissions=["change"])
+    @admin.action(description=_("Rotate the secret of selected clients"), permissions=["issue_secret"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        queryset = self._without_trusted(request, queryset)
         confidential = list(queryset.filter(client_type=Client.CLIENT_CONFIDENTIAL))
         skipped = queryset.exclude(client_type=Client.CLIENT_CONFIDENTIAL).count()
         if skipped:

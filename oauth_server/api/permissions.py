@@ -30,8 +30,9 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from .. import permissions
 from ..conf import settings
-from ..models import AccessToken, Client
+from ..models import AccessToken
 
 REALM = "oauth_server_admin"
 
@@ -84,13 +85,10 @@ def permission_name(model: Any, action: str) -> str:
     return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
 
 
-# Custom permissions (Client.Meta.permissions): powers beyond "change a client".
-# Creating a client that skips the consent screen, turning skip_consent on, or changing in any way a
-# client that skips it: such a client gets codes for any user without asking them.
-MANAGE_TRUSTED_CLIENT = f"{Client._meta.app_label}.manage_trusted_client"
-# Giving an existing client a new secret (rotate-secret; public -> confidential): whoever reads it
-# becomes that client, with its consents, its skip_consent and its service account's permissions.
-ISSUE_CLIENT_SECRET = f"{Client._meta.app_label}.issue_client_secret"
+# Custom permissions (Client.Meta.permissions): powers beyond "change a client", the same rule for
+# the admin and the API (oauth_server/permissions.py says why each exists).
+MANAGE_TRUSTED_CLIENT = permissions.MANAGE_TRUSTED_CLIENT
+ISSUE_CLIENT_SECRET = permissions.ISSUE_CLIENT_SECRET
 
 
 def api_account(request: Request) -> Any:
