@@ -21,8 +21,7 @@ from oauthlib.oauth2.rfc6749.endpoints import (
 from oauthlib.oauth2.rfc6749.tokens import BearerToken
 from oauthlib.openid.connect.core.endpoints.userinfo import UserInfoEndpoint
 
-from . import tokens
-from .grants import registry
+from . import grants, tokens
 from .grants.authorization_code import NAME as DEFAULT_GRANT_TYPE
 
 
@@ -55,7 +54,7 @@ class OAuth2Server(
         **kwargs,
     ):
         # One handler per grant, shared by its grant_type and its response types.
-        self.grant_handlers = registry.handlers(request_validator)
+        self.grant_handlers = grants.registry.handlers(request_validator)
         for handler in self.grant_handlers.values():
             handler.custom_validators.post_token.append(tokens.resolve_audience)
 
@@ -66,7 +65,7 @@ class OAuth2Server(
         )
         response_types = {
             response_type: self.grant_handlers[spec.name]
-            for spec in registry
+            for spec in grants.registry
             if spec.build is not None
             for response_type in spec.response_types
         }
@@ -79,7 +78,7 @@ class OAuth2Server(
         TokenEndpoint.__init__(
             self,
             default_grant_type=DEFAULT_GRANT_TYPE,
-            grant_types={name: self.grant_handlers[name] for name in registry.token_grant_types()},
+            grant_types={name: self.grant_handlers[name] for name in grants.registry.token_grant_types()},
             default_token_type=self.bearer,
         )
         ResourceEndpoint.__init__(self, default_token="Bearer", token_types={"Bearer": self.bearer})

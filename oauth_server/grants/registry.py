@@ -98,7 +98,9 @@ class GrantRegistry:
             raise ValueError(f"Grant type {spec.name!r} is already registered.")
         if spec.member in {other.member for other in self._specs.values()}:
             raise ValueError(f"GrantType member {spec.member!r} is already registered.")
-        taken = set(spec.response_types) & set(self.response_types())
+        taken = set(spec.response_types) & {
+            rt for other in self._specs.values() for rt in other.response_types
+        }
         if taken:
             raise ValueError(f"Response types {sorted(taken)} are already served by another grant.")
         self._specs[spec.name] = spec
