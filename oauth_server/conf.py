@@ -23,6 +23,8 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from . import grants
+
 SETTINGS_NAME = "OAUTH_SERVER"
 
 DEFAULTS: dict[str, Any] = {
@@ -184,9 +186,10 @@ def dot_defaults() -> dict[str, Any]:
         "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
         "ALLOW_URI_WILDCARDS": False,
         "REQUEST_APPROVAL_PROMPT": "force",
-        "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
-        "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "client_credentials", "refresh_token"],
-        "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+        # Advertised by DOT's own views (ours read the grant registry too).
+        "OAUTH2_RESPONSE_TYPES_SUPPORTED": grants.registry.response_types(),
+        "OAUTH2_GRANT_TYPES_SUPPORTED": grants.registry.token_grant_types(),
+        "OIDC_RESPONSE_TYPES_SUPPORTED": grants.registry.response_types(),
         "OIDC_ENABLED": True,
         "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
         # Only registered post-logout redirect URIs, and only with a valid id_token_hint.

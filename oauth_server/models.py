@@ -26,7 +26,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import hashers
+from . import grants, hashers
 from .conf import settings
 
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -37,19 +37,11 @@ validate_scope_token = RegexValidator(
 )
 
 
-class GrantType(models.TextChoices):
-    """Grant types a client may use, by their RFC 6749 token-endpoint names."""
-
-    AUTHORIZATION_CODE = "authorization_code", _("Authorization code (+ PKCE)")
-    REFRESH_TOKEN = "refresh_token", _("Refresh token")
-    CLIENT_CREDENTIALS = "client_credentials", _("Client credentials")
-
-
-# DOT's grant constants -> ours, so DOT code that calls allows_grant_type() keeps working.
-_DOT_GRANT_MAP = {
-    AbstractApplication.GRANT_AUTHORIZATION_CODE: GrantType.AUTHORIZATION_CODE,
-    AbstractApplication.GRANT_CLIENT_CREDENTIALS: GrantType.CLIENT_CREDENTIALS,
-}
+# Grant types a client may use, by their token-endpoint names: built from the grant registry
+# (oauth_server/grants), so a registered grant is a choice of the admin, the API and the command.
+# Not a model field's choices (``grant_types`` is a JSON list), so adding a grant makes no migration.
+GrantType = models.TextChoices("GrantType", grants.registry.choices(), module=__name__)
+GrantType.__doc__ = "Grant types a client may use, by their token-endpoint names (oauth_server.grants)."
 
 
 def _split(value: str) -> list[str]:
@@ -263,18 +255,14 @@ class Client(AbstractApplication):
 
     # --- grants and URIs ------------------------------------------------------------------------
     def _primary_dot_grant(self) -> str:
-        if GrantType.AUTHORIZATION_CODE in self.grant_types:
-            return AbstractApplication.GRANT_AUTHORIZATION_CODE
-        if GrantType.CLIENT_CREDENTIALS in self.grant_types:
-            return AbstractApplication.GRANT_CLIENT_CREDENTIALS
-        return ""
+        return grants.registry.primary_dot_grant(self.grant_types)
 
     def has_grant_type(self, grant_type: str) -> bool:
         return grant_type in (self.grant_types or [])
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         """DOT's check, answered from our list (DOT passes its own constants)."""
-        return any(_DOT_GRANT_MAP.get(g, g) in (self.grant_types or []) for g in grant_types)
+        return any(grants.registry.from_dot_grant(g) in (self.grant_types or []) for g in grant_types)
 
     @property
     def redirect_uri_list(self) -> list[str]:
@@ -305,21 +293,15 @@ class Client(AbstractApplication):
 
     def clean(self) -> None:
         errors: dict[str, list] = {}
-        unknown = set(self.grant_types or []) - set(GrantType.values)
+        unknown = {g for g in self.grant_types or [] if g not in grants.registry}
         if unknown:
             errors["grant_types"] = [_("Unsupported grant types: %s") % ", ".join(sorted(unknown))]
         if not self.grant_types:
             errors.setdefault("grant_types", []).append(_("Choose at least one grant type."))
-        if self.has_grant_type(GrantType.CLIENT_CREDENTIALS) and self.client_type != self.CLIENT_CONFIDENTIAL:
-            errors.setdefault("grant_types", []).append(
-                _("Only confidential clients may use client_credentials.")
-            )
-        if self.has_grant_type(GrantType.REFRESH_TOKEN) and not self.has_grant_type(
-            GrantType.AUTHORIZATION_CODE
-        ):
-            errors.setdefault("grant_types", []).append(
-                _("refresh_token only makes sense together with authorization_code.")
-            )
+        # Each grant's rules (confidential clients only, needs a grant that issues refresh tokens).
+        rules = grants.registry.client_errors(self.grant_types, self.client_type == self.CLIENT_CONFIDENTIAL)
+        if rules:
+            errors.setdefault("grant_types", []).extend(rules)
         for uri in self.redirect_uri_list + _split(self.post_logout_redirect_uris):
             if "*" in uri or "#" in uri:
                 field = "redirect_uris" if uri in self.redirect_uri_list else "post_logout_redirect_uris"

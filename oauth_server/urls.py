@@ -10,7 +10,7 @@ and an endpoint cannot be mounted without them (docs/abuse.md).
 
 from django.urls import path
 
-from . import views
+from . import grants, views
 from .cors import client_cors, public_cors
 from .headers import page_headers, token_headers
 from .ratelimit import rate_limit
@@ -60,3 +60,6 @@ urlpatterns = [
     ),
     path(".well-known/jwks.json", public_cors()(views.JwksView.as_view()), name="jwks-info"),
 ]
+# Endpoints of grants that have their own (RFC 8628's device authorization endpoint, say); each grant
+# module wraps its views with headers, CORS and rate limits itself. None of the built-in grants has one.
+urlpatterns += grants.registry.urlpatterns()

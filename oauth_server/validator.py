@@ -24,7 +24,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import audit, claims, hashers, keys, signals, tokens
+from . import audit, claims, grants, hashers, keys, signals, tokens
 from .conf import settings
 from .models import AccessToken, Grant, GrantType, IDToken, RefreshToken, plausible_client_id
 from .scopes import describe_refused_scopes
@@ -88,15 +88,22 @@ class OAuthServerValidator(OAuth2Validator):
         return client.has_grant_type(grant_type)
 
     def validate_response_type(self, client_id, response_type, client, request, *args, **kwargs) -> bool:
-        """Only ``code``: hybrid types ("code token", ...) are not supported rather than unauthorized."""
-        if response_type != "code":
+        """Only registered response types (``code``): hybrid types ("code token", ...) are not
+        supported rather than unauthorized; the client must hold the grant that serves the type."""
+        spec = grants.registry.for_response_type(response_type)
+        if spec is None:
             raise oauth2_errors.UnsupportedResponseTypeError(request=request)
-        return client.has_grant_type(GrantType.AUTHORIZATION_CODE)
+        return client.has_grant_type(spec.name)
 
     def save_bearer_token(self, token, request, *args, **kwargs):
-        """Issue a refresh token only to clients that hold the refresh_token grant."""
+        """Issue a refresh token only to clients that hold the refresh_token grant, and only from a
+        grant that issues refresh tokens (``GrantSpec.issues_refresh_token``)."""
         _note_issuing()
-        if "refresh_token" in token and not request.client.has_grant_type(GrantType.REFRESH_TOKEN):
+        spec = grants.registry.get(getattr(request, "grant_type", None))
+        if "refresh_token" in token and (
+            not request.client.has_grant_type(GrantType.REFRESH_TOKEN)
+            or (spec is not None and not spec.issues_refresh_token)
+        ):
             del token["refresh_token"]
         saved = super().save_bearer_token(token, request, *args, **kwargs)
         audit.token_issued(token, request)

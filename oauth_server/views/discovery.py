@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, keys
+from .. import claims, grants, keys
 from ..conf import settings
 from ..models import Scope, SigningKey
 
@@ -51,9 +51,9 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "revocation_endpoint": _url(request, "revoke-token"),
         "end_session_endpoint": _url(request, "rp-initiated-logout"),
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
-        "response_types_supported": ["code"],
+        "response_types_supported": grants.registry.response_types(),
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": grants.registry.token_grant_types(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algorithms,
         "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
@@ -67,6 +67,8 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
+        # Members of grants with endpoints of their own (none of the built-in grants has one).
+        **grants.registry.metadata(request),
     }
 
 
