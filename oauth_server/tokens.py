@@ -1,4 +1,5 @@
-"""Access tokens: JWTs per RFC 9068 (default) or opaque strings, and their audience (RFC 8707).
+"""Access tokens: JWTs per RFC 9068 (default) or opaque strings, their audience (RFC 8707), and the
+hashes of token values (``token_checksum``: the stored form of every token and code; ``at_hash``).
 
 DOT calls ``access_token_generator`` (its ACCESS_TOKEN_GENERATOR setting) once per issued token,
 after the request is validated; ``resolve_audience`` runs earlier, as a token-request validator, so a
@@ -7,6 +8,8 @@ bad ``resource`` is an ``invalid_target`` error response rather than a half-issu
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import secrets
 import time
@@ -175,3 +178,21 @@ def access_token_generator(request) -> str:
 def refresh_token_generator(request) -> str:
     """Refresh tokens stay opaque: only the authorization server ever reads them."""
     return secrets.token_urlsafe(32)
+
+
+# --- hashes of token values ----------------------------------------------------------------------------
+def token_checksum(value: str) -> str:
+    """The stored form of a token or authorization code (DOT's COMPLIANT_BCP_RFC9700_TOKEN_STORAGE,
+    our code hashing): its SHA-256. Every lookup hashes the presented value."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# OIDC Core 3.1.3.6: the hash of the ID token's alg; Ed25519 (EdDSA) signs with SHA-512.
+_AT_HASH_FUNCTIONS = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+def at_hash(access_token: str, algorithm: str) -> str:
+    """The ID token's ``at_hash``: the base64url left-most half of the hash of the access token, for
+    an ID token signed with ``algorithm`` (oauthlib always uses SHA-256, wrong for EdDSA)."""
+    digest = _AT_HASH_FUNCTIONS[algorithm](access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()

@@ -15,7 +15,8 @@ from freezegun import freeze_time
 
 from oauth_server import signals
 from oauth_server.models import AccessToken, Client, Grant, GrantType, IDToken, RefreshToken
-from oauth_server.validator import OAuthServerValidator, token_checksum
+from oauth_server.tokens import token_checksum
+from oauth_server.validator import OAuthServerValidator
 from tests.factories import ClientFactory, UserFactory
 from tests.helpers import basic_auth, exchange_code, get_code, token_request
 
