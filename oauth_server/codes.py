@@ -21,6 +21,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from . import audit, signals
 from .models import Grant
+from .request_state import state_of
 from .revocation import revoke_code_tokens
 from .tokens import token_checksum
 
@@ -107,7 +108,7 @@ def redeem(code: str, request: Any) -> None:
 def grant_for(code: str, request: Any, client: Any) -> Grant | None:
     """The Grant ``redeemable`` loaded (and locked) for this code, else looked up by the code's hash."""
     checksum = token_checksum(code or "")
-    grant = getattr(request, "oauth_server_grant", None)
+    grant = state_of(request).grant
     if grant is not None and grant.code == checksum:
         return grant
     return Grant.objects.filter(code=checksum, application=client).first()
@@ -117,4 +118,4 @@ def redeemed_grant(request: Any) -> Grant | None:
     """The code being exchanged by this request, to link the tokens it issues."""
     if getattr(request, "grant_type", None) != "authorization_code":
         return None
-    return getattr(request, "oauth_server_grant", None)
+    return state_of(request).grant

@@ -21,6 +21,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from . import claims as claim_utils
 from . import keys
 from .conf import settings
+from .request_state import AccessTokenMeta, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _bound_resources(request) -> list[str]:
     """What the authorization code (its ``resource`` at the authorization endpoint) or the refresh
     token (its token request's ``resource``) was bound to."""
     if request.grant_type == "authorization_code":
-        return list(getattr(request, "oauth_server_grant_resource", None) or [])
+        return state_of(request).grant_resource
     rt = getattr(request, "refresh_token_instance", None)
     if request.grant_type == "refresh_token" and rt is not None:
         return list(getattr(rt, "resource", None) or [])
@@ -95,15 +96,14 @@ def resolve_audience(request) -> None:
                 request=request,
             )
     audience = requested or bound or allowed or [settings.DEFAULT_AUDIENCE or issuer(request)]
-    request.oauth_server_audience = audience
+    state_of(request).audience = audience
 
 
 def _audience(request) -> list[str]:
-    audience = getattr(request, "oauth_server_audience", None)
-    if audience is None:
+    state = state_of(request)
+    if state.audience is None:
         resolve_audience(request)
-        audience = request.oauth_server_audience
-    return audience
+    return state.audience
 
 
 def token_format(client) -> str:
@@ -162,16 +162,17 @@ def access_token_claims(request, *, jti: str, audience: list[str]) -> dict[str, 
 def access_token_generator(request) -> str:
     """DOT's ACCESS_TOKEN_GENERATOR: a signed JWT, or an opaque token for clients that want one.
 
-    The jti, audience and exp are left on the request for the validator to store with the token row.
+    The jti, audience and exp are left in the request's state for the validator to store with the
+    token row (request_state.py).
     """
     audience = _audience(request)
     jti = secrets.token_urlsafe(18)
-    request.oauth_server_token_meta = {"jti": jti, "audience": audience}
+    meta = state_of(request).token_meta = AccessTokenMeta(jti=jti, audience=audience)
     if token_format(request.client) == "opaque":
         return secrets.token_urlsafe(32)
     key = signing_key(request)
     payload = access_token_claims(request, jti=jti, audience=audience)
-    request.oauth_server_token_meta["exp"] = payload["exp"]
+    meta.exp = payload["exp"]
     return keys.sign(payload, typ=JWT_ACCESS_TOKEN_TYPE, key=key)
 
 

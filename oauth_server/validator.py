@@ -10,9 +10,6 @@ work to the module that owns it: ``codes.py`` (authorization codes at rest, sing
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +24,7 @@ from oauthlib.oauth2.rfc6749.utils import scope_to_list
 from . import audit, claims, codes, hashers, introspection, keys, revocation, tokens
 from .conf import settings
 from .models import AccessToken, GrantType, IDToken, RefreshToken, plausible_client_id
+from .request_state import state_of
 from .scopes import describe_refused_scopes
 from .tokens import token_checksum
 
@@ -94,7 +92,7 @@ class OAuthServerValidator(OAuth2Validator):
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         """Issue a refresh token only to clients that hold the refresh_token grant."""
-        _note_issuing()
+        state_of(request).issued = True
         if "refresh_token" in token and not request.client.has_grant_type(GrantType.REFRESH_TOKEN):
             del token["refresh_token"]
         saved = super().save_bearer_token(token, request, *args, **kwargs)
@@ -122,7 +120,7 @@ class OAuthServerValidator(OAuth2Validator):
             return False
         lifetime = client.refresh_token_lifetime or settings.REFRESH_TOKEN_LIFETIME
         rt = request.refresh_token_instance
-        request.oauth_server_refreshed = rt  # DOT clears refresh_token_instance; the audit trail reads it
+        state_of(request).refreshed = rt  # DOT clears refresh_token_instance; the audit trail reads it
         if lifetime and rt.created + timedelta(seconds=lifetime) <= timezone.now():
             return False
         return rt.user.is_active
@@ -169,10 +167,11 @@ class OAuthServerValidator(OAuth2Validator):
 
     # --- access tokens (tokens.py generates them; the row keeps jti and audience, never the value) ---
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        meta = getattr(request, "oauth_server_token_meta", None) or {}
-        if meta.get("exp"):
+        state = state_of(request)
+        meta = state.token_meta
+        if meta is not None and meta.exp:
             # The JWT's own exp, so the row (introspection, admin) never differs from it by a second.
-            expires = datetime.fromtimestamp(meta["exp"], tz=UTC)
+            expires = datetime.fromtimestamp(meta.exp, tz=UTC)
         id_token = getattr(request, "id_token", None)
         access_token = AccessToken(
             user=request.user,
@@ -182,15 +181,13 @@ class OAuthServerValidator(OAuth2Validator):
             application=request.client,
             source_refresh_token=source_refresh_token,
             resource=getattr(request, "resource", []),
-            jti=meta.get("jti", ""),
-            audience=" ".join(meta.get("audience", [])),
+            jti=meta.jti if meta is not None else "",
+            audience=" ".join(meta.audience) if meta is not None else "",
             grant=codes.redeemed_grant(request) if source_refresh_token is None else None,
         )
         self._set_token_value(access_token, token["access_token"])
         access_token.save()
-        state = _issuing.get()
-        if state is not None:
-            state["access_token"] = access_token  # for TokenView's app_authorized, without a re-read
+        state.access_token = access_token  # for TokenView's app_authorized, without a re-read
         return access_token
 
     # --- OpenID Connect: claims and ID tokens signed with the database keys ----------------------
@@ -242,7 +239,7 @@ class OAuthServerValidator(OAuth2Validator):
         grant = codes.redeemable(code, client, request)
         if grant is None:
             return False
-        request.oauth_server_grant = grant
+        state_of(request).grant = grant  # codes.grant_for, the tokens' link to it, tokens.resolve_audience
         request.scopes = grant.scope.split(" ")
         request.user = grant.user
         if grant.nonce:
@@ -253,7 +250,6 @@ class OAuthServerValidator(OAuth2Validator):
             except ValueError:
                 request.claims = {}
         request.auth_time = grant.auth_time
-        request.oauth_server_grant_resource = list(grant.resource or [])
         return True
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
@@ -333,7 +329,7 @@ class OAuthServerValidator(OAuth2Validator):
         which is wrong for EdDSA (Ed25519 signs with SHA-512, so at_hash is its left half).
         A hook may add claims but not change the protected ones (claims.PROTECTED_ID_TOKEN_CLAIMS).
         """
-        _note_issuing()
+        state_of(request).issued = True
         key = tokens.signing_key(request)
         id_claims, expiration = self.get_id_token_dictionary(token, token_handler, request)
         id_token.update(**id_claims)
@@ -381,29 +377,3 @@ def _bind_client_id(request, basic: str | None) -> None:
             description="client_id does not match the authenticated client.", request=request
         )
     request.client_id = request.client.client_id
-
-
-# --- one token request, one transaction (TokenView) ----------------------------------------------------
-# Set while TokenView handles a request: whether anything was issued (an ID token or tokens saved).
-# An error answered after that point (e.g. the code redeemed by a concurrent request) must leave
-# nothing behind, so TokenView rolls back; errors before it (replay and reuse revocations, audit
-# records of failures) are committed.
-_issuing: ContextVar[dict[str, Any] | None] = ContextVar("oauth_server_issuing", default=None)
-
-
-@contextmanager
-def token_request() -> Iterator[dict[str, Any]]:
-    """Track issuance during one token request; yields ``{"issued": bool}``, plus
-    ``"access_token"``: the AccessToken row saved, once there is one."""
-    state: dict[str, Any] = {"issued": False}
-    reset = _issuing.set(state)
-    try:
-        yield state
-    finally:
-        _issuing.reset(reset)
-
-
-def _note_issuing() -> None:
-    state = _issuing.get()
-    if state is not None:
-        state["issued"] = True
