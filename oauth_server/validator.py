@@ -110,11 +110,8 @@ class OAuthServerValidator(OAuth2Validator):
         (no grace period with hashed storage) and revokes the family. Without the lock both pass
         DOT's unlocked read and the second is answered from DOT's grace-period branch.
         """
-        list(
-            codes.locked(RefreshToken.objects.filter(token_checksum=token_checksum(refresh_token))).values(
-                "pk"
-            )
-        )
+        rows = RefreshToken.objects.filter(token_checksum=token_checksum(refresh_token))
+        list(codes.locked(rows).values("pk"))
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             audit.refresh_token_reused(token_checksum(refresh_token), client, request)
             return False
