@@ -45,6 +45,7 @@ from django.http import HttpRequest
 from .conf import settings
 from .models import AuditEvent
 from .network import client_address
+from .request_state import state_of
 
 logger = logging.getLogger("oauth_server.audit")
 
@@ -359,20 +360,20 @@ def token_issued(token: Mapping[str, Any], request: Any) -> None:
     """``token_issued`` (or ``token_refreshed``) for one token response, from what the validator holds:
     no query besides the INSERT. Identifiers only (row ids, the JWT's jti), never a token value."""
     grant_type = getattr(request, "grant_type", None)
-    meta = getattr(request, "oauth_server_token_meta", None) or {}
-    refresh = getattr(request, "oauth_server_refreshed", None)
+    state = state_of(request)
+    meta, refresh = state.token_meta, state.refreshed
     details: dict[str, Any] = {
         "grant_type": grant_type,
         "scopes": str(token.get("scope") or "").split(),
         "expires_in": token.get("expires_in"),
         "refresh_token_issued": "refresh_token" in token,
         "id_token_issued": "id_token" in token,
-        "token_format": "jwt" if meta.get("jti") else "opaque",
+        "token_format": "jwt" if meta is not None and meta.jti else "opaque",
     }
-    if meta.get("jti"):
-        details["jti"] = meta["jti"]
-    if meta.get("audience"):
-        details["audience"] = list(meta["audience"])
+    if meta is not None and meta.jti:
+        details["jti"] = meta.jti
+    if meta is not None and meta.audience:
+        details["audience"] = list(meta.audience)
     if grant_type == "refresh_token" and refresh is not None:
         details["token_family"] = refresh.token_family
         details["previous_refresh_token_id"] = refresh.pk

@@ -49,6 +49,15 @@ def subject_for(user) -> str:
     return sub
 
 
+def loaded_subject(user) -> str:
+    """The user's opaque sub, from the row a ``select_related("user__oauth_subject")`` loaded (no
+    query); ``subject_for`` otherwise."""
+    loaded = getattr(user, "oauth_subject", None)  # RelatedObjectDoesNotExist is an AttributeError
+    if loaded is not None:
+        user._oauth_server_sub = loaded.sub
+    return subject_for(user)
+
+
 def user_for_subject(sub: str):
     """The user behind a ``sub`` (for APIs that receive our tokens), or None."""
     subject = Subject.objects.select_related("user").filter(sub=sub).first()

@@ -1,4 +1,5 @@
-"""Access tokens: JWTs per RFC 9068 (default) or opaque strings, and their audience (RFC 8707).
+"""Access tokens: JWTs per RFC 9068 (default) or opaque strings, their audience (RFC 8707), and the
+hashes of token values (``token_checksum``: the stored form of every token and code; ``at_hash``).
 
 DOT calls ``access_token_generator`` (its ACCESS_TOKEN_GENERATOR setting) once per issued token,
 after the request is validated; ``resolve_audience`` runs earlier, as a token-request validator, so a
@@ -7,6 +8,8 @@ bad ``resource`` is an ``invalid_target`` error response rather than a half-issu
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import secrets
 import time
@@ -18,6 +21,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from . import claims as claim_utils
 from . import keys
 from .conf import settings
+from .request_state import AccessTokenMeta, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ def _bound_resources(request) -> list[str]:
     """What the authorization code (its ``resource`` at the authorization endpoint) or the refresh
     token (its token request's ``resource``) was bound to."""
     if request.grant_type == "authorization_code":
-        return list(getattr(request, "oauth_server_grant_resource", None) or [])
+        return state_of(request).grant_resource
     rt = getattr(request, "refresh_token_instance", None)
     if request.grant_type == "refresh_token" and rt is not None:
         return list(getattr(rt, "resource", None) or [])
@@ -92,15 +96,14 @@ def resolve_audience(request) -> None:
                 request=request,
             )
     audience = requested or bound or allowed or [settings.DEFAULT_AUDIENCE or issuer(request)]
-    request.oauth_server_audience = audience
+    state_of(request).audience = audience
 
 
 def _audience(request) -> list[str]:
-    audience = getattr(request, "oauth_server_audience", None)
-    if audience is None:
+    state = state_of(request)
+    if state.audience is None:
         resolve_audience(request)
-        audience = request.oauth_server_audience
-    return audience
+    return state.audience
 
 
 def token_format(client) -> str:
@@ -159,19 +162,38 @@ def access_token_claims(request, *, jti: str, audience: list[str]) -> dict[str, 
 def access_token_generator(request) -> str:
     """DOT's ACCESS_TOKEN_GENERATOR: a signed JWT, or an opaque token for clients that want one.
 
-    The jti, audience and exp are left on the request for the validator to store with the token row.
+    The jti, audience and exp are left in the request's state for the validator to store with the
+    token row (request_state.py).
     """
     audience = _audience(request)
     jti = secrets.token_urlsafe(18)
-    request.oauth_server_token_meta = {"jti": jti, "audience": audience}
+    meta = state_of(request).token_meta = AccessTokenMeta(jti=jti, audience=audience)
     if token_format(request.client) == "opaque":
         return secrets.token_urlsafe(32)
     key = signing_key(request)
     payload = access_token_claims(request, jti=jti, audience=audience)
-    request.oauth_server_token_meta["exp"] = payload["exp"]
+    meta.exp = payload["exp"]
     return keys.sign(payload, typ=JWT_ACCESS_TOKEN_TYPE, key=key)
 
 
 def refresh_token_generator(request) -> str:
     """Refresh tokens stay opaque: only the authorization server ever reads them."""
     return secrets.token_urlsafe(32)
+
+
+# --- hashes of token values ----------------------------------------------------------------------------
+def token_checksum(value: str) -> str:
+    """The stored form of a token or authorization code (DOT's COMPLIANT_BCP_RFC9700_TOKEN_STORAGE,
+    our code hashing): its SHA-256. Every lookup hashes the presented value."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# OIDC Core 3.1.3.6: the hash of the ID token's alg; Ed25519 (EdDSA) signs with SHA-512.
+_AT_HASH_FUNCTIONS = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+def at_hash(access_token: str, algorithm: str) -> str:
+    """The ID token's ``at_hash``: the base64url left-most half of the hash of the access token, for
+    an ID token signed with ``algorithm`` (oauthlib always uses SHA-256, wrong for EdDSA)."""
+    digest = _AT_HASH_FUNCTIONS[algorithm](access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()

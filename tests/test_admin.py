@@ -31,7 +31,7 @@ from oauth_server.models import (
     SigningKey,
     Subject,
 )
-from oauth_server.validator import token_checksum
+from oauth_server.tokens import token_checksum
 from tests.factories import (
     AccessTokenFactory,
     ClientFactory,

@@ -14,7 +14,7 @@ from django.test import Client as BrowserClient
 from django.utils import timezone
 
 from oauth_server.models import Grant
-from oauth_server.validator import token_checksum
+from oauth_server.tokens import token_checksum
 from tests.factories import ClientFactory, PublicClientFactory, UserFactory
 from tests.helpers import exchange_code, get_code
 

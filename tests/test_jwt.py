@@ -21,7 +21,8 @@ from joserfc.jwk import KeySet
 from oauth_server import keys
 from oauth_server.claims import apply_hook, user_for_subject
 from oauth_server.models import AccessToken, Grant, IDToken, RefreshToken, Subject
-from oauth_server.validator import OAuthServerValidator, token_checksum
+from oauth_server.tokens import token_checksum
+from oauth_server.validator import OAuthServerValidator
 from tests.factories import ClientFactory, MachineClientFactory
 from tests.helpers import exchange_code, get_code, token_request
 

@@ -18,7 +18,7 @@ from joserfc.jwk import KeySet, OctKey
 
 from oauth_server import keys
 from oauth_server.models import AccessToken, Grant, IDToken, SigningKey
-from oauth_server.validator import token_checksum
+from oauth_server.tokens import token_checksum
 from tests.factories import ClientFactory, MachineClientFactory
 from tests.helpers import exchange_code, get_code, token_request
 

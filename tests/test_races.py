@@ -26,7 +26,7 @@ from django.test import Client as BrowserClient
 
 from oauth_server import keys
 from oauth_server.models import AccessToken, Grant, IDToken, RefreshToken
-from oauth_server.validator import token_checksum
+from oauth_server.tokens import token_checksum
 from tests.factories import ClientFactory, UserFactory
 from tests.helpers import get_code
 

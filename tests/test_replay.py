@@ -15,7 +15,9 @@ from freezegun import freeze_time
 
 from oauth_server import signals
 from oauth_server.models import AccessToken, Client, Grant, GrantType, IDToken, RefreshToken
-from oauth_server.validator import OAuthServerValidator, token_checksum
+from oauth_server.request_state import state_of
+from oauth_server.tokens import token_checksum
+from oauth_server.validator import OAuthServerValidator
 from tests.factories import ClientFactory, UserFactory
 from tests.helpers import basic_auth, exchange_code, get_code, token_request
 
@@ -143,7 +145,7 @@ def test_a_code_redeemed_while_tokens_were_being_saved_leaves_no_token_behind(lo
 
     def save_then_lose_the_race(self, token, request, *args, **kwargs):
         result = save(self, token, request, *args, **kwargs)
-        Grant.objects.filter(pk=request.oauth_server_grant.pk).update(redeemed_at=timezone.now())
+        Grant.objects.filter(pk=state_of(request).grant.pk).update(redeemed_at=timezone.now())
         return result
 
     monkeypatch.setattr(OAuthServerValidator, "save_bearer_token", save_then_lose_the_race)

@@ -8,7 +8,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from oauth_server.models import Grant
-from oauth_server.validator import token_checksum
+from oauth_server.tokens import token_checksum
 from tests.factories import ClientFactory, ConsentFactory, pkce_pair
 from tests.helpers import (
     AUTHORIZE_URL,

@@ -53,7 +53,7 @@ from .. import __version__, audit, consent, signals
 from ..conf import settings
 from ..consent import revoke_consent
 from ..models import AccessToken, Client, Consent, GrantType, RefreshToken, Scope
-from ..validator import revoke_grant
+from ..revocation import revoke_grant
 from .permissions import (
     AUTHENTICATION_CLASSES,
     ISSUE_CLIENT_SECRET,

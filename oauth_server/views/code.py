@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.views import View
 
 from ..models import Grant
-from ..validator import token_checksum
+from ..tokens import token_checksum
 from .discovery import _url
 
 TEMPLATE = "oauth_server/code.html"

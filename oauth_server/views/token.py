@@ -12,9 +12,10 @@ here is JSON with ``Cache-Control: no-store`` (RFC 6749 5.1, 5.2).
 Each request is one database transaction. oauthlib saves the new tokens before it invalidates the
 code (oauthlib #618); inside one transaction, with the validator locking the code's (or refresh
 token's) row when it validates it, a concurrent request for the same code waits and then finds it
-redeemed. An error answered after tokens were written (the validator tracks that) rolls them back,
-so a losing request never leaves tokens behind; errors before that point (a replayed code's or a
-reused refresh token's revocation, audit records) are committed. See docs/hardening.md.
+redeemed. An error answered after tokens were written (the validator notes it in the request's
+``TokenRequestState``, request_state.py) rolls them back, so a losing request never leaves tokens
+behind; errors before that point (a replayed code's or a reused refresh token's revocation, audit
+records) are committed. See docs/hardening.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.signals import app_authorized
 
 from ..models import AccessToken
-from ..validator import token_request
+from ..request_state import state_of
 
 # RFC 6749 5.2: a 401 carries a WWW-Authenticate challenge for the scheme clients authenticate
 # with here (HTTP Basic); oauthlib's default names Bearer, the resource servers' scheme.
@@ -39,8 +40,9 @@ class TokenView(dot_views.TokenView):
     def authorization_flow_token_response(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         """DOT's, sending ``app_authorized`` with the AccessToken row the validator just saved:
         DOT re-parses its own JSON body and reads that row back by checksum, one SELECT per token."""
+        state = state_of(request)  # before DOT copies META into the oauthlib request (request_state.py)
         url, headers, body, status = self.create_token_response(request)
-        token = getattr(self, "issuing", {}).get("access_token")
+        token = state.access_token
         if status == 200 and token is not None:
             app_authorized.send(sender=self, request=request, token=token)
         response = HttpResponse(content=body, status=status)
@@ -67,10 +69,9 @@ class TokenView(dot_views.TokenView):
             )
             response["Cache-Control"] = "no-store"
             return response
-        with transaction.atomic(using=router.db_for_write(AccessToken)), token_request() as state:
-            self.issuing = state
+        with transaction.atomic(using=router.db_for_write(AccessToken)):
             response = self.authorization_flow_token_response(request)
-            if response.status_code != 200 and state["issued"]:
+            if response.status_code != 200 and state_of(request).issued:
                 transaction.set_rollback(True, using=router.db_for_write(AccessToken))
         response["Content-Type"] = "application/json"
         response["Cache-Control"] = "no-store"

@@ -31,9 +31,9 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
 from oauthlib.common import Request as OAuthlibRequest
 
-from ..claims import subject_for
+from ..claims import loaded_subject, subject_for
 from ..models import AccessToken
-from ..validator import loaded_subject, token_checksum
+from ..tokens import token_checksum
 from .introspection import no_store
 
 # RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="

@@ -1,0 +1,83 @@
+"""One token request's state, typed: what the validator, ``tokens.py`` and ``audit.py`` learn while
+oauthlib handles the request, and what TokenView reads once oauthlib has answered.
+
+There are two request objects: TokenView gets Django's ``HttpRequest``; DOT's ``OAuthLibCore``
+hands oauthlib the URI, method, body and headers, and oauthlib builds its own ``Request`` from
+them, which is all the validator, the token generator and the token-request validators ever see.
+The state crosses in the headers: ``state_of(django_request)`` (TokenView, before DOT runs) puts the
+object in ``request.META`` under ``ENVIRON_KEY``, DOT copies ``META`` into the oauthlib request's
+headers, and ``state_of(oauthlib_request)`` finds the same object there. ``ENVIRON_KEY`` is a
+dotted environ key like ``wsgi.input``: a client's header always arrives as ``HTTP_...``, so it
+cannot set or replace the state. A request no TokenView began (the authorization endpoint, a test
+calling the validator) gets a fresh state on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import AccessToken, Grant, RefreshToken
+
+ENVIRON_KEY = "oauth_server.token_request_state"
+_ATTRIBUTE = "oauth_server_state"
+
+
+@dataclass(eq=False)
+class AccessTokenMeta:
+    """What ``tokens.access_token_generator`` decided for the token it made, for the row and the audit."""
+
+    jti: str
+    audience: list[str]
+    exp: int | None = None  # the JWT's exp (None for an opaque token): the row's expiry matches it
+
+
+@dataclass(eq=False, repr=False)
+class TokenRequestState:
+    """Per token request; every field starts empty and is written by one place."""
+
+    grant: Grant | None = None  # validator.validate_code: the locked Grant of the code being redeemed
+    audience: list[str] | None = None  # tokens.resolve_audience: the token's aud (RFC 8707)
+    token_meta: AccessTokenMeta | None = None  # tokens.access_token_generator
+    refreshed: RefreshToken | None = None  # validate_refresh_token: the token being rotated (DOT clears it)
+    # An ID token or tokens were saved (finalize_id_token, save_bearer_token): an error answered
+    # after that point must leave nothing behind, so TokenView rolls back; errors before it
+    # (replay and reuse revocations, audit records of failures) are committed.
+    issued: bool = False
+    access_token: AccessToken | None = None  # the row saved, for TokenView's app_authorized (no re-read)
+
+    @property
+    def grant_resource(self) -> list[str]:
+        """The resources (RFC 8707) the code being redeemed was bound to."""
+        return list(self.grant.resource or []) if self.grant is not None else []
+
+    def __repr__(self) -> str:  # row ids only: never a token value in a log or an error page
+        return (
+            f"<TokenRequestState grant={getattr(self.grant, 'pk', None)} issued={self.issued} "
+            f"access_token={getattr(self.access_token, 'pk', None)}>"
+        )
+
+
+def state_of(request: Any) -> TokenRequestState:
+    """The state of this token request, from the Django request or oauthlib's; created on first use.
+
+    On a Django request it is also put in ``META``, for DOT to carry to the oauthlib request: call
+    it before DOT builds that request (TokenView does).
+    """
+    state = vars(request).get(_ATTRIBUTE)
+    if state is None:
+        state = _carried(request) or TokenRequestState()
+        setattr(request, _ATTRIBUTE, state)
+        meta = vars(request).get("META")
+        if isinstance(meta, dict):
+            meta[ENVIRON_KEY] = state
+    return state
+
+
+def _carried(request: Any) -> TokenRequestState | None:
+    """The state a Django request's ``META`` carried into this oauthlib request's headers."""
+    headers = vars(request).get("headers")
+    value = headers.get(ENVIRON_KEY) if isinstance(headers, Mapping) else None
+    return value if isinstance(value, TokenRequestState) else None
