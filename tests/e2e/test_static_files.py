@@ -74,7 +74,9 @@ def test_production_sign_in_and_consent_pages_are_styled(production_site, chromi
 
     site = production_site.base_url
     alice = production_site.account("alice")
-    url = production_site.data["authorization"]["url"]
+    # prompt=consent: the site's database is a copy of demo_site's, where earlier tests of this
+    # worker may have recorded alice's consent (the page would then be skipped).
+    url = production_site.data["authorization"]["url"] + "&prompt=consent"
     chromium.get(site + url[len(production_site.data["base_url"]) :])
     wait_for(chromium, lambda d: d.find_elements(By.ID, "id_password"))
     assert chromium.execute_script(STYLED_JS) == [SHEET_BACKGROUND, "16px"]
