@@ -21,6 +21,7 @@ The public API (stable; DRF classes are in ``oauth_server.resource.drf``):
   ``drf.ReadWriteScopes``, ``drf.BearerAPIException``
 """
 
+from .claims import AccessTokenClaims
 from .decorators import RequireScopesMixin, require_scopes
 from .errors import (
     BearerError,
@@ -33,7 +34,7 @@ from .errors import (
     error_response,
 )
 from .request import authenticate, check_scopes, get_bearer_token
-from .tokens import AccessTokenClaims, validate_access_token
+from .tokens import validate_access_token
 from .users import user_for_token
 
 __all__ = [
