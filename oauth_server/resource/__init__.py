@@ -14,6 +14,9 @@ The public API (stable; DRF classes are in ``oauth_server.resource.drf``):
   ``get_audience()``) for plain Django views; ``audience`` overrides the ``AUDIENCE`` setting
 - ``BearerError`` and its subclasses ``MissingToken``, ``InvalidRequest``, ``InvalidToken``,
   ``InsufficientScope``, ``ServiceUnavailable``; ``error_response(exc)``, ``challenge(...)``
+- ``schemes.ResourceProtector`` / ``schemes.TokenScheme`` / ``schemes.BearerScheme`` (the token-type
+  registry; ``schemes.protector`` is the kit's), ``transport.TokenTransport`` (where a token may be),
+  ``errors.ErrorFormat`` (how refusals are written)
 - ``user_for_token(claims)`` (needs ``oauth_server`` installed)
 - ``revocation.remember(jti, revoked=, exp=)``: a same-site API's revocation cache, told directly
 - ``drf.BearerTokenAuthentication`` (``audience``, ``get_audience()``, ``with_audience()``),
