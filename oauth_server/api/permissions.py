@@ -22,23 +22,54 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import SuspiciousOperation
 from django.utils.translation import gettext_lazy as _
-from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.oauth2_backends import get_oauthlib_core
-from oauth2_provider.www_authenticate import build_bearer_challenge
 from rest_framework import exceptions
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from .. import permissions
 from ..conf import settings
 from ..models import AccessToken
+from ..resource.errors import BearerError, ErrorFormat, InvalidToken
+from ..resource.schemes import ResourceProtector, TokenScheme
+from ..resource.transport import TokenTransport
 
 REALM = "oauth_server_admin"
 
 
-class AdminBearerAuthentication(OAuth2Authentication):
-    """``Authorization: Bearer <access token>``, checked in-process by DOT (checksum lookup).
+class AdminBearer(TokenScheme):
+    """Bearer tokens checked in-process by DOT (``verify_request``: checksum lookup, expiry, RFC 8707
+    resource, usable client), the database-backed scheme of the management API."""
+
+    name = "Bearer"
+
+    def validate(self, request: Any, token: str, **options: Any) -> tuple[Any, AccessToken]:
+        """``(user, token)``: DRF's pair; a machine token's user is anonymous."""
+        if not token:
+            raise InvalidToken()
+        try:
+            valid, oauthlib_request = get_oauthlib_core().verify_request(request, scopes=[])
+        except (ValueError, SuspiciousOperation):
+            valid, oauthlib_request = False, None
+        if not valid:
+            error = getattr(oauthlib_request, "oauth2_error", None)
+            # DOT's error may name no reason: the challenge then carries none either (the body does).
+            raise InvalidToken(error.get("error_description", "") if error else None)
+        return oauthlib_request.user or AnonymousUser(), oauthlib_request.access_token
+
+
+# Only the header (a query or body token is left to DOT's gate or ignored); whatever follows
+# "Bearer" goes to DOT, so a malformed credential is a 401 invalid_token, not a 400.
+ADMIN_PROTECTOR = ResourceProtector(
+    [AdminBearer()],
+    transport=TokenTransport(header="lenient", query="ignore", body="ignore"),
+    fmt=ErrorFormat(realm=REALM, separator=",", escape=True),
+)
+
+
+class AdminBearerAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <access token>``, read by the kit, checked by DOT (``AdminBearer``).
 
     Unlike DOT's class, only the header is read (never a body or query parameter), a presented but
     unusable token is a 401 ``invalid_token`` rather than a fall-through to the session, and the
@@ -48,31 +79,18 @@ class AdminBearerAuthentication(OAuth2Authentication):
     www_authenticate_realm = REALM
 
     def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
-        scheme, _sep, credentials = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return None
         django_request = request._request
-        error = {"error": "invalid_token", "error_description": "The access token is invalid."}
-        if not credentials.strip():
-            django_request.oauth2_error = error
-            raise exceptions.AuthenticationFailed(_("The access token is invalid."), code="invalid_token")
         try:
-            valid, oauthlib_request = get_oauthlib_core().verify_request(django_request, scopes=[])
-        except (ValueError, SuspiciousOperation):
-            valid, oauthlib_request = False, None
-        if not valid:
-            django_request.oauth2_error = getattr(oauthlib_request, "oauth2_error", None) or error
-            description = django_request.oauth2_error.get("error_description") or error["error_description"]
-            raise exceptions.AuthenticationFailed(description, code="invalid_token")
-        return oauthlib_request.user or AnonymousUser(), oauthlib_request.access_token
+            found = ADMIN_PROTECTOR.authenticate(django_request, optional=True)
+        except BearerError as error:
+            django_request.bearer_error = error
+            raise exceptions.AuthenticationFailed(
+                error.description or _("The access token is invalid."), code="invalid_token"
+            ) from error
+        return found
 
     def authenticate_header(self, request: Request) -> str:
-        return build_bearer_challenge(
-            request,
-            oauth2_error=getattr(request._request, "oauth2_error", None),
-            realm=self.www_authenticate_realm,
-            resource_metadata_url=None,
-        )
+        return ADMIN_PROTECTOR.challenge(getattr(request._request, "bearer_error", None))
 
 
 # Bearer first: its challenge is the WWW-Authenticate of a 401. DRF's SessionAuthentication enforces

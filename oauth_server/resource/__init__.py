@@ -14,6 +14,9 @@ The public API (stable; DRF classes are in ``oauth_server.resource.drf``):
   ``get_audience()``) for plain Django views; ``audience`` overrides the ``AUDIENCE`` setting
 - ``BearerError`` and its subclasses ``MissingToken``, ``InvalidRequest``, ``InvalidToken``,
   ``InsufficientScope``, ``ServiceUnavailable``; ``error_response(exc)``, ``challenge(...)``
+- ``schemes.ResourceProtector`` / ``schemes.TokenScheme`` / ``schemes.BearerScheme`` (the token-type
+  registry; ``schemes.protector`` is the kit's), ``transport.TokenTransport`` (where a token may be),
+  ``errors.ErrorFormat`` (how refusals are written)
 - ``user_for_token(claims)`` (needs ``oauth_server`` installed)
 - ``revocation.remember(jti, revoked=, exp=)``: a same-site API's revocation cache, told directly
 - ``drf.BearerTokenAuthentication`` (``audience``, ``get_audience()``, ``with_audience()``),
@@ -21,6 +24,7 @@ The public API (stable; DRF classes are in ``oauth_server.resource.drf``):
   ``drf.ReadWriteScopes``, ``drf.BearerAPIException``
 """
 
+from .claims import AccessTokenClaims
 from .decorators import RequireScopesMixin, require_scopes
 from .errors import (
     BearerError,
@@ -33,7 +37,7 @@ from .errors import (
     error_response,
 )
 from .request import authenticate, check_scopes, get_bearer_token
-from .tokens import AccessTokenClaims, validate_access_token
+from .tokens import validate_access_token
 from .users import user_for_token
 
 __all__ = [

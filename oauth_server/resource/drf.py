@@ -27,10 +27,11 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission, OperationHolderMixin
 
+from .claims import AccessTokenClaims
 from .conf import audience_set
-from .errors import BearerError, MissingToken, ServiceUnavailable, challenge
-from .request import check_scopes, get_bearer_token
-from .tokens import AccessTokenClaims, validate_access_token
+from .errors import BearerError, MissingToken, ServiceUnavailable
+from .request import check_scopes
+from .schemes import protector
 
 
 class BearerAPIException(exceptions.APIException):
@@ -114,16 +115,15 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request) -> tuple[TokenUser, AccessTokenClaims] | None:
         try:
-            token = get_bearer_token(request)
-            if token is None:
-                return None
-            claims = validate_access_token(token, audience=self.get_audience(request))
+            claims = protector.authenticate(request, optional=True, audience=self.get_audience(request))
         except BearerError as exc:
             raise BearerAPIException(exc) from exc
+        if claims is None:
+            return None
         return TokenUser(claims), claims
 
     def authenticate_header(self, request) -> str:
-        return challenge()
+        return protector.challenge()
 
 
 def _scope_tuple(scopes: Iterable[str] | str) -> tuple[str, ...]:

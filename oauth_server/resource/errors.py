@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
@@ -37,17 +39,66 @@ def _header_safe(value: str) -> str:
     return _UNSAFE.sub("", ascii_text)
 
 
+def _quoted_string(value: str) -> str:
+    """``value`` as an RFC 9110 quoted-string's content: escaped, no way out of the quotes, no CR/LF."""
+    return str(value).replace("\r", "").replace("\n", "").replace("\\", "\\\\").replace('"', '\\"')
+
+
+_DEFAULT_REALM = object()
+
+
+@dataclass(frozen=True)
+class ErrorFormat:
+    """How one protected endpoint writes its refusals: the challenge's realm and punctuation, and
+    whether a missing token's JSON body carries an ``error`` member.
+
+    The kit's default is its documented format (``realm`` from the ``REALM`` setting, ", " between
+    parameters, values reduced to the characters RFC 6750 3 allows). The provider's own endpoints
+    keep their historical output with other parameters (``escape``: RFC 9110 quoted-string escaping).
+    """
+
+    realm: str | None | object = _DEFAULT_REALM
+    separator: str = ", "
+    escape: bool = False
+    missing_token_error: str | None = "unauthorized"
+
+    def _value(self, value: str) -> str:
+        return _quoted_string(value) if self.escape else _header_safe(value)
+
+    def challenge(
+        self,
+        scheme: str = "Bearer",
+        error: str | None = None,
+        description: str | None = None,
+        scopes: Iterable[str] = (),
+        extra: Iterable[tuple[str, str]] = (),
+    ) -> str:
+        """A ``WWW-Authenticate`` value: ``scheme`` alone when there is no parameter to send."""
+        realm = settings.REALM if self.realm is _DEFAULT_REALM else self.realm
+        params = [f'realm="{self._value(realm)}"'] if realm else []
+        if error:
+            params.append(f'error="{error}"')
+            if description:
+                params.append(f'error_description="{self._value(description)}"')
+        scope = " ".join(scopes)
+        if scope:
+            params.append(f'scope="{self._value(scope)}"')
+        params.extend(f'{name}="{self._value(value)}"' for name, value in extra)
+        return scheme + (" " + self.separator.join(params) if params else "")
+
+
+DEFAULT_FORMAT = ErrorFormat()
+
+
 def challenge(error: str | None = None, description: str | None = None, scopes: Iterable[str] = ()) -> str:
-    """A ``WWW-Authenticate`` value for the Bearer scheme."""
-    params = [f'realm="{_header_safe(settings.REALM)}"']
-    if error:
-        params.append(f'error="{error}"')
-        if description:
-            params.append(f'error_description="{_header_safe(description)}"')
-    scope = " ".join(scopes)
-    if scope:
-        params.append(f'scope="{_header_safe(scope)}"')
-    return "Bearer " + ", ".join(params)
+    """A ``WWW-Authenticate`` value for the Bearer scheme, in the kit's format."""
+    return DEFAULT_FORMAT.challenge("Bearer", error, description, scopes)
+
+
+class Challenger(Protocol):
+    """What an error needs of the scheme that refused it (``schemes.TokenScheme`` is one)."""
+
+    def challenge(self, error: BearerError | None, fmt: ErrorFormat) -> str: ...
 
 
 class BearerError(Exception):
@@ -56,6 +107,8 @@ class BearerError(Exception):
     status_code = 401
     error: str | None = None
     default_description = ""
+    #: The scheme that refused the request (set by ``ResourceProtector``); None: Bearer.
+    scheme: Challenger | None = None
 
     def __init__(self, description: str | None = None, *, scopes: Iterable[str] = ()):
         self.description = str(description if description is not None else self.default_description)
@@ -71,14 +124,22 @@ class BearerError(Exception):
         """The JSON body's ``error`` (the challenge carries none for a missing token)."""
         return self.error or "unauthorized"
 
-    def www_authenticate(self) -> str | None:
-        return challenge(self.error, self.description, self.scopes)
+    def www_authenticate(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> str | None:
+        """The challenge, written by the scheme that refused the request (Bearer by default)."""
+        if self.scheme is not None:
+            return self.scheme.challenge(self, fmt)
+        return fmt.challenge("Bearer", self.error, self.description, self.scopes)
 
-    def body(self) -> dict[str, str]:
-        return {"error": self.error_code, "error_description": self.description}
+    def body(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> dict[str, str]:
+        error = self.error or fmt.missing_token_error
+        return (
+            {"error": error, "error_description": self.description}
+            if error
+            else {"error_description": self.description}
+        )
 
-    def headers(self) -> dict[str, str]:
-        value = self.www_authenticate()
+    def headers(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> dict[str, str]:
+        value = self.www_authenticate(fmt)
         headers = {"Cache-Control": "no-store"}
         if value:
             headers["WWW-Authenticate"] = value
@@ -91,8 +152,10 @@ class MissingToken(BearerError):
     status_code = 401
     default_description = _("An access token is required: send it as 'Authorization: Bearer <token>'.")
 
-    def www_authenticate(self) -> str:
-        return challenge()
+    def www_authenticate(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> str:
+        if self.scheme is not None:
+            return self.scheme.challenge(None, fmt)
+        return fmt.challenge("Bearer")
 
 
 class InvalidRequest(BearerError):
@@ -134,16 +197,16 @@ class ServiceUnavailable(BearerError):
     default_description = _("The access token cannot be checked at the moment; retry later.")
     retry_after = 10
 
-    def www_authenticate(self) -> None:
+    def www_authenticate(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> None:
         return None
 
-    def headers(self) -> dict[str, str]:
-        return {**super().headers(), "Retry-After": str(self.retry_after)}
+    def headers(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> dict[str, str]:
+        return {**super().headers(fmt), "Retry-After": str(self.retry_after)}
 
 
-def error_response(exc: BearerError) -> JsonResponse:
+def error_response(exc: BearerError, fmt: ErrorFormat = DEFAULT_FORMAT) -> JsonResponse:
     """The JSON response (status, challenge, no-store) for a plain Django view."""
-    response = JsonResponse(exc.body(), status=exc.status_code)
-    for name, value in exc.headers().items():
+    response = JsonResponse(exc.body(fmt), status=exc.status_code)
+    for name, value in exc.headers(fmt).items():
         response[name] = value
     return response

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
+from .claims import AccessTokenClaims
 from .conf import SETTINGS_NAME, settings
-
-if TYPE_CHECKING:
-    from .tokens import AccessTokenClaims
 
 CACHE_PREFIX = "oauth_resource:revoked"
 

@@ -17,8 +17,7 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +26,7 @@ from jwcrypto import jws
 from jwcrypto.common import JWException
 
 from . import introspection, jwks, revocation
+from .claims import AccessTokenClaims
 from .conf import settings
 from .errors import InvalidToken, ServiceUnavailable
 
@@ -34,46 +34,6 @@ from .errors import InvalidToken, ServiceUnavailable
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Far above any token we issue; refuses megabyte "tokens" before any parsing.
 MAX_TOKEN_LENGTH = 8192
-
-
-@dataclass(frozen=True, eq=False)
-class AccessTokenClaims(Mapping):
-    """A validated access token: the fields an API needs, and every claim by ``claims["name"]``.
-
-    ``source`` is ``"jwt"`` (validated offline) or ``"introspection"`` (the authorization server's
-    answer for an opaque token).
-    """
-
-    sub: str
-    client_id: str
-    scopes: frozenset[str]
-    aud: tuple[str, ...]
-    exp: int
-    iss: str
-    jti: str | None
-    claims: Mapping[str, Any]
-    source: str = "jwt"
-
-    def __getitem__(self, name: str) -> Any:
-        return self.claims[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.claims)
-
-    def __len__(self) -> int:
-        return len(self.claims)
-
-    def __repr__(self) -> str:
-        return (
-            f"AccessTokenClaims(sub={self.sub!r}, client_id={self.client_id!r}, scopes={sorted(self.scopes)})"
-        )
-
-    def has_scopes(self, *scopes: str) -> bool:
-        """True when every one of ``scopes`` was granted."""
-        return set(scopes) <= self.scopes
-
-    def has_any_scope(self, *scopes: str) -> bool:
-        return bool(set(scopes) & self.scopes)
 
 
 # --- helpers --------------------------------------------------------------------------------------------

@@ -19,13 +19,12 @@ scopes release, the site's USERINFO hook), so they match the ID token's.
 from __future__ import annotations
 
 import json
-import re
+from typing import Any
 
-from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
-from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
@@ -33,96 +32,59 @@ from oauthlib.common import Request as OAuthlibRequest
 
 from ..claims import loaded_subject, subject_for
 from ..models import AccessToken
+from ..resource.errors import BearerError, ErrorFormat, InsufficientScope, InvalidToken
+from ..resource.schemes import ResourceProtector, TokenScheme
+from ..resource.transport import TokenTransport
 from ..tokens import token_checksum
 from .introspection import no_store
 
-# RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-B64TOKEN_RE = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-
-class BearerError(Exception):
-    """An RFC 6750 3 error: the status, the challenge's error code and description."""
-
-    def __init__(self, status: int, error: str | None = None, description: str = "", scope: str = ""):
-        super().__init__(description)
-        self.status = status
-        self.error = error
-        self.description = str(description)
-        self.scope = scope
-
-
-def _quote(value: str) -> str:
-    """An RFC 9110 quoted-string: no way out of the quotes, no header injection."""
-    return value.replace("\r", "").replace("\n", "").replace("\\", "\\\\").replace('"', '\\"')
-
-
-def bearer_error_response(error: BearerError) -> HttpResponse:
-    params = []
-    body: dict[str, str] = {}
-    if error.error:  # RFC 6750 3.1: a request without any token gets a bare challenge
-        params.append(f'error="{error.error}"')
-        params.append(f'error_description="{_quote(error.description)}"')
-        body["error"] = error.error
-    body["error_description"] = error.description
-    if error.scope:
-        params.append(f'scope="{error.scope}"')
-    response = HttpResponse(json.dumps(body), status=error.status, content_type="application/json")
-    response["WWW-Authenticate"] = "Bearer" + (" " + ", ".join(params) if params else "")
-    return no_store(response)
-
-
-def _invalid_request(description: str) -> BearerError:
-    return BearerError(400, "invalid_request", description)
-
-
-def bearer_token(request: HttpRequest) -> str:
-    """The one access token of the request, from the header or a form-encoded body."""
-    if "access_token" in request.GET:
-        raise _invalid_request(_("Access tokens are not accepted in the URL query; send them in a header."))
-    found: list[str] = []
-    scheme, _sep, credentials = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-    if scheme.lower() == "bearer":
-        credentials = credentials.strip()
-        if not B64TOKEN_RE.match(credentials):
-            raise _invalid_request(_("The Authorization header is not a valid Bearer credential."))
-        found.append(credentials)
-    if request.method == "POST":
-        try:
-            values = request.POST.getlist("access_token")
-        except (MultiPartParserError, RequestDataTooBig, TooManyFieldsSent, SuspiciousOperation, BadRequest):
-            raise _invalid_request(_("The request body could not be read.")) from None
-        if values and request.content_type != FORM_CONTENT_TYPE:
-            raise _invalid_request(_("An access token in the body must be sent form-encoded (RFC 6750 2.2)."))
-        found.extend(values)
-    if len(found) > 1:
-        raise _invalid_request(_("Send the access token once, by one method only."))
-    if not found or not found[0]:
-        raise BearerError(401, description=_("This endpoint requires an access token."))
-    return found[0]
+# RFC 6750 2.1 and 2.2 (header or form body), never the query string; checked before anything else.
+TRANSPORT = TokenTransport(
+    header="strict",
+    query="refuse",
+    query_first=True,
+    body="accept",
+    malformed_header=gettext_lazy("The Authorization header is not a valid Bearer credential."),
+    in_query=gettext_lazy("Access tokens are not accepted in the URL query; send them in a header."),
+    more_than_one=gettext_lazy("Send the access token once, by one method only."),
+    body_not_form=gettext_lazy("An access token in the body must be sent form-encoded (RFC 6750 2.2)."),
+    unreadable_body=gettext_lazy("The request body could not be read."),
+    missing=gettext_lazy("This endpoint requires an access token."),
+)
+# No realm, a bare "Bearer" for a missing token (whose body has no error member), quoted-string escaping.
+FORMAT = ErrorFormat(realm=None, escape=True, missing_token_error=None)
 
 
 def load_access_token(value: str) -> AccessToken:
+    """The usable database row of ``value`` for UserInfo, or the RFC 6750 refusal."""
     token = (
         AccessToken.objects.select_related("application", "user", "user__oauth_subject")
         .filter(token_checksum=token_checksum(value))
         .first()
     )
     if token is None:
-        raise BearerError(401, "invalid_token", _("The access token is invalid."))
+        raise InvalidToken(_("The access token is invalid."))
     if token.is_expired():
-        raise BearerError(401, "invalid_token", _("The access token has expired."))
+        raise InvalidToken(_("The access token has expired."))
     if not token.is_valid():  # disabled client or inactive user: say no more than "invalid"
-        raise BearerError(401, "invalid_token", _("The access token is invalid."))
+        raise InvalidToken(_("The access token is invalid."))
     if token.user is None:
-        raise BearerError(
-            403, "insufficient_scope", _("The access token was not issued for an end-user."), scope="openid"
-        )
+        raise InsufficientScope(_("The access token was not issued for an end-user."), scopes=["openid"])
     if "openid" not in token.scope.split():
-        raise BearerError(
-            403, "insufficient_scope", _("The access token does not carry the openid scope."), scope="openid"
-        )
+        raise InsufficientScope(_("The access token does not carry the openid scope."), scopes=["openid"])
     return token
+
+
+class UserInfoBearer(TokenScheme):
+    """Bearer tokens checked against the provider's table (any format: JWT or opaque)."""
+
+    name = "Bearer"
+
+    def validate(self, request: Any, token: str, **options: Any) -> AccessToken:
+        return load_access_token(token)
+
+
+PROTECTOR = ResourceProtector([UserInfoBearer()], transport=TRANSPORT, fmt=FORMAT)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -148,9 +110,9 @@ class UserInfoView(dot_views.UserInfoView):
 
     def _create_userinfo_response(self, request: HttpRequest) -> HttpResponse:
         try:
-            token = load_access_token(bearer_token(request))
+            token = PROTECTOR.authenticate(request)
         except BearerError as error:
-            return bearer_error_response(error)
+            return no_store(PROTECTOR.error_response(error))
         claims = self.get_claims(request, token)
         return no_store(HttpResponse(json.dumps(claims), content_type="application/json"))
 
