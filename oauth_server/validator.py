@@ -41,7 +41,7 @@ class OAuthServerValidator(OAuth2Validator):
 
     def _authenticate_basic_auth(self, request) -> bool:
         """DOT lets base64's ValueError (a non-ASCII ``Authorization: Basic`` value) escape as a 500;
-        undecodable credentials are a failed authentication (tests/test_fuzz.py)."""
+        undecodable credentials are a failed authentication (tests/fuzz/test_fuzz_token.py)."""
         try:
             return super()._authenticate_basic_auth(request)
         except ValueError:

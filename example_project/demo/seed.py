@@ -6,8 +6,6 @@ the documented curl commands work on every run. Demo only: never use these value
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ from oauth_server.conf import settings as oauth_settings
 from oauth_server.models import Client, GrantType, Scope
 
 from .models import File
+from .rp import pkce_pair
 from .site import DEFAULT_BASE_URL, FILES_API_PATH, REPORTS_API_PATH
 
 DEMO_PASSWORD = "demo-password-123"
@@ -285,13 +284,6 @@ def seed(base_url: str = DEFAULT_BASE_URL) -> None:
 
 
 # --- what seed_demo prints -------------------------------------------------------------------------
-def pkce_pair() -> tuple[str, str]:
-    """A fresh (code_verifier, S256 code_challenge) pair (RFC 7636 4.1, 4.2)."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
 def endpoints(base_url: str) -> dict[str, str]:
     names = {
         "issuer": None,

@@ -302,7 +302,7 @@ class AuthorizationView(DOTAuthorizationView):
         if client is None:
             return self.form_invalid(form)
         # The hidden redirect_uri can be tampered with too: DOT sends a denial to it unchecked,
-        # which would be an open redirect (tests/test_fuzz.py).
+        # which would be an open redirect (tests/fuzz/test_fuzz_authorization.py).
         if not client.redirect_uri_allowed(form.cleaned_data.get("redirect_uri") or ""):
             return self.form_invalid(form)
         # The hidden resource field can be tampered with: it may only name the client's audiences.
