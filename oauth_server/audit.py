@@ -368,7 +368,7 @@ def token_issued(token: Mapping[str, Any], request: Any) -> None:
         "expires_in": token.get("expires_in"),
         "refresh_token_issued": "refresh_token" in token,
         "id_token_issued": "id_token" in token,
-        "token_format": "jwt" if meta is not None and meta.jti else "opaque",
+        "token_format": meta.format if meta is not None else "opaque",
     }
     if meta is not None and meta.jti:
         details["jti"] = meta.jti

@@ -32,6 +32,7 @@ class AccessTokenMeta:
     jti: str
     audience: list[str]
     exp: int | None = None  # the JWT's exp (None for an opaque token): the row's expiry matches it
+    format: str = "jwt"  # "jwt" or "opaque" (an opaque token has a jti too: the row's identifier)
 
 
 @dataclass(eq=False, repr=False)

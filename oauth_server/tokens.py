@@ -169,6 +169,7 @@ def access_token_generator(request) -> str:
     jti = secrets.token_urlsafe(18)
     meta = state_of(request).token_meta = AccessTokenMeta(jti=jti, audience=audience)
     if token_format(request.client) == "opaque":
+        meta.format = "opaque"
         return secrets.token_urlsafe(32)
     key = signing_key(request)
     payload = access_token_claims(request, jti=jti, audience=audience)

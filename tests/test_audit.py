@@ -213,8 +213,24 @@ def test_client_credentials_token(machine, commit):
         "client_credentials",
     )
     assert event.details["scopes"] == ["reports:read"] and event.details["refresh_token_issued"] is False
+    assert event.details["token_format"] == "jwt"
     assert_from_browser(event)
     assert_no_secret_in_trail(machine.raw_secret, response.json()["access_token"])
+
+
+def test_an_opaque_token_is_audited_as_opaque(machine, commit):
+    """An opaque token has a jti too (the row's identifier): the format is what was issued."""
+    machine.access_token_format = "opaque"
+    machine.save()
+    with commit():
+        response = token_request(
+            BrowserClient(),
+            {"grant_type": "client_credentials", "scope": "reports:read"},
+            client=machine,
+            secret=machine.raw_secret,
+        )
+    assert response.status_code == 200
+    assert only(Event.TOKEN_ISSUED).details["token_format"] == "opaque"
 
 
 def _tokens(browser, client):
