@@ -42,6 +42,7 @@ from django.core.signals import request_finished, request_started
 from django.db import router, transaction
 from django.http import HttpRequest
 
+from . import signals
 from .conf import settings
 from .models import AuditEvent
 from .network import client_address
@@ -275,8 +276,6 @@ def as_dict(instance: AuditEvent) -> dict[str, Any]:
 
 
 def _emit(instance: AuditEvent) -> None:
-    from . import signals
-
     # logging itself never raises into the caller (a failing handler reports to stderr).
     logger.log(
         logging.WARNING if instance.outcome == FAILURE else logging.INFO,

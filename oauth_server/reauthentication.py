@@ -4,7 +4,7 @@ OIDC Core 3.1.2.1 asks for a fresh sign-in before answering such a request. Logg
 at once would let any site sign users out with a top-level link, so the session is kept and the
 login page's ``next`` carries a marker instead: the request without ``prompt=login``/``max_age``
 plus ``REAUTH_PARAM``, a signed (salted) "a sign-in other than sign-in S, at or after time T".
-Every sign-in stores a random id in the session (``signals.remember_auth_time``), so only a
+Every sign-in stores a random id in the session (``receivers.remember_auth_time``), so only a
 sign-in made after the request satisfies the marker; the old session, a tampered marker or one
 issued for an older time does not. Stripping the marker leaves a request without ``prompt=login``,
 which the client detects by ``auth_time`` like any other stale answer.
@@ -18,7 +18,7 @@ import time
 from django.core import signing
 from django.http import HttpRequest
 
-from .signals import SESSION_AUTH_TIME_KEY, SESSION_SIGN_IN_KEY
+from .session_keys import SESSION_AUTH_TIME_KEY, SESSION_SIGN_IN_KEY
 
 #: the query parameter of the authorization request that carries the marker
 REAUTH_PARAM = "oauth_server_reauth"

@@ -33,7 +33,7 @@ from ..claims import subject_for
 from ..conf import settings
 from ..models import Client, Scope
 from ..parameters import parse_max_age
-from ..signals import SESSION_AUTH_TIME_KEY
+from ..session_keys import SESSION_AUTH_TIME_KEY
 from ..tokens import InvalidTargetError
 
 
@@ -271,7 +271,7 @@ class AuthorizationView(DOTAuthorizationView):
         """prompt=login or a session older than max_age: ask for a fresh sign-in.
 
         The session is kept (a link from any site must not sign the user out); the old one stays
-        until a new sign-in succeeds, which replaces it (signals.remember_auth_time). The login page
+        until a new sign-in succeeds, which replaces it (receivers.remember_auth_time). The login page
         returns to this request without prompt=login and max_age but with a marker only a sign-in
         made from now on satisfies (reauthentication.py), so max_age=0 cannot loop and the old
         session cannot skip the login page.

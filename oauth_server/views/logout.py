@@ -209,7 +209,7 @@ class RPInitiatedLogoutView(dot_views.RPInitiatedLogoutView):
             and oauth2_settings.OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS
         ):
             revoked = revoke_tokens(user, application)
-        # For the audit trail's logout event (signals.audit_logout, on Django's user_logged_out).
+        # For the audit trail's logout event (receivers.audit_logout, on Django's user_logged_out).
         self.request.oauth_server_logout = {"client": application, "tokens_revoked": revoked}
         logout(self.request)
         if post_logout_redirect_uri:
