@@ -8,7 +8,6 @@ It never carries the client secret: the secret is generated server-side and only
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -16,6 +15,13 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .models import Client, GrantType
+from .validators import (
+    ORIGINS_PUBLIC_ONLY_MESSAGE,
+    RESOURCE_URI_MESSAGE,
+    clean_origins,
+    invalid_resource_uris,
+    may_list_origins,
+)
 
 
 class URIListField(forms.CharField):
@@ -42,7 +48,7 @@ class OriginListField(URIListField):
     browsers never send one and DOT's validation would refuse it as a path."""
 
     def to_python(self, value: Any) -> str:
-        return " ".join(dict.fromkeys(origin.rstrip("/") for origin in super().to_python(value).split()))
+        return " ".join(clean_origins(super().to_python(value).split()))
 
 
 class ResourceURIListField(forms.CharField):
@@ -65,13 +71,10 @@ class ResourceURIListField(forms.CharField):
 
     def validate(self, value: list[str]) -> None:
         super().validate(value)
-        bad = [uri for uri in value if not _is_resource_uri(uri)]
+        bad = invalid_resource_uris(value)
         if bad:
             raise ValidationError(
-                _(
-                    "%(uris)s: use absolute URIs (e.g. https://api.example.com), "
-                    "without fragments or wildcards."
-                ),
+                RESOURCE_URI_MESSAGE,
                 code="invalid_uri",
                 params={"uris": ", ".join(bad)},
             )
@@ -82,17 +85,6 @@ def https_url_formfield(db_field: models.Field, **kwargs: Any) -> forms.Field | 
     if isinstance(db_field, models.URLField):
         kwargs.setdefault("assume_scheme", "https")
     return db_field.formfield(**kwargs)
-
-
-def _is_resource_uri(uri: str) -> bool:
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return False
-    if not parts.scheme or "#" in uri or "*" in uri:
-        return False
-    # Hierarchical URIs need a host (https://api), others a body (urn:example:api).
-    return bool(parts.netloc) if parts.scheme in ("http", "https") else bool(parts.path or parts.netloc)
 
 
 class ClientAdminForm(forms.ModelForm):
@@ -193,12 +185,8 @@ class ClientAdminForm(forms.ModelForm):
         elif client_type == Client.CLIENT_PUBLIC and self.instance.client_secret:
             self.instance.client_secret = ""
             self.new_secret = None
-        if client_type == Client.CLIENT_CONFIDENTIAL and cleaned.get("allowed_origins"):
-            # oauth_server.cors honours public clients' origins only: a secret must not be in a browser.
-            self.add_error(
-                "allowed_origins",
-                _("Only public clients may list origins: a browser application cannot keep a secret."),
-            )
+        if client_type and not may_list_origins(client_type) and cleaned.get("allowed_origins"):
+            self.add_error("allowed_origins", ORIGINS_PUBLIC_ONLY_MESSAGE)
         return cleaned
 
     def _update_errors(self, errors: ValidationError) -> None:

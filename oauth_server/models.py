@@ -28,6 +28,7 @@ from oauth2_provider.models import (
 
 from . import grants, hashers
 from .conf import settings
+from .validators import EXACT_URI_MESSAGE, RESOURCE_URI_MESSAGE, invalid_resource_uris, is_exact_uri
 
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
@@ -303,9 +304,21 @@ class Client(AbstractApplication):
         if rules:
             errors.setdefault("grant_types", []).extend(rules)
         for uri in self.redirect_uri_list + _split(self.post_logout_redirect_uris):
-            if "*" in uri or "#" in uri:
+            if not is_exact_uri(uri):
                 field = "redirect_uris" if uri in self.redirect_uri_list else "post_logout_redirect_uris"
-                errors.setdefault(field, []).append(_("%s: wildcards and fragments are not allowed.") % uri)
+                errors.setdefault(field, []).append(EXACT_URI_MESSAGE % uri)
+        # RFC 8707 2 (the admin form, the management API and create_oauth_client refuse them first).
+        for field in ("audiences", "resource_identifiers"):
+            value = getattr(self, field)
+            bad = invalid_resource_uris(
+                value if isinstance(value, list | tuple) else [value] if value else []
+            )
+            if bad:
+                errors.setdefault(field, []).append(
+                    ValidationError(
+                        RESOURCE_URI_MESSAGE, code="invalid_uri", params={"uris": ", ".join(map(str, bad))}
+                    )
+                )
         if self.client_type == self.CLIENT_CONFIDENTIAL and not self.client_secret:
             errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
         if errors:

@@ -311,6 +311,16 @@ CALLBACK = ["--redirect-uri", "https://app.example.com/callback"]
             [*WEB, *CALLBACK, "--audience", "https://api.example.com/#x"], "RFC 8707", id="audience-fragment"
         ),
         pytest.param(
+            [*WEB, *CALLBACK, "--audience", "https://*.example.com"],
+            "--audience: 'https://*.example.com' is not an absolute URI",
+            id="audience-wildcard",
+        ),
+        pytest.param(
+            [*WEB, *CALLBACK, "--resource-identifier", "https:"],
+            "--resource-identifier: 'https:' is not an absolute URI",
+            id="resource-identifier-without-host",
+        ),
+        pytest.param(
             [*WEB, *CALLBACK, "--post-logout-redirect-uri", "javascript:alert(1)"],
             "--post-logout-redirect-uri",
             id="bad-post-logout",

@@ -94,6 +94,23 @@ def test_post_logout_redirect_uri_with_wildcard_is_refused(db):
     assert "post_logout_redirect_uris" in errors_of(client)
 
 
+@pytest.mark.parametrize("field", ["audiences", "resource_identifiers"])
+@pytest.mark.parametrize(
+    "uri", ["api.example.com", "https://api.example.com/#x", "https://*.example.com", "https:"]
+)
+def test_audience_that_is_not_a_resource_uri_is_refused(db, field, uri):
+    # RFC 8707 2: the same rule as the admin form, the management API and create_oauth_client.
+    messages = errors_of(make_client(**{field: ["https://api.example.com", uri]}))
+    assert messages[field] == [
+        f"{uri}: use absolute URIs (e.g. https://api.example.com), without fragments or wildcards."
+    ]
+
+
+@pytest.mark.parametrize("field", ["audiences", "resource_identifiers"])
+def test_resource_uris_pass(db, field):
+    make_client(**{field: ["https://api.example.com/v1?x=1", "urn:example:api"]}).full_clean()
+
+
 @pytest.mark.parametrize("uri", ["javascript:alert(1)", "data:text/html,x", "ftp://client.example.com/cb"])
 def test_redirect_uri_with_a_disallowed_scheme_is_refused(db, uri):
     assert "redirect_uris" in errors_of(make_client(redirect_uris=uri))

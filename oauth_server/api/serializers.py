@@ -23,8 +23,8 @@ from rest_framework.validators import UniqueValidator
 
 from .. import signals
 from ..conf import settings
-from ..forms import _is_resource_uri
 from ..models import Client, Consent, GrantType, Scope, validate_scope_token
+from ..validators import RESOURCE_URI_MESSAGE, has_whitespace, invalid_resource_uris
 
 MAX_URIS = 50
 MAX_SCOPES = 500
@@ -83,7 +83,7 @@ class URIListField(BoundedListField):
 
     def to_internal_value(self, data: Any) -> list[str]:
         values = super().to_internal_value(data)
-        bad = [uri for uri in values if uri != uri.strip() or any(c.isspace() for c in uri)]
+        bad = [uri for uri in values if has_whitespace(uri)]
         if bad:
             raise serializers.ValidationError(_("A URI cannot contain whitespace."))
         return values
@@ -103,15 +103,9 @@ class ResourceURIListField(BoundedListField):
 
     def to_internal_value(self, data: Any) -> list[str]:
         values = super().to_internal_value(data)
-        bad = [uri for uri in values if any(c.isspace() for c in uri) or not _is_resource_uri(uri)]
+        bad = invalid_resource_uris(values)
         if bad:
-            raise serializers.ValidationError(
-                _(
-                    "%(uris)s: use absolute URIs (e.g. https://api.example.com), "
-                    "without fragments or wildcards."
-                )
-                % {"uris": ", ".join(bad[:5])}
-            )
+            raise serializers.ValidationError(RESOURCE_URI_MESSAGE % {"uris": ", ".join(bad[:5])})
         return values
 
 

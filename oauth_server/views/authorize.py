@@ -35,6 +35,7 @@ from ..models import Client, Scope
 from ..parameters import parse_max_age
 from ..session_keys import SESSION_AUTH_TIME_KEY
 from ..tokens import InvalidTargetError
+from ..validators import is_web_url
 
 
 def _prompt(request: HttpRequest) -> set[str]:
@@ -68,7 +69,7 @@ def consent_page_context(request: HttpRequest, application: Client, redirect_uri
         "client_links": {
             field: url
             for field in ("logo_uri", "client_uri", "policy_uri", "tos_uri")
-            if (url := getattr(application, field, "")) and urlsplit(url).scheme in ("https", "http")
+            if (url := getattr(application, field, "")) and is_web_url(url)
         },
     }
 

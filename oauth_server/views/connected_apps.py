@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -35,6 +34,7 @@ from .. import audit
 from .. import consent as consent_api
 from ..conf import settings
 from ..models import AccessToken, Client, Consent, RefreshToken, Scope
+from ..validators import is_web_url
 from .authorize import no_frames
 
 
@@ -60,7 +60,7 @@ def _safe_links(client: Client) -> dict[str, str]:
     return {
         name: url
         for name in ("logo_uri", "client_uri")
-        if (url := getattr(client, name, "")) and urlsplit(url).scheme in ("https", "http")
+        if (url := getattr(client, name, "")) and is_web_url(url)
     }
 
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
-from oauth2_provider.validators import AllowedURIValidator
 
 from oauth_server.conf import settings
 from oauth_server.models import Client, GrantType, Scope
+from oauth_server.validators import (
+    clean_origins,
+    is_resource_uri,
+    may_list_origins,
+    post_logout_uri_validator,
+)
 
 # RFC 6749 appendix A.1: client_id = *VSCHAR. We also refuse the space, which would split the id in
 # space-separated lists and logs.
@@ -58,12 +62,10 @@ def _unique(values: list[str] | None) -> list[str]:
 
 
 def _check_resource_uris(option: str, values: list[str]) -> list[str]:
-    """RFC 8707 2: a resource is an absolute URI without a fragment (and, stored space-separated,
-    without whitespace)."""
+    """RFC 8707 2: a resource is an absolute URI without a fragment (``validators.is_resource_uri``)."""
     problems = []
     for value in values:
-        parts = urlsplit(value)
-        if not parts.scheme or parts.fragment or "#" in value or any(c.isspace() for c in value):
+        if not is_resource_uri(value):
             problems.append(f"{option}: {value!r} is not an absolute URI without a fragment (RFC 8707).")
     return problems
 
@@ -204,8 +206,8 @@ class Command(BaseCommand):
         post_logout = _unique(options["post_logout_redirect_uris"])
         problems += self._check_post_logout_uris(post_logout)
         problems += _check_scope_lists(_unique(options["scopes"]))
-        allowed_origins = _unique([origin.strip().rstrip("/") for origin in options["allowed_origins"]])
-        if allowed_origins and options["client_type"] != Client.CLIENT_PUBLIC:
+        allowed_origins = clean_origins(options["allowed_origins"] or [])
+        if allowed_origins and not may_list_origins(options["client_type"]):
             problems.append("--allowed-origin: only public clients may list origins (CORS).")
         owner, owner_problems = self._owner(options["owner"], _unique(options["scopes"]))
         problems += owner_problems
@@ -268,12 +270,7 @@ class Command(BaseCommand):
 
     def _check_post_logout_uris(self, uris: list[str]) -> list[str]:
         """Same scheme rules as redirect URIs: a post-logout redirect is a redirect too."""
-        validator = AllowedURIValidator(
-            set(Client().get_allowed_schemes()),
-            name="post logout redirect uri",
-            allow_path=True,
-            allow_query=True,
-        )
+        validator = post_logout_uri_validator(Client().get_allowed_schemes())
         problems = []
         for uri in uris:
             try:
