@@ -77,3 +77,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("once"):
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request with Accept-Language leaves its language active in the thread: each test starts
+    in the site's default language, whatever ran before it on this worker."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
