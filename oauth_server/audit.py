@@ -28,23 +28,21 @@ events about another user name them as ``details["actor"]``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import functools
 import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import unquote_plus
 
 from django.core.signals import request_finished, request_started
 from django.db import router, transaction
 from django.http import HttpRequest
 
 from . import signals
+from .client_auth import credentials_of
 from .conf import settings
-from .models import AuditEvent
+from .models import AuditEvent, Client, plausible_client_id
 from .network import client_address
 from .request_state import state_of
 
@@ -294,26 +292,6 @@ def _emit(instance: AuditEvent) -> None:
 
 
 # --- helpers for the validator ------------------------------------------------------------------
-def attempted_client_id(request: Any, basic_auth: str | None) -> str:
-    """The client_id a failed client authentication claimed (never the secret)."""
-    if basic_auth:
-        try:
-            decoded = base64.b64decode(basic_auth).decode("utf-8", "replace")
-        except (TypeError, ValueError, binascii.Error):
-            return ""
-        return unquote_plus(decoded.split(":", 1)[0]) if ":" in decoded else ""
-    value = getattr(request, "client_id", None)
-    return value if isinstance(value, str) else ""
-
-
-def auth_method(request: Any, basic_auth: str | None) -> str:
-    if basic_auth:
-        return "client_secret_basic"
-    if getattr(request, "client_secret", None):
-        return "client_secret_post"
-    return "none"
-
-
 def endpoint(request: Any) -> str:
     """The path of an oauthlib request (token, revoke, introspect), for the event's details."""
     from urllib.parse import urlsplit
@@ -322,21 +300,21 @@ def endpoint(request: Any) -> str:
     return urlsplit(uri).path if isinstance(uri, str) else ""
 
 
-def client_auth_failed(request: Any, basic_auth: str | None, reason: str | None = None) -> None:
+def client_auth_failed(request: Any, reason: str | None = None) -> None:
     """``client_auth_failed`` for an oauthlib request (token, revocation, introspection endpoints).
 
-    DOT forgets the client it loaded when its fallback to body credentials fails, so the claimed
-    client is looked up again (error path only): ``reason`` is then ``invalid_secret``,
-    ``client_disabled`` or ``unknown_client`` unless the caller knows better.
+    The claimed client and the method come from the request's parsed credentials
+    (``client_auth.credentials_of``), never from the Authorization header again. DOT forgets a
+    client it could not authenticate, so the claimed one is looked up again (error path only):
+    ``reason`` is then ``invalid_secret``, ``client_disabled`` or ``unknown_client`` unless the
+    caller knows better.
     """
-    from .models import Client
-
-    claimed = attempted_client_id(request, basic_auth)
+    credentials = credentials_of(request)
+    claimed = credentials.client_id
     client = getattr(request, "client", None)
     if client is None or client.client_id != claimed:
         # No lookup for a NUL byte: PostgreSQL refuses it (and its client_id cannot exist).
-        ok = claimed and "\x00" not in claimed and len(claimed) <= 100
-        client = Client.objects.filter(client_id=claimed).first() if ok else None
+        client = Client.objects.filter(client_id=claimed).first() if plausible_client_id(claimed) else None
     if reason is None:
         if client is None:
             reason = "unknown_client"
@@ -349,7 +327,7 @@ def client_auth_failed(request: Any, basic_auth: str | None, reason: str | None 
         outcome=FAILURE,
         client_id=claimed,
         reason=reason,
-        method=auth_method(request, basic_auth),
+        method=credentials.method,
         endpoint=endpoint(request),
         grant_type=getattr(request, "grant_type", None),
     )

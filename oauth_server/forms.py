@@ -14,6 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from . import client_auth
 from .models import Client, GrantType
 from .validators import (
     ORIGINS_PUBLIC_ONLY_MESSAGE,
@@ -122,6 +123,16 @@ class ClientAdminForm(forms.ModelForm):
             "application that calls the token, revocation and UserInfo endpoints itself."
         ),
     )
+    token_endpoint_auth_method = forms.ChoiceField(
+        label=_("client authentication method"),
+        required=False,
+        choices=lambda: [("", _("The usual one for the client type")), *client_auth.registry.choices()],
+        help_text=_(
+            "How the client proves who it is at the token endpoint (RFC 7591). Empty: a secret for "
+            "confidential clients, none for public ones. client_secret_basic and client_secret_post "
+            "accept each other."
+        ),
+    )
     audiences = ResourceURIListField(
         label=_("audiences"),
         required=False,
@@ -156,6 +167,7 @@ class ClientAdminForm(forms.ModelForm):
             "access_token_lifetime",
             "refresh_token_lifetime",
             "access_token_format",
+            "token_endpoint_auth_method",
             "audiences",
             "resource_identifiers",
             "logo_uri",
@@ -185,6 +197,13 @@ class ClientAdminForm(forms.ModelForm):
         elif client_type == Client.CLIENT_PUBLIC and self.instance.client_secret:
             self.instance.client_secret = ""
             self.new_secret = None
+        method_chosen = cleaned.get("token_endpoint_auth_method") and (
+            "token_endpoint_auth_method" in self.changed_data
+        )
+        if "client_type" in self.changed_data and not method_chosen:
+            # Like the secret, the method follows a change of type unless chosen in the same edit.
+            cleaned["token_endpoint_auth_method"] = ""
+            self.instance.token_endpoint_auth_method = ""
         if client_type and not may_list_origins(client_type) and cleaned.get("allowed_origins"):
             self.add_error("allowed_origins", ORIGINS_PUBLIC_ONLY_MESSAGE)
         return cleaned

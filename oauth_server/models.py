@@ -26,7 +26,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import grants, hashers
+from . import client_auth, grants, hashers
 from .conf import settings
 from .validators import EXACT_URI_MESSAGE, RESOURCE_URI_MESSAGE, invalid_resource_uris, is_exact_uri
 
@@ -206,6 +206,18 @@ class Client(AbstractApplication):
             "If this client is an API: the audiences it serves. It may introspect tokens issued for them."
         ),
     )
+    # RFC 7591 2: how the client authenticates at the token, introspection and revocation endpoints;
+    # one of client_auth.registry (empty: chosen from client_type on save).
+    token_endpoint_auth_method = models.CharField(
+        _("client authentication method"),
+        max_length=40,
+        blank=True,
+        default="",
+        help_text=_(
+            "How the client proves who it is at the token endpoint. Leave empty for the usual one: "
+            "a secret for confidential clients, none for public ones."
+        ),
+    )
     access_token_format = models.CharField(
         _("access token format"),
         max_length=10,
@@ -252,6 +264,8 @@ class Client(AbstractApplication):
         if self.client_secret and not hashers.is_hashed(self.client_secret):
             self.client_secret = hashers.make_secret_hash(self.client_secret)
         self.authorization_grant_type = self._primary_dot_grant()
+        if not self.token_endpoint_auth_method:
+            self.token_endpoint_auth_method = client_auth.default_method(self)
         super().save(*args, **kwargs)
 
     # --- grants and URIs ------------------------------------------------------------------------
@@ -292,6 +306,20 @@ class Client(AbstractApplication):
     def is_confidential(self) -> bool:
         return self.client_type == self.CLIENT_CONFIDENTIAL
 
+    def _auth_method_error(self) -> str | None:
+        """A public client authenticates with ``none``, a confidential one with a real method."""
+        name = self.token_endpoint_auth_method
+        if not name:
+            return None
+        method = client_auth.registry.get(name)
+        if method is None:
+            return _("Unsupported client authentication method: %s") % name
+        if method.confidential != self.is_confidential:
+            if self.is_confidential:
+                return _("A confidential client must authenticate: choose a method other than none.")
+            return _("A public client has no credential: its method must be none.")
+        return None
+
     def clean(self) -> None:
         errors: dict[str, list] = {}
         unknown = {g for g in self.grant_types or [] if g not in grants.registry}
@@ -321,6 +349,9 @@ class Client(AbstractApplication):
                 )
         if self.client_type == self.CLIENT_CONFIDENTIAL and not self.client_secret:
             errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
+        method_error = self._auth_method_error()
+        if method_error:
+            errors.setdefault("token_endpoint_auth_method", []).append(method_error)
         if errors:
             raise ValidationError(errors)
         # DOT validates URI schemes and origins; its grant checks read authorization_grant_type.

@@ -27,8 +27,6 @@ A cache failure never takes an endpoint down: the request is served and the erro
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import ipaddress
@@ -40,22 +38,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
-from urllib.parse import unquote_plus
 
 from django.core.cache import caches
 from django.core.exceptions import (
-    BadRequest,
     ImproperlyConfigured,
-    RequestDataTooBig,
-    SuspiciousOperation,
-    TooManyFieldsSent,
 )
-from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
-from django.http.multipartparser import MultiPartParserError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
+from .client_auth import credentials_of
 from .conf import DEFAULTS, settings
 from .network import client_address
 
@@ -79,7 +72,6 @@ RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 KEY_PREFIX = "oauth_server:ratelimit"
 TOO_MANY_REQUESTS_TEMPLATE = "oauth_server/too_many_requests.html"
 # The bodies the endpoints read parameters from (DOT reads request.POST, which parses both).
-FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @dataclass(frozen=True)
@@ -156,48 +148,10 @@ def client_ip(request: HttpRequest) -> str:
     return str(address)
 
 
-def _form(request: HttpRequest) -> Any:
-    """The form body, or an empty dict when there is none or it cannot be read (the view will say so).
-
-    The raw body is read first, so that after a parse error the parsed state can be dropped and the
-    view, parsing again, meets the same error and answers it as it always does.
-    """
-    if request.method != "POST" or request.content_type not in FORM_CONTENT_TYPES:
-        return {}
-    if hasattr(request, "_post"):  # already parsed (by CsrfViewMiddleware, or the view)
-        return request.POST
-    try:
-        request.body  # noqa: B018
-        return request.POST
-    except (
-        MultiPartParserError,
-        RequestDataTooBig,
-        TooManyFieldsSent,
-        SuspiciousOperation,
-        BadRequest,
-        RawPostDataException,
-    ):
-        request.__dict__.pop("_post", None)
-        request.__dict__.pop("_files", None)
-        return {}
-
-
 def presented_client(request: HttpRequest) -> tuple[str | None, bool]:
-    """(client_id, whether a secret came with it), from HTTP Basic or the form body (RFC 6749 2.3.1)."""
-    scheme, _sep, credentials = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            decoded = ""
-        client_id, sep, _secret = decoded.partition(":")
-        if sep and client_id:
-            return unquote_plus(client_id), True
-    form = _form(request)
-    client_id = form.get("client_id") if form else None
-    if not client_id and request.method in ("GET", "HEAD"):
-        client_id = request.GET.get("client_id")
-    return (client_id or None), bool(form and form.get("client_secret"))
+    """(client_id, whether a credential came with it), from the request's parsed credentials."""
+    credentials = credentials_of(request)
+    return (credentials.client_id or None), credentials.presents_credential
 
 
 def _digest(value: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .client_auth.credentials import ClientCredentials
     from .models import AccessToken, Grant, RefreshToken
 
 ENVIRON_KEY = "oauth_server.token_request_state"
@@ -39,6 +40,9 @@ class AccessTokenMeta:
 class TokenRequestState:
     """Per token request; every field starts empty and is written by one place."""
 
+    # client_auth.credentials_of: what the request presented to authenticate its client, parsed once
+    # (by the rate limiter or CORS on Django's request, else by the validator on oauthlib's).
+    credentials: ClientCredentials | None = None
     grant: Grant | None = None  # validator.validate_code: the locked Grant of the code being redeemed
     audience: list[str] | None = None  # tokens.resolve_audience: the token's aud (RFC 8707)
     token_meta: AccessTokenMeta | None = None  # tokens.access_token_generator

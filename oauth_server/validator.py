@@ -4,7 +4,8 @@ DOT's validator does the protocol work; this subclass answers the questions wher
 policy differs from DOT's defaults. Each override says which policy it enforces, and delegates the
 work to the module that owns it: ``codes.py`` (authorization codes at rest, single use, replay),
 ``revocation.py`` (RFC 7009), ``introspection.py`` (RFC 7662 claims), ``tokens.py`` (access tokens,
-``token_checksum``, ``at_hash``), ``claims.py`` (OIDC claims). Client authentication is here.
+``token_checksum``, ``at_hash``), ``claims.py`` (OIDC claims), ``client_auth/`` (client
+authentication methods and the request's parsed credentials).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import audit, claims, codes, grants, hashers, introspection, keys, revocation, tokens
+from . import audit, claims, client_auth, codes, grants, hashers, introspection, keys, revocation, tokens
 from .conf import settings
 from .models import AccessToken, GrantType, IDToken, RefreshToken, plausible_client_id
 from .request_state import state_of
@@ -39,38 +40,54 @@ class OAuthServerValidator(OAuth2Validator):
         PostgreSQL refuses a NUL byte with a DataError, which DOT's ValueError guard misses."""
         return super()._load_application(client_id, request) if plausible_client_id(client_id) else None
 
-    def _authenticate_basic_auth(self, request) -> bool:
-        """DOT lets base64's ValueError (a non-ASCII ``Authorization: Basic`` value) escape as a 500;
-        undecodable credentials are a failed authentication (tests/fuzz/test_fuzz_token.py)."""
-        try:
-            return super()._authenticate_basic_auth(request)
-        except ValueError:
-            return False
+    def client_authentication_required(self, request, *args, **kwargs) -> bool:
+        """A request that presents a credential (or several) is authenticated, whatever the client;
+        otherwise only a confidential client must be (DOT's rule, read from the parsed credentials)."""
+        credentials = client_auth.credentials_of(request)
+        if credentials.presents_credential or credentials.conflict:
+            return True
+        client = self._load_application(credentials.client_id or request.client_id, request)
+        return client is not None and client.is_confidential
 
     def authenticate_client(self, request, *args, **kwargs) -> bool:
-        """One client authentication method per request (RFC 6749 2.3, 5.2 ``invalid_request``).
+        """Authenticate with the one method the request used (client_auth registry).
 
-        DOT tries HTTP Basic and, when that fails, the body: a wrong Basic secret would otherwise
-        pass with a right ``client_secret`` in the body.
+        Several methods at once is ``invalid_request`` (RFC 6749 2.3, 5.2): a wrong Basic secret must
+        not pass beside a right ``client_secret`` in the body. The method must be one the client is
+        registered for (``Client.token_endpoint_auth_method``).
         """
-        basic = self._extract_basic_auth(request)
-        if basic and getattr(request, "client_secret", None):
-            audit.client_auth_failed(request, basic, "multiple_methods")
+        credentials = client_auth.credentials_of(request)
+        if credentials.conflict:
+            audit.client_auth_failed(request, "multiple_methods")
             raise oauth2_errors.InvalidRequestError(
                 description="Use one client authentication method: HTTP Basic or the request body.",
                 request=request,
             )
-        if super().authenticate_client(request, *args, **kwargs):
-            _bind_client_id(request, basic)
-            return True
-        audit.client_auth_failed(request, basic)
+        method = client_auth.registry.get(credentials.method)
+        client = None
+        if credentials.client_id and not credentials.malformed:
+            client = self._load_application(credentials.client_id, request)
+        if client is not None and method is not None and method.confidential:
+            if not method.allowed_for(client):
+                audit.client_auth_failed(request, "auth_method_not_allowed")
+                return False
+            if method.authenticate(client, credentials, request):
+                request.client = client
+                _bind_client_id(request)
+                return True
+        audit.client_auth_failed(request)
         return False
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs) -> bool:
-        """DOT's check of a public client's id; a failure is audited like a failed authentication."""
-        if super().authenticate_client_id(client_id, request, *args, **kwargs):
+        """A public client names itself (RFC 6749 2.1, the ``none`` method); a failure is audited like a
+        failed authentication."""
+        client = self._load_application(client_id, request)
+        none = client_auth.registry.get("none")
+        credentials = client_auth.credentials_of(request)
+        allowed = client is not None and none is not None and none.allowed_for(client)
+        if allowed and none.authenticate(client, credentials, request):
             return True
-        audit.client_auth_failed(request, None, "confidential_client" if request.client else None)
+        audit.client_auth_failed(request, "confidential_client" if request.client else None)
         return False
 
     def is_pkce_required(self, client_id, request) -> bool:
@@ -367,7 +384,7 @@ class OAuthServerValidator(OAuth2Validator):
         return IDToken.objects.filter(jti=payload.get("jti")).select_related("user", "application").first()
 
 
-def _bind_client_id(request, basic: str | None) -> None:
+def _bind_client_id(request) -> None:
     """After authentication, ``request.client_id`` is the authenticated client's (RFC 6749 3.2.1).
 
     A ``client_id`` parameter naming another client than the one that authenticated is refused:
@@ -376,7 +393,7 @@ def _bind_client_id(request, basic: str | None) -> None:
     """
     presented = request.client_id
     if presented is not None and presented != request.client.client_id:
-        audit.client_auth_failed(request, basic, "client_id_mismatch")
+        audit.client_auth_failed(request, "client_id_mismatch")
         raise oauth2_errors.InvalidRequestError(
             description="client_id does not match the authenticated client.", request=request
         )

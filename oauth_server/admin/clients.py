@@ -100,7 +100,20 @@ class ClientAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["client_id", "secret_status", "created", "updated"]
     fieldsets = [
-        (None, {"fields": ["name", "client_id", "client_type", "secret_status", "is_enabled", "user"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "client_id",
+                    "client_type",
+                    "token_endpoint_auth_method",
+                    "secret_status",
+                    "is_enabled",
+                    "user",
+                ]
+            },
+        ),
         (
             _("Grants and redirects"),
             {"fields": ["grant_types", "redirect_uris", "post_logout_redirect_uris", "allowed_origins"]},

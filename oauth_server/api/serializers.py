@@ -21,7 +21,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueValidator
 
-from .. import signals
+from .. import client_auth, signals
 from ..conf import settings
 from ..models import Client, Consent, GrantType, Scope, validate_scope_token
 from ..validators import RESOURCE_URI_MESSAGE, has_whitespace, invalid_resource_uris
@@ -196,6 +196,15 @@ class ClientSerializer(StrictSerializer):
         required=False,
         allow_blank=True,
     )
+    token_endpoint_auth_method = serializers.ChoiceField(
+        choices=client_auth.registry.choices(),
+        required=False,
+        allow_blank=True,
+        help_text=_(
+            "RFC 7591: how the client authenticates at the token endpoint. Omitted or empty: "
+            "client_secret_basic for confidential clients, none for public ones."
+        ),
+    )
     created = serializers.DateTimeField(read_only=True)
     updated = serializers.DateTimeField(read_only=True)
 
@@ -226,6 +235,9 @@ class ClientSerializer(StrictSerializer):
     def update(self, client: Client, validated_data: dict[str, Any]) -> Client:
         fields = self._model_fields(validated_data)
         scopes = fields.pop("allowed_scopes", None)
+        if fields.get("client_type", client.client_type) != client.client_type:
+            # Like the secret, the method follows a change of type unless given in the same request.
+            fields.setdefault("token_endpoint_auth_method", "")
         for name, value in fields.items():
             setattr(client, name, value)
         # The secret follows the client type (as in the admin): a public client turned confidential

@@ -15,11 +15,9 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, grants, keys
+from .. import claims, client_auth, grants, keys
 from ..conf import settings
 from ..models import Scope, SigningKey
-
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def _url(request: HttpRequest, name: str) -> str:
@@ -56,9 +54,11 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "grant_types_supported": grants.registry.token_grant_types(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algorithms,
-        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
-        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
+        # The client_auth registry, per endpoint (introspection callers must authenticate).
+        **{
+            f"{endpoint}_auth_methods_supported": client_auth.registry.names(endpoint)
+            for endpoint in ("token_endpoint", "introspection_endpoint", "revocation_endpoint")
+        },
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"]
         + sorted({name for names in claims.SCOPE_CLAIMS.values() for name in names}),

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
 
+from oauth_server import client_auth
 from oauth_server.conf import settings
 from oauth_server.models import Client, GrantType, Scope
 from oauth_server.validators import (
@@ -43,6 +44,7 @@ OPTION_FOR_FIELD = {
     "audiences": "--audience",
     "resource_identifiers": "--resource-identifier",
     "access_token_format": "--access-token-format",
+    "token_endpoint_auth_method": "--auth-method",
 }
 
 
@@ -106,6 +108,14 @@ class Command(BaseCommand):
             required=True,
             choices=[Client.CLIENT_PUBLIC, Client.CLIENT_CONFIDENTIAL],
             help="confidential: has a secret (server-side apps, services); public: SPA or native app.",
+        )
+        parser.add_argument(
+            "--auth-method",
+            dest="token_endpoint_auth_method",
+            choices=[name for name, _label in client_auth.registry.choices()],
+            help="How the client authenticates at the token endpoint (RFC 7591 token_endpoint_auth_method). "
+            "Default: client_secret_basic for confidential clients (client_secret_post is accepted too), "
+            "none for public ones.",
         )
         parser.add_argument(
             "--grant-type",
@@ -222,6 +232,7 @@ class Command(BaseCommand):
             "post_logout_redirect_uris": " ".join(post_logout),
             "allowed_origins": " ".join(allowed_origins),
             "access_token_format": options["access_token_format"] or "",
+            "token_endpoint_auth_method": options["token_endpoint_auth_method"] or "",
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -324,5 +335,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "resource_identifiers": list(client.resource_identifiers),
         "skip_consent": client.skip_consent,
         "access_token_format": client.access_token_format or None,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "owner": client.user.get_username() if client.user_id else None,
     }
