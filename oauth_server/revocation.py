@@ -82,7 +82,8 @@ def revoke_tokens(*, user: Any = None, client: Any = None) -> int:
     if not lookup:
         raise ValueError("revoke_tokens needs a user or a client")
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint when nested: the three statements stand or fall with the caller's transaction.
+    with transaction.atomic(savepoint=False):
         refreshed = RefreshToken.objects.filter(**lookup, revoked__isnull=True).update(
             revoked=now, updated=now
         )

@@ -30,6 +30,11 @@ from tests.helpers import signal_sent
 Event = AuditEvent.Event
 
 
+# A flow's own transaction is the outermost one here, as when a view or a command calls it outside
+# any transaction: a failure must roll back what the flow already wrote.
+ROLLBACK = pytest.mark.django_db(transaction=True)
+
+
 class Boom(Exception):
     pass
 
@@ -160,6 +165,7 @@ def test_enabling_clients_revokes_nothing(grant):
     assert len(events(Event.CLIENT_UPDATED)) == 1
 
 
+@ROLLBACK
 def test_a_failed_disable_leaves_the_client_enabled_and_its_tokens(grant, monkeypatch):
     fail_after(monkeypatch, client_flows, "revoke_tokens")
     client = grant["client"]
@@ -188,6 +194,7 @@ def test_revoke_client_tokens_revokes_and_audits_each_client(grant):
     ]
 
 
+@ROLLBACK
 def test_a_failed_revoke_client_tokens_revokes_nothing(grant, monkeypatch):
     fail_after(monkeypatch, client_flows, "revoke_tokens")
     with commit(), pytest.raises(Boom):
@@ -228,6 +235,7 @@ def test_revoke_consent_revokes_the_clients_tokens_for_that_user_once(grant):
     assert sent == [] and len(events(Event.CONSENT_REVOKED)) == 1
 
 
+@ROLLBACK
 def test_a_failed_consent_revocation_keeps_the_consent_and_the_tokens(grant, monkeypatch):
     fail_after(monkeypatch, consent_flows, "revoke_tokens")
     consent = ConsentFactory(user=grant["user"], client=grant["client"], scope="files:read")
@@ -272,6 +280,7 @@ def test_revoke_token_of_an_access_token_without_refresh_token_revokes_only_it(d
     assert event.details == {"via": "api", "token_type": "access_token"}  # no family: none was revoked
 
 
+@ROLLBACK
 def test_a_failed_token_revocation_revokes_nothing(grant, monkeypatch):
     fail_after(monkeypatch, token_flows, "revoke_token_grant")
     with commit(), pytest.raises(Boom):
@@ -315,6 +324,7 @@ def test_revoke_user_tokens_everywhere_or_at_one_client(grant):
     assert event.details == {"via": "api", "scope": "all", "count": 2}
 
 
+@ROLLBACK
 def test_a_failed_user_token_revocation_revokes_nothing(grant, monkeypatch):
     fail_after(monkeypatch, token_flows, "revoke_tokens")
     with commit(), pytest.raises(Boom):
@@ -348,6 +358,7 @@ def test_admin_revocations_of_single_credentials(grant):
     ]
 
 
+@ROLLBACK
 def test_a_failed_admin_revocation_revokes_nothing(grant, monkeypatch):
     monkeypatch.setattr(RefreshToken, "revoke", lambda self: (AccessToken.objects.all().delete(), 1 / 0))
     with commit(), pytest.raises(ZeroDivisionError):

@@ -7,6 +7,9 @@ do the same thing (allauth's ``internal/flows``).
 - ``tokens``: revoke one token (its grant), the token presented at the revocation endpoint, a
   user's tokens (at one client or everywhere), and the admin's single-credential revocations.
 
-Flows decide nothing about permissions (the caller checks them) and write no admin change log
-(``LogEntry`` is the admin's). The row-level primitives they call are in ``revocation.py``.
+A flow's transaction is ``atomic(savepoint=False)``: inside a caller's transaction (an admin
+action that also writes its change log) it adds no savepoint statements, and a failure rolls the
+whole caller back. Flows decide nothing about permissions (the caller checks them) and write no
+admin change log (``LogEntry`` is the admin's). The row-level primitives they call are in
+``revocation.py``.
 """

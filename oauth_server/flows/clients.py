@@ -27,7 +27,7 @@ def rotate_secret(client: Client) -> str:
     The old secret stops working at once. Issued tokens are left alone (as in Hydra and Keycloak):
     revoke them separately if the secret leaked. The caller checks that the client is confidential.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         raw = client.set_secret()
         client.save(update_fields=["client_secret", "updated"])
         secret_rotated(client)
@@ -45,7 +45,7 @@ def set_enabled(clients: QuerySet, enabled: bool, *, request: Any = None) -> lis
     if not changed:
         return changed
     pks = [client.pk for client in changed]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         Client.objects.filter(pk__in=pks).update(is_enabled=enabled, updated=timezone.now())
         for client in changed:
             audit.record(audit.Event.CLIENT_UPDATED, request=request, client=client, changed=["is_enabled"])
@@ -58,7 +58,7 @@ def revoke_client_tokens(clients: Iterable[Client], *, via: str, request: Any = 
     """Revoke every live token and unexchanged code of these clients, one ``token_revoked`` event
     a client; returns how many tokens and codes."""
     clients = list(clients)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         count = revoke_tokens(client=Client.objects.filter(pk__in=[client.pk for client in clients]))
         for client in clients:
             audit.record(audit.Event.TOKEN_REVOKED, request=request, client=client, via=via, scope="client")

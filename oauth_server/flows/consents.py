@@ -48,7 +48,7 @@ def revoke_consent(consent: Consent) -> bool:
     """
     if not consent.is_active:
         return False
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         consent.revoked_at = timezone.now()
         consent.save(update_fields=["revoked_at", "updated"])
         revoke_tokens(user=consent.user, client=consent.client)

@@ -20,7 +20,7 @@ from ..tokens import token_checksum
 
 
 def _atomic():
-    return transaction.atomic(using=router.db_for_write(AccessToken))
+    return transaction.atomic(using=router.db_for_write(AccessToken), savepoint=False)
 
 
 def _kind(token: AccessToken | RefreshToken) -> str:
@@ -89,7 +89,7 @@ def revoke_user_tokens(user: Any, *, via: str, client: Any = None, request: Any 
     The event for "everywhere" carries ``scope: "all"`` and the ``count``; the one for a single
     client carries neither (as the management API and the connected-apps page recorded them).
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         count = revoke_tokens(user=user, client=client)
         details: dict[str, Any] = {"scope": "all", "count": count} if client is None else {}
         audit.record(audit.Event.TOKEN_REVOKED, request=request, user=user, client=client, via=via, **details)
