@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from django.dispatch import receiver
 
 from . import audit
-from .consent import revoke_all_tokens
+from .revocation import revoke_tokens
 from .session_keys import SESSION_AUTH_TIME_KEY, SESSION_SIGN_IN_KEY
 from .signals import (
     authorization_code_replayed,
@@ -70,7 +70,7 @@ def revoke_tokens_of_deactivated_user(sender, instance, created, update_fields=N
     """``is_active`` went False: revoke the user's tokens and delete their codes, so re-activating
     the account does not bring old sessions back (AccessToken.is_valid() refuses them meanwhile)."""
     if _turned_off(instance, "is_active", created, update_fields):
-        revoke_all_tokens(user=instance)
+        revoke_tokens(user=instance)
 
 
 @receiver(post_init, sender=django_settings.OAUTH2_PROVIDER_APPLICATION_MODEL)
@@ -82,7 +82,7 @@ def _remember_client_enabled(sender, instance, **kwargs) -> None:
 def revoke_tokens_of_disabled_client(sender, instance, created, update_fields=None, **kwargs) -> None:
     """``is_enabled`` went False (admin form, API, shell): revoke the client's tokens and codes."""
     if _turned_off(instance, "is_enabled", created, update_fields):
-        revoke_all_tokens(client=instance)
+        revoke_tokens(client=instance)
 
 
 # --- audit trail (docs/audit.md): receivers that turn signals into audit events -----------------------

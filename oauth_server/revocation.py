@@ -1,8 +1,10 @@
-"""Revoking what the server issued: a grant (a refresh-token family), what a code issued, and the
-token a client presents at the revocation endpoint (RFC 7009).
+"""Revoking what the server issued, row by row: a grant (a refresh-token family), what a code
+issued, and every token of a user, a client, or a user at a client.
 
-This is the provider's side. ``views/revocation.py`` is the endpoint (DOT's view, JSON errors) that
-reaches ``revoke_presented_token`` through the validator; ``resource/revocation.py`` is the
+These are the primitives: no audit event, no signal. The operations that staff, users and clients
+start (revoke one token, a user's tokens, a consent, a client's tokens) are in ``flows/``, which
+call these and record the audit event; the token endpoint's replay handling (``codes.py``) and the
+deactivation receivers (``receivers.py``) call them directly. ``resource/revocation.py`` is the
 resource-server kit's check of whether a token it validated offline was revoked since.
 """
 
@@ -11,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import router, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import audit
 from .models import AccessToken, Grant, RefreshToken
-from .tokens import token_checksum
 
 
 def revoke_grant(refresh_token: RefreshToken) -> None:
@@ -26,6 +27,24 @@ def revoke_grant(refresh_token: RefreshToken) -> None:
     else:
         refresh_token.revoke()
         AccessToken.objects.filter(source_refresh_token=refresh_token).delete()
+
+
+def revoke_token_grant(token: AccessToken | RefreshToken) -> RefreshToken | None:
+    """Revoke a token and, with it, its whole grant; returns the refresh token whose grant was
+    revoked, or None for an access token issued without one (only that token is revoked).
+
+    RFC 7009 2.1: revoking a refresh token SHOULD invalidate the access tokens of the same grant;
+    revoking an access token MAY revoke its refresh token. A rotated family is one grant, so any of
+    its tokens ends it: otherwise a refresh token would mint a replacement for a revoked access token.
+    """
+    if isinstance(token, AccessToken):
+        refresh = RefreshToken.objects.filter(access_token=token).first()
+        if refresh is None:
+            token.revoke()
+            return None
+        token = refresh
+    revoke_grant(token)
+    return token
 
 
 def revoke_code_tokens(grant: Grant) -> None:
@@ -46,51 +65,28 @@ def revoke_code_tokens(grant: Grant) -> None:
             AccessToken.objects.filter(source_refresh_token__token_family__in=families).delete()
 
 
-def revoke_presented_token(token: str, token_type_hint: str | None, request: Any) -> None:
-    """Revoke the caller's (``request.client``) own token, and with it every token of the same grant.
+def revoke_tokens(*, user: Any = None, client: Any = None) -> int:
+    """Revoke the live tokens and delete the codes of a user, a client (or a queryset of clients),
+    or a user at a client; returns how many.
 
-    RFC 7009 2.1: revoking a refresh token SHOULD invalidate the access tokens of the same
-    grant; revoking an access token MAY revoke its refresh token. A rotated refresh-token
-    family is one grant, so any of its tokens (even an already rotated refresh token) ends
-    it: otherwise a refresh token would mint a replacement for a revoked access token. A
-    token of another client is left alone and the answer is the same 200 (no oracle).
+    Refresh tokens are marked revoked (kept for reuse detection), access tokens and codes deleted:
+    codes approved but not yet exchanged would otherwise still yield tokens.
     """
-    client_pk = getattr(request.client, "pk", None)
-    if client_pk is None or not token:
-        return
-    lookup = {"token_checksum": token_checksum(token), "application_id": client_pk}
-    models = (
-        (RefreshToken, AccessToken) if token_type_hint == "refresh_token" else (AccessToken, RefreshToken)
-    )
-    with transaction.atomic(using=router.db_for_write(AccessToken)):
-        for model in models:
-            found = list(model.objects.filter(**lookup).select_related("user"))
-            if found:
-                break
-        for item in found:
-            kind = "access_token" if isinstance(item, AccessToken) else "refresh_token"
-            holder = item.user
-            if isinstance(item, AccessToken):
-                refresh = RefreshToken.objects.filter(access_token=item).first()
-                if refresh is None:
-                    item.revoke()
-                    audit.record(
-                        audit.Event.TOKEN_REVOKED,
-                        request=request,
-                        user=holder,
-                        client=request.client,
-                        via="revocation_endpoint",
-                        token_type=kind,
-                    )
-                    continue
-                item = refresh
-            revoke_grant(item)
-            audit.record(
-                audit.Event.TOKEN_REVOKED,
-                request=request,
-                user=holder,
-                client=request.client,
-                via="revocation_endpoint",
-                token_type=kind,
-                token_family=item.token_family,
-            )
+    lookup: dict[str, Any] = {}
+    if user is not None:
+        lookup["user"] = user
+    if isinstance(client, QuerySet):
+        lookup["application__in"] = client
+    elif client is not None:
+        lookup["application"] = client
+    if not lookup:
+        raise ValueError("revoke_tokens needs a user or a client")
+    now = timezone.now()
+    # No savepoint when nested: the three statements stand or fall with the caller's transaction.
+    with transaction.atomic(savepoint=False):
+        refreshed = RefreshToken.objects.filter(**lookup, revoked__isnull=True).update(
+            revoked=now, updated=now
+        )
+        deleted, _counts = AccessToken.objects.filter(**lookup).delete()
+        codes, _counts = Grant.objects.filter(**lookup).delete()
+    return refreshed + deleted + codes

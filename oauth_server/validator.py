@@ -3,7 +3,7 @@
 DOT's validator does the protocol work; this subclass answers the questions where the product's
 policy differs from DOT's defaults. Each override says which policy it enforces, and delegates the
 work to the module that owns it: ``codes.py`` (authorization codes at rest, single use, replay),
-``revocation.py`` (RFC 7009), ``introspection.py`` (RFC 7662 claims), ``tokens.py`` (access tokens,
+``flows/tokens.py`` (RFC 7009), ``introspection.py`` (RFC 7662 claims), ``tokens.py`` (access tokens,
 ``token_checksum``, ``at_hash``), ``claims.py`` (OIDC claims), ``client_auth/`` (client
 authentication methods and the request's parsed credentials).
 """
@@ -22,8 +22,9 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import audit, claims, client_auth, codes, grants, hashers, introspection, keys, revocation, tokens
+from . import audit, claims, client_auth, codes, grants, hashers, introspection, keys, tokens
 from .conf import settings
+from .flows import tokens as token_flows
 from .models import AccessToken, GrantType, IDToken, RefreshToken, plausible_client_id
 from .request_state import state_of
 from .scopes import describe_refused_scopes
@@ -179,8 +180,8 @@ class OAuthServerValidator(OAuth2Validator):
 
     # --- revocation (RFC 7009) and introspection (RFC 7662) ----------------------------------------
     def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
-        """RFC 7009: the caller's own token, and with it its whole grant (revocation.py)."""
-        revocation.revoke_presented_token(token, token_type_hint, request)
+        """RFC 7009: the caller's own token, and with it its whole grant (flows/tokens.py)."""
+        token_flows.revoke_presented_token(token, token_type_hint, request)
 
     def introspect_token(self, token, token_type_hint, request, *args, **kwargs) -> dict[str, Any] | None:
         """RFC 7662 claims of an active token the caller may see, or None (introspection.py)."""

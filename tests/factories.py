@@ -103,7 +103,24 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-class AccessTokenFactory(factory.django.DjangoModelFactory):
+class _StoredTokenFactory(factory.django.DjangoModelFactory):
+    """Saves the token's checksum only (``set_token_value``); the clear value goes on ``raw_token``
+    (``raw_token=`` chooses it)."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        raw = kwargs.pop("raw_token", None) or secrets.token_urlsafe(32)
+        obj = model_class(*args, **kwargs)
+        set_token_value(obj, raw)
+        obj.save()
+        obj.raw_token = raw
+        return obj
+
+
+class AccessTokenFactory(_StoredTokenFactory):
     """An issued access token stored the way the server stores it (checksum only).
 
     The clear (opaque) value is on ``token.raw_token``; nothing in the database holds it.
@@ -119,17 +136,8 @@ class AccessTokenFactory(factory.django.DjangoModelFactory):
     expires = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
     jti = factory.LazyFunction(lambda: secrets.token_urlsafe(18))
 
-    @classmethod
-    def _create(cls, model_class, *args, **kwargs):
-        raw = kwargs.pop("raw_token", None) or secrets.token_urlsafe(32)
-        obj = model_class(*args, **kwargs)
-        set_token_value(obj, raw)
-        obj.save()
-        obj.raw_token = raw
-        return obj
 
-
-class RefreshTokenFactory(factory.django.DjangoModelFactory):
+class RefreshTokenFactory(_StoredTokenFactory):
     """A refresh token with its access token; the clear value is on ``raw_token``."""
 
     class Meta:
@@ -143,15 +151,6 @@ class RefreshTokenFactory(factory.django.DjangoModelFactory):
         user=factory.SelfAttribute("..user"),
         application=factory.SelfAttribute("..application"),
     )
-
-    @classmethod
-    def _create(cls, model_class, *args, **kwargs):
-        raw = kwargs.pop("raw_token", None) or secrets.token_urlsafe(32)
-        obj = model_class(*args, **kwargs)
-        set_token_value(obj, raw)
-        obj.save()
-        obj.raw_token = raw
-        return obj
 
 
 class DemoFileFactory(factory.django.DjangoModelFactory):

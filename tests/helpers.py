@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from django.dispatch import Signal
 from django.test import Client as BrowserClient
+from django.test import TestCase
 from django.urls import reverse
 
-from tests.factories import pkce_pair
+from tests.factories import UserFactory, pkce_pair
 
 AUTHORIZE_URL = "/oauth/authorize/"
 TOKEN_URL = "/oauth/token/"
@@ -118,3 +123,65 @@ def grant_permissions(user, *names: str):
         assert len(permissions) == len(wanted), f"unknown permission among {names}"
     user.user_permissions.add(*permissions)
     return type(user)._default_manager.get(pk=user.pk)
+
+
+@contextmanager
+def signal_sent(signal: Signal) -> Iterator[list[dict[str, Any]]]:
+    """Collect the keyword arguments of each sending of ``signal`` while the block runs; the
+    block's on-commit callbacks (where this app sends its signals) run when it ends.
+
+    Only this receiver is disconnected afterwards: the app's own (the audit trail's) stay.
+    """
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    signal.connect(receiver, weak=False, dispatch_uid="tests.helpers.signal_sent")
+    try:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            yield received
+    finally:
+        signal.disconnect(dispatch_uid="tests.helpers.signal_sent")
+
+
+# --- the management API (tests/test_api.py, tests/test_api_permissions.py) -------------------------------
+API = "/oauth/api/"
+CLIENTS = API + "clients/"
+SCOPES = API + "scopes/"
+SCHEMA = API + "schema/"
+
+
+def send(browser: BrowserClient, method: str, url: str, data=None, **extra):
+    """A JSON request (``data`` is encoded unless it is already a string)."""
+    body = data if isinstance(data, str | bytes) or data is None else json.dumps(data)
+    return browser.generic(method, url, body or "", content_type="application/json", **extra)
+
+
+def assert_error(response, status: int, error: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) >= {"error", "error_description"}, body
+    if error is not None:
+        assert body["error"] == error, body
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def service_account(*permissions: str):
+    """An active, non-staff user with no usable password, holding these permissions (none: all)."""
+    user = UserFactory()
+    user.set_unusable_password()
+    user.save()
+    return grant_permissions(user, *permissions)
+
+
+def signed_in(user) -> BrowserClient:
+    """A browser signed in as ``user`` (the test client skips CSRF unless asked)."""
+    browser = BrowserClient()
+    browser.force_login(user)
+    return browser

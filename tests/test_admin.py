@@ -42,7 +42,7 @@ from tests.factories import (
     ScopeFactory,
     UserFactory,
 )
-from tests.helpers import exchange_code, get_code, token_request
+from tests.helpers import exchange_code, get_code, signal_sent, token_request
 
 USERINFO_URL = "/oauth/userinfo/"
 
@@ -410,9 +410,7 @@ def test_adding_a_public_client_redirects_without_a_secret_page(staff, db):
     assert created.grant_types == [GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN]
 
 
-def test_turning_a_public_client_confidential_shows_the_new_secret_once(
-    staff, db, django_capture_on_commit_callbacks
-):
+def test_turning_a_public_client_confidential_shows_the_new_secret_once(staff, db):
     spa = PublicClientFactory(name="Was Public", grant_types=[GrantType.AUTHORIZATION_CODE])
     data = client_form(
         name="Was Public",
@@ -420,21 +418,13 @@ def test_turning_a_public_client_confidential_shows_the_new_secret_once(
         redirect_uris=spa.redirect_uris,
         allowed_scopes=[],
     )
-    received = []
-    signals.client_secret_rotated.connect(
-        lambda sender, client, **kw: received.append(client), weak=False, dispatch_uid="test"
-    )
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = staff.post(url("client", "change", spa.pk), data)
-    finally:
-        # Only this test's receiver: the app's own (the audit trail's) must stay connected.
-        signals.client_secret_rotated.disconnect(dispatch_uid="test")
+    with signal_sent(signals.client_secret_rotated) as received:
+        response = staff.post(url("client", "change", spa.pk), data)
     assert response.status_code == 200, response.content
     [(_, secret)] = response.context["secrets"]
     spa.refresh_from_db()
     assert spa.client_type == Client.CLIENT_CONFIDENTIAL and spa.check_secret(secret)
-    assert received == [spa]
+    assert [sent["client"] for sent in received] == [spa]
 
 
 @pytest.mark.parametrize(
@@ -499,25 +489,16 @@ def test_audiences_and_resource_identifiers_are_edited_one_per_line(staff, machi
 
 
 # --- clients: rotation ------------------------------------------------------------------------------------
-def test_rotate_secret_action_replaces_the_secret(
-    staff, client, machine_client, django_capture_on_commit_callbacks
-):
+def test_rotate_secret_action_replaces_the_secret(staff, client, machine_client):
     old = machine_client.raw_secret
     assert client_credentials(client, machine_client, old).status_code == 200
-    received = []
-    signals.client_secret_rotated.connect(
-        lambda sender, client, **kw: received.append(client.pk), weak=False, dispatch_uid="test"
-    )
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = action(staff, "client", "rotate_secrets", [machine_client])
-    finally:
-        signals.client_secret_rotated.disconnect(dispatch_uid="test")
+    with signal_sent(signals.client_secret_rotated) as received:
+        response = action(staff, "client", "rotate_secrets", [machine_client])
     assert response.status_code == 200
     [(_, new)] = response.context["secrets"]
     assert new in response.content.decode() and new != old
     assert "no-store" in response["Cache-Control"]
-    assert received == [machine_client.pk]
+    assert [sent["client"].pk for sent in received] == [machine_client.pk]
     assert not [c for c in response.cookies.values() if new in c.value]
     refused = client_credentials(client, machine_client, old)
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"

@@ -31,36 +31,25 @@ from tests.factories import (
     ScopeFactory,
     UserFactory,
 )
-from tests.helpers import basic_auth, grant_permissions, token_request
-
-API = "/oauth/api/"
-CLIENTS = API + "clients/"
-SCOPES = API + "scopes/"
-SCHEMA = API + "schema/"
+from tests.helpers import (
+    API,
+    CLIENTS,
+    SCHEMA,
+    SCOPES,
+    assert_error,
+    basic_auth,
+    bearer,
+    grant_permissions,
+    send,
+    service_account,
+    signal_sent,
+    signed_in,
+    token_request,
+)
 
 
 def client_url(client_id: str) -> str:
     return f"{CLIENTS}{client_id}/"
-
-
-def send(browser: BrowserClient, method: str, url: str, data=None, **extra):
-    """A JSON request (``data`` is encoded unless it is already a string)."""
-    body = data if isinstance(data, str | bytes) or data is None else json.dumps(data)
-    return browser.generic(method, url, body or "", content_type="application/json", **extra)
-
-
-def assert_error(response, status: int, error: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) >= {"error", "error_description"}, body
-    if error is not None:
-        assert body["error"] == error, body
-    return body
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -72,17 +61,7 @@ def staff(db):
 @pytest.fixture
 def api(staff):
     """The operator's browser session (the test client skips CSRF unless asked; see the CSRF test)."""
-    browser = BrowserClient()
-    browser.force_login(staff)
-    return browser
-
-
-def service_account(*permissions: str):
-    """An active, non-staff user with no usable password, holding these permissions (none: all)."""
-    user = UserFactory()
-    user.set_unusable_password()
-    user.save()
-    return grant_permissions(user, *permissions)
+    return signed_in(staff)
 
 
 @pytest.fixture
@@ -525,26 +504,17 @@ def test_methods_not_allowed_on_the_collection(api, method):
 
 
 # --- clients: rotate the secret -------------------------------------------------------------------------
-def test_rotate_secret(api, client, django_capture_on_commit_callbacks):
+def test_rotate_secret(api, client):
     machine = MachineClientFactory(scopes=["reports:read"], access_token_format="opaque")
-    received = []
-
-    def receiver(sender, client, **kwargs):
-        received.append(client.client_id)
-
-    signals.client_secret_rotated.connect(receiver)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = send(api, "post", client_url(machine.client_id) + "rotate-secret/")
-    finally:
-        signals.client_secret_rotated.disconnect(receiver)
+    with signal_sent(signals.client_secret_rotated) as received:
+        response = send(api, "post", client_url(machine.client_id) + "rotate-secret/")
     assert response.status_code == 200, response.content
     assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert body["client_id"] == machine.client_id
     new = body["client_secret"]
     assert new != machine.raw_secret
-    assert received == [machine.client_id]
+    assert [sent["client"].client_id for sent in received] == [machine.client_id]
 
     machine.refresh_from_db()
     assert hashers.is_hashed(machine.client_secret) and machine.check_secret(new)
@@ -737,29 +707,18 @@ def test_list_a_users_consents(api, user, web_client):
     assert api.get(consents_url(user, web_client.client_id)).json()["scope"] == "files:read files:write"
 
 
-def test_revoking_a_consent_revokes_the_clients_tokens(
-    api, user, web_client, django_capture_on_commit_callbacks
-):
+def test_revoking_a_consent_revokes_the_clients_tokens(api, user, web_client):
     other_client = ClientFactory()
     consent = ConsentFactory(user=user, client=web_client, scope="files:read")
     refresh = RefreshTokenFactory(user=user, application=web_client)
     kept = RefreshTokenFactory(user=user, application=other_client)
     someone_else = AccessTokenFactory(application=web_client)
-    received = []
-
-    def receiver(sender, consent, **kwargs):
-        received.append(consent.pk)
-
-    signals.consent_revoked.connect(receiver)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = send(api, "delete", consents_url(user, web_client.client_id))
-    finally:
-        signals.consent_revoked.disconnect(receiver)
+    with signal_sent(signals.consent_revoked) as received:
+        response = send(api, "delete", consents_url(user, web_client.client_id))
     assert response.status_code == 204, response.content
     consent.refresh_from_db()
     assert consent.revoked_at is not None
-    assert received == [consent.pk]
+    assert [sent["consent"].pk for sent in received] == [consent.pk]
     refresh.refresh_from_db()
     assert refresh.revoked is not None
     assert not AccessToken.objects.filter(pk=refresh.access_token_id).exists()

@@ -28,8 +28,19 @@ from tests.factories import (
     ScopeFactory,
     UserFactory,
 )
-from tests.helpers import grant_permissions, token_request
-from tests.test_api import API, CLIENTS, SCHEMA, SCOPES, assert_error, bearer, send, service_account
+from tests.helpers import (
+    API,
+    CLIENTS,
+    SCHEMA,
+    SCOPES,
+    assert_error,
+    bearer,
+    grant_permissions,
+    send,
+    service_account,
+    signed_in,
+    token_request,
+)
 
 VIEW_CLIENT = "oauth_server.view_client"
 ADD_CLIENT = "oauth_server.add_client"
@@ -218,9 +229,7 @@ def session(*permissions: str, **user_fields: Any) -> BrowserClient:
     user = UserFactory(is_staff=True, **user_fields)
     if permissions:
         grant_permissions(user, *permissions)
-    browser = BrowserClient()
-    browser.force_login(user)
-    return browser
+    return signed_in(user)
 
 
 # --- staff sessions -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from oauth_server import audit, keys, signals
-from oauth_server.admin.clients import rotate_secret
+from oauth_server.flows.clients import rotate_secret
 from oauth_server.models import AuditEvent, Client, RefreshToken
 from tests.factories import ClientFactory, ConsentFactory, MachineClientFactory, UserFactory
 from tests.helpers import (

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from oauth_server import consent, signals
+from oauth_server.flows.consents import revoke_consent
 from oauth_server.models import AccessToken, Consent, RefreshToken
 from tests.factories import ClientFactory, ConsentFactory, UserFactory, pkce_pair
 from tests.helpers import approve, authorize_params, basic_auth, exchange_code, get_authorize, get_code, query
@@ -148,7 +149,7 @@ def test_revoke_consent_revokes_the_clients_tokens_for_that_user(logged_in, user
     )
     stored = Consent.objects.get(user=user, client=web_client)
 
-    consent.revoke_consent(stored)
+    revoke_consent(stored)
 
     stored.refresh_from_db()
     assert stored.revoked_at is not None
@@ -178,7 +179,7 @@ def test_signals_fire_on_grant_and_revoke(logged_in, user, web_client, django_ca
         with django_capture_on_commit_callbacks(execute=True):
             approve(logged_in, _params(web_client, scope="files:read"))
         with django_capture_on_commit_callbacks(execute=True):
-            consent.revoke_consent(Consent.objects.get(user=user))
+            revoke_consent(Consent.objects.get(user=user))
     finally:
         signals.consent_granted.disconnect(on_granted)
         signals.consent_revoked.disconnect(on_revoked)
@@ -199,6 +200,6 @@ def test_decide_is_pure_policy(user, web_client):
 
 def test_revoking_consent_kills_codes_not_yet_exchanged(logged_in, user, web_client):
     code, verifier = get_code(logged_in, web_client, scope="files:read")
-    consent.revoke_consent(Consent.objects.get(user=user, client=web_client))
+    revoke_consent(Consent.objects.get(user=user, client=web_client))
     response = exchange_code(logged_in, web_client, code, verifier)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"

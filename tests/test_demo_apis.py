@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 
 from example_project.demo import site
 from example_project.demo.models import File
-from oauth_server.consent import revoke_tokens
 from oauth_server.resource import jwks
+from oauth_server.revocation import revoke_tokens
 from tests.factories import ClientFactory, DemoFileFactory, MachineClientFactory, UserFactory
 from tests.helpers import exchange_code, get_code, token_request
 from tests.resource_urls import token_parts
@@ -240,7 +240,7 @@ def test_revoked_tokens_are_refused_at_once(alice, web_app, token_for, django_ca
     token = token_for(alice, "files:read")
     assert api("get", "/api/files/", token).status_code == 200  # "not revoked" is now cached
     with django_capture_on_commit_callbacks(execute=True):
-        revoke_tokens(alice, web_app)  # what Connected apps and RP-initiated logout do
+        revoke_tokens(user=alice, client=web_app)  # what Connected apps and RP-initiated logout do
     with CaptureQueriesContext(connection) as queries:
         response = api("get", "/api/files/", token)
     assert_bearer_error(response, 401, "invalid_token")

@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from oauth_server import keys
-from oauth_server.admin.clients import rotate_secret
+from oauth_server.flows.clients import rotate_secret
 from oauth_server.models import Client, SigningKey
 from tests.factories import MachineClientFactory, ScopeFactory, UserFactory
 from tests.helpers import basic_auth, exchange_code, get_code, token_request

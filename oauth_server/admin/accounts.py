@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..consent import revoke_consent
+from ..flows.consents import revoke_consent
 from ..models import Consent, Scope, Subject
 from .common import user_search_fields
 
@@ -87,10 +87,9 @@ class ConsentAdmin(admin.ModelAdmin):
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = skipped = 0
         for consent in queryset.select_related("user", "client"):
-            if not consent.is_active:
+            if not revoke_consent(consent):
                 skipped += 1
                 continue
-            revoke_consent(consent)
             self.log_change(request, consent, gettext("Revoked (the client's tokens for this user too)."))
             done += 1
         self.message_user(

@@ -17,15 +17,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .. import audit, permissions, signals
+from .. import permissions
+from ..flows import clients as client_flows
 from ..forms import ClientAdminForm
-from ..models import AccessToken, Client, Grant, GrantType, RefreshToken
+from ..models import Client, GrantType
 from .common import admin_url
 
 
@@ -52,30 +52,6 @@ class GrantTypeFilter(admin.SimpleListFilter):
             return queryset.filter(grant_types__contains=[value])
         ids = [pk for pk, grants in queryset.values_list("pk", "grant_types") if value in (grants or [])]
         return queryset.filter(pk__in=ids)
-
-
-def rotate_secret(client: Client) -> str:
-    """Give a confidential client a new generated secret; store its hash, return it in clear.
-
-    The old secret stops working at once. Issued tokens are left alone (as in Hydra and Keycloak):
-    revoke them separately if the secret leaked.
-    """
-    raw = client.set_secret()
-    client.save(update_fields=["client_secret", "updated"])
-    transaction.on_commit(lambda: signals.client_secret_rotated.send(sender=Client, client=client))
-    return raw
-
-
-def revoke_client_tokens(clients: QuerySet) -> int:
-    """Revoke every live token and unexchanged code of these clients; returns how many."""
-    now = timezone.now()
-    with transaction.atomic():
-        refreshed = RefreshToken.objects.filter(application__in=clients, revoked__isnull=True).update(
-            revoked=now, updated=now
-        )
-        deleted, _counts = AccessToken.objects.filter(application__in=clients).delete()
-        codes, _counts = Grant.objects.filter(application__in=clients).delete()
-    return refreshed + deleted + codes
 
 
 class ClientAdmin(admin.ModelAdmin):
@@ -210,7 +186,7 @@ class ClientAdmin(admin.ModelAdmin):
         # Kept on the request (for response_add/response_change), never on anything persisted.
         request._oauth_new_secret = form.new_secret  # type: ignore[attr-defined]
         if change and form.new_secret:
-            transaction.on_commit(lambda: signals.client_secret_rotated.send(sender=Client, client=obj))
+            client_flows.secret_rotated(obj)
 
     def _secret_response(self, request: HttpRequest, obj: Client, message: str) -> HttpResponse | None:
         raw = getattr(request, "_oauth_new_secret", None)
@@ -258,7 +234,7 @@ class ClientAdmin(admin.ModelAdmin):
             self.message_user(request, gettext("Public clients have no secret to rotate."), messages.ERROR)
             return HttpResponseRedirect(admin_url(self, "change", obj.pk))
         with transaction.atomic():
-            raw = rotate_secret(obj)
+            raw = client_flows.rotate_secret(obj)
             self.log_change(request, obj, gettext("Rotated the client secret."))
         self.message_user(
             request,
@@ -286,20 +262,10 @@ class ClientAdmin(admin.ModelAdmin):
 
     # --- actions ------------------------------------------------------------------------------------
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> int:
-        changed = list(queryset.exclude(is_enabled=enabled))
         with transaction.atomic():
-            Client.objects.filter(pk__in=[c.pk for c in changed]).update(
-                is_enabled=enabled, updated=timezone.now()
-            )
+            changed = client_flows.set_enabled(queryset, enabled, request=request)
             for client in changed:
                 self.log_change(request, client, gettext("Enabled.") if enabled else gettext("Disabled."))
-                # update() sends no post_save, so no client_updated from the receiver: record it here.
-                audit.record(
-                    audit.Event.CLIENT_UPDATED, request=request, client=client, changed=["is_enabled"]
-                )
-            if not enabled and changed:
-                # update() sends no post_save: revoke here what the model's receiver revokes on save().
-                revoke_client_tokens(Client.objects.filter(pk__in=[c.pk for c in changed]))
         return len(changed)
 
     def _without_trusted(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -364,7 +330,7 @@ class ClientAdmin(admin.ModelAdmin):
         rotated = []
         with transaction.atomic():
             for client in confidential:
-                rotated.append((client, rotate_secret(client)))
+                rotated.append((client, client_flows.rotate_secret(client)))
                 self.log_change(request, client, gettext("Rotated the client secret."))
         n = len(rotated)
         self.message_user(
@@ -383,12 +349,9 @@ class ClientAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
         clients = list(queryset)
         with transaction.atomic():
-            n = revoke_client_tokens(queryset)
+            n = client_flows.revoke_client_tokens(clients, via="admin", request=request)
             for client in clients:
                 self.log_change(request, client, gettext("Revoked all tokens and authorization codes."))
-                audit.record(
-                    audit.Event.TOKEN_REVOKED, request=request, client=client, via="admin", scope="client"
-                )
         self.message_user(
             request,
             ngettext(

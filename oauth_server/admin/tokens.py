@@ -18,9 +18,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from oauth2_provider.models import revoke_access_token
 
-from .. import audit
+from ..flows import tokens as token_flows
 from ..models import AccessToken, Grant
 from .common import CredentialAdmin, ExpiryFilter, UserFilter
 
@@ -55,24 +54,14 @@ def _report(model_admin: admin.ModelAdmin, request: HttpRequest, message: str, s
         )
 
 
-def _revoke_each(
-    model_admin: admin.ModelAdmin, request: HttpRequest, queryset, revoke, token_type: str
-) -> int:
-    """Revoke each selected credential in its own transaction, with a change-log entry and an audit
-    event for each; returns how many were revoked."""
+def _revoke_each(model_admin: admin.ModelAdmin, request: HttpRequest, queryset, revoke) -> int:
+    """Revoke each selected credential with ``revoke`` (a flow of ``flows/tokens.py``, which records
+    the audit event) in its own transaction, with a change-log entry; returns how many."""
     done = 0
     for credential in queryset:
         with transaction.atomic():
             model_admin.log_change(request, credential, gettext("Revoked."))
-            revoke(credential)
-            audit.record(
-                audit.Event.TOKEN_REVOKED,
-                request=request,
-                user=credential.user,
-                client=credential.application,
-                via="admin",
-                token_type=token_type,
-            )
+            revoke(credential, via="admin", request=request)
         done += 1
     return done
 
@@ -113,9 +102,7 @@ class AccessTokenAdmin(CredentialAdmin):
 
     @admin.action(description=_("Revoke selected access tokens"), permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # DOT's shared revoke path: revokes the bound refresh token too (RFC 7009 2.1), so the
-        # client cannot simply refresh its way back in.
-        done = _revoke_each(self, request, queryset, revoke_access_token, "access_token")
+        done = _revoke_each(self, request, queryset, token_flows.revoke_access_token)
         _report(self, request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", done) % done)
 
 
@@ -139,20 +126,13 @@ class RefreshTokenAdmin(CredentialAdmin):
         # revoke() keeps the row as a tombstone (reuse detection) and deletes its access token.
         skipped = queryset.filter(revoked__isnull=False).count()
         live = queryset.filter(revoked__isnull=True)
-        done = _revoke_each(self, request, live, lambda token: token.revoke(), "refresh_token")
+        done = _revoke_each(self, request, live, token_flows.revoke_refresh_token)
         _report(
             self,
             request,
             ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", done) % done,
             skipped,
         )
-
-
-def _revoke_id_token(id_token) -> None:
-    access_token = AccessToken.objects.filter(id_token=id_token).first()
-    if access_token is not None:
-        revoke_access_token(access_token)
-    id_token.revoke()
 
 
 class IDTokenAdmin(CredentialAdmin):
@@ -164,11 +144,12 @@ class IDTokenAdmin(CredentialAdmin):
 
     @admin.action(description=_("Revoke selected ID tokens"), permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # An ID token already handed out cannot be recalled; what revoking means here is that the
-        # access token issued with it (and that token's refresh token) stops working, and the ID
-        # token is no longer accepted as id_token_hint for logout.
-        done = _revoke_each(self, request, queryset, _revoke_id_token, "id_token")
+        done = _revoke_each(self, request, queryset, token_flows.revoke_id_token)
         _report(self, request, ngettext("Revoked %d ID token.", "Revoked %d ID tokens.", done) % done)
+
+
+def _delete_code(grant: Grant, **kwargs: object) -> None:
+    grant.delete()
 
 
 class GrantAdmin(CredentialAdmin):
@@ -197,12 +178,8 @@ class GrantAdmin(CredentialAdmin):
 
     @admin.action(description=_("Revoke selected authorization codes"), permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = 0
-        for grant in queryset:
-            with transaction.atomic():
-                self.log_change(request, grant, gettext("Revoked."))
-                grant.delete()
-            done += 1
+        # Codes are deleted with a change-log entry but no audit event, as they always were.
+        done = _revoke_each(self, request, queryset, _delete_code)
         _report(
             self,
             request,

@@ -62,6 +62,55 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERROR_RESPONSES[code] for code in codes}
 
 
+# A model viewset's actions: the success status and the errors each can answer.
+CRUD_RESPONSES = {
+    "list": (200, (401, 403, 404)),
+    "create": (201, (400, 401, 403)),
+    "retrieve": (200, (401, 403, 404)),
+    "update": (200, (400, 401, 403, 404)),
+    "partial_update": (200, (400, 401, 403, 404)),
+    "destroy": (204, (401, 403, 404)),
+}
+
+
+def crud_schema(
+    serializer: type,
+    *,
+    summaries: dict[str, Any],
+    descriptions: dict[str, Any] | None = None,
+    list_parameters: list[Any] | None = None,
+    written: type | None = None,
+) -> dict[str, Any]:
+    """``extend_schema_view`` arguments for a ``ModelViewSet``: one place for the statuses and errors
+    of its six actions, so each viewset states only its words.
+
+    ``summaries`` and ``descriptions`` are per action; a list with ``list_parameters`` (filters)
+    can also answer 400. ``written`` is the response of create and update when it differs from
+    ``serializer`` (a client's response carries a new secret); the request is then ``serializer``.
+    """
+    descriptions = descriptions or {}
+    schemas = {}
+    for name, (status, errors) in CRUD_RESPONSES.items():
+        kwargs: dict[str, Any] = {"summary": summaries[name]}
+        if name in descriptions:
+            kwargs["description"] = descriptions[name]
+        if name == "list":
+            body: Any = serializer(many=True)
+            if list_parameters:
+                kwargs["parameters"] = list_parameters
+                errors = (400, *errors)
+        elif name == "destroy":
+            body = None
+        elif name in ("create", "update", "partial_update") and written is not None:
+            kwargs["request"] = serializer
+            body = written
+        else:
+            body = serializer
+        kwargs["responses"] = {status: body, **error_responses(*errors)}
+        schemas[name] = admin_schema(**kwargs)
+    return schemas
+
+
 class AdminBearerScheme(OpenApiAuthenticationExtension):
     """The bearer authentication in the OpenAPI document: a client_credentials token with the admin scope."""
 

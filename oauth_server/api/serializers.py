@@ -21,8 +21,12 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueValidator
 
+<<<<<<< HEAD
 from .. import client_auth, signals
+=======
+>>>>>>> wt-flows
 from ..conf import settings
+from ..flows import clients as client_flows
 from ..models import Client, Consent, GrantType, Scope, validate_scope_token
 from ..validators import RESOURCE_URI_MESSAGE, has_whitespace, invalid_resource_uris
 
@@ -256,9 +260,7 @@ class ClientSerializer(StrictSerializer):
             if scopes is not None:
                 client.allowed_scopes.set(Scope.objects.filter(name__in=scopes))
             if new_secret:
-                transaction.on_commit(
-                    lambda: signals.client_secret_rotated.send(sender=Client, client=client)
-                )
+                client_flows.secret_rotated(client)
         client.new_secret = new_secret
         return client
 

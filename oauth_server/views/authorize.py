@@ -31,6 +31,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from .. import audit, consent, keys, reauthentication
 from ..claims import subject_for
 from ..conf import settings
+from ..flows.consents import record_consent
 from ..models import Client, Scope
 from ..parameters import parse_max_age
 from ..session_keys import SESSION_AUTH_TIME_KEY
@@ -338,5 +339,5 @@ class AuthorizationView(DOTAuthorizationView):
         issued = "code" in dict(parse_qsl(urlsplit(result[0] or "").query))
         if allow and request.method == "POST" and issued:
             client = Client.objects.get(client_id=credentials["client_id"])
-            consent.record_consent(request.user, client, scopes.split() if scopes else [])
+            record_consent(request.user, client, scopes.split() if scopes else [])
         return result

@@ -30,9 +30,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.generic import TemplateView
 
-from .. import audit
-from .. import consent as consent_api
 from ..conf import settings
+from ..flows.consents import revoke_consent
+from ..flows.tokens import revoke_user_tokens
 from ..models import AccessToken, Client, Consent, RefreshToken, Scope
 from ..validators import is_web_url
 from .authorize import no_frames
@@ -194,13 +194,10 @@ class RevokeConnectedAppView(LoginRequiredMixin, View):
         name = client.name or client.client_id
         consent = Consent.objects.filter(user=user, client=client).first()
         if consent is not None and consent.is_active:
-            consent_api.revoke_consent(consent)
+            revoke_consent(consent)
         elif any(app.client.pk == client.pk for app in connected_apps(user)):
             # A first-party (skip_consent) app, or tokens without a consent row: cut them off.
-            consent_api.revoke_tokens(user, client)
-            audit.record(
-                audit.Event.TOKEN_REVOKED, request=request, user=user, client=client, via="connected_apps"
-            )
+            revoke_user_tokens(user, client=client, via="connected_apps", request=request)
         elif consent is not None:
             messages.info(
                 request, _("Access for %(name)s was already revoked.") % {"name": name}, fail_silently=True

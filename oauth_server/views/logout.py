@@ -51,8 +51,8 @@ from oauthlib.common import add_params_to_uri
 from .. import keys
 from ..claims import user_for_subject
 from ..conf import settings
-from ..consent import revoke_tokens
 from ..models import Client
+from ..revocation import revoke_tokens
 from ..tokens import issuer
 from .authorize import no_frames
 
@@ -208,7 +208,7 @@ class RPInitiatedLogoutView(dot_views.RPInitiatedLogoutView):
             and user.is_authenticated
             and oauth2_settings.OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS
         ):
-            revoked = revoke_tokens(user, application)
+            revoked = revoke_tokens(user=user, client=application)
         # For the audit trail's logout event (receivers.audit_logout, on Django's user_logged_out).
         self.request.oauth_server_logout = {"client": application, "tokens_revoked": revoked}
         logout(self.request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema_view
@@ -13,10 +13,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import signals
+from ...flows import clients as client_flows
 from ...models import Client, GrantType, Scope
 from ..permissions import ISSUE_CLIENT_SECRET, MANAGE_TRUSTED_CLIENT, permission_name
-from ..schema import admin_schema, error_responses
+from ..schema import admin_schema, crud_schema, error_responses
 from ..serializers import ClientSecretSerializer, ClientSerializer, ClientWithSecretSerializer
 from .base import CRUD, AdminAPIMixin, model_permissions, parse_bool, require
 
@@ -55,41 +55,29 @@ CLIENT_LIST_PARAMETERS = [
 
 
 @extend_schema_view(
-    list=admin_schema(
-        summary=_("List clients"),
-        parameters=CLIENT_LIST_PARAMETERS,
-        responses={200: ClientSerializer(many=True), **error_responses(400, 401, 403, 404)},
-    ),
-    create=admin_schema(
-        summary=_("Create a client"),
-        description=_(
-            "The server generates client_id and, for confidential clients, the secret: it is in this "
-            "response only."
-        ),
-        request=ClientSerializer,
-        responses={201: ClientWithSecretSerializer, **error_responses(400, 401, 403)},
-    ),
-    retrieve=admin_schema(
-        summary=_("Read a client"), responses={200: ClientSerializer, **error_responses(401, 403, 404)}
-    ),
-    update=admin_schema(
-        summary=_("Replace a client"),
-        description=_(
-            "Turning a public client confidential generates a secret, returned in this response only."
-        ),
-        request=ClientSerializer,
-        responses={200: ClientWithSecretSerializer, **error_responses(400, 401, 403, 404)},
-    ),
-    partial_update=admin_schema(
-        summary=_("Change a client"),
-        request=ClientSerializer,
-        responses={200: ClientWithSecretSerializer, **error_responses(400, 401, 403, 404)},
-    ),
-    destroy=admin_schema(
-        summary=_("Delete a client"),
-        description=_("Its tokens, codes and consents are deleted with it."),
-        responses={204: None, **error_responses(401, 403, 404)},
-    ),
+    **crud_schema(
+        ClientSerializer,
+        written=ClientWithSecretSerializer,
+        list_parameters=CLIENT_LIST_PARAMETERS,
+        summaries={
+            "list": _("List clients"),
+            "create": _("Create a client"),
+            "retrieve": _("Read a client"),
+            "update": _("Replace a client"),
+            "partial_update": _("Change a client"),
+            "destroy": _("Delete a client"),
+        },
+        descriptions={
+            "create": _(
+                "The server generates client_id and, for confidential clients, the secret: it is in "
+                "this response only."
+            ),
+            "update": _(
+                "Turning a public client confidential generates a secret, returned in this response only."
+            ),
+            "destroy": _("Its tokens, codes and consents are deleted with it."),
+        },
+    )
 )
 class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
     serializer_class = ClientSerializer
@@ -159,8 +147,5 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
             require(request, MANAGE_TRUSTED_CLIENT)
         if client.client_type != Client.CLIENT_CONFIDENTIAL:
             raise exceptions.ValidationError({"client_type": [_("Public clients have no secret to rotate.")]})
-        with transaction.atomic():
-            client.new_secret = client.set_secret()
-            client.save(update_fields=["client_secret", "updated"])
-            transaction.on_commit(lambda: signals.client_secret_rotated.send(sender=Client, client=client))
+        client.new_secret = client_flows.rotate_secret(client)
         return Response(ClientSecretSerializer(client).data)

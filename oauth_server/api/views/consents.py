@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_view
 from rest_framework import mixins, viewsets
 
-from ...consent import revoke_consent
+from ...flows.consents import revoke_consent
 from ...models import Consent
 from ..permissions import permission_name
 from ..schema import admin_schema, error_responses
@@ -68,5 +68,4 @@ class UserConsentViewSet(
         return queryset
 
     def perform_destroy(self, consent: Consent) -> None:
-        if consent.is_active:
-            revoke_consent(consent)
+        revoke_consent(consent)  # revoking a revoked consent changes nothing

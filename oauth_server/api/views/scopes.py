@@ -8,35 +8,26 @@ from drf_spectacular.utils import extend_schema_view
 from rest_framework import exceptions, viewsets
 
 from ...models import Scope
-from ..schema import admin_schema, error_responses
+from ..schema import crud_schema
 from ..serializers import ScopeSerializer
 from .base import CRUD, AdminAPIMixin, model_permissions
 
 
 @extend_schema_view(
-    list=admin_schema(
-        summary=_("List scopes"),
-        responses={200: ScopeSerializer(many=True), **error_responses(401, 403, 404)},
-    ),
-    create=admin_schema(
-        summary=_("Create a scope"), responses={201: ScopeSerializer, **error_responses(400, 401, 403)}
-    ),
-    retrieve=admin_schema(
-        summary=_("Read a scope"), responses={200: ScopeSerializer, **error_responses(401, 403, 404)}
-    ),
-    update=admin_schema(
-        summary=_("Replace a scope (the name cannot change)"),
-        responses={200: ScopeSerializer, **error_responses(400, 401, 403, 404)},
-    ),
-    partial_update=admin_schema(
-        summary=_("Change a scope (the name cannot change)"),
-        responses={200: ScopeSerializer, **error_responses(400, 401, 403, 404)},
-    ),
-    destroy=admin_schema(
-        summary=_("Delete a scope"),
-        description=_("Clients lose it; refresh tokens stop minting it. Stored consents keep the name."),
-        responses={204: None, **error_responses(401, 403, 404)},
-    ),
+    **crud_schema(
+        ScopeSerializer,
+        summaries={
+            "list": _("List scopes"),
+            "create": _("Create a scope"),
+            "retrieve": _("Read a scope"),
+            "update": _("Replace a scope (the name cannot change)"),
+            "partial_update": _("Change a scope (the name cannot change)"),
+            "destroy": _("Delete a scope"),
+        },
+        descriptions={
+            "destroy": _("Clients lose it; refresh tokens stop minting it. Stored consents keep the name.")
+        },
+    )
 )
 class ScopeViewSet(AdminAPIMixin, viewsets.ModelViewSet):
     serializer_class = ScopeSerializer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import CharField, DateTimeField, F, PositiveIntegerField, QuerySet, TextField, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
@@ -14,9 +14,8 @@ from rest_framework import exceptions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import audit, consent
+from ...flows import tokens as token_flows
 from ...models import AccessToken, RefreshToken
-from ...revocation import revoke_grant
 from ..permissions import permission_name
 from ..schema import admin_schema, error_responses
 from ..serializers import TOKEN_TYPES, TokenSerializer
@@ -136,11 +135,7 @@ class UserTokenViewSet(AdminAPIMixin, viewsets.GenericViewSet):
         responses={204: None, **error_responses(401, 403, 404)},
     )
     def destroy_all(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        user = self._user()
-        revoked = consent.revoke_all_tokens(user=user)
-        audit.record(
-            audit.Event.TOKEN_REVOKED, request=request, user=user, via="api", scope="all", count=revoked
-        )
+        token_flows.revoke_user_tokens(self._user(), via="api", request=request)
         return Response(status=204)
 
     def _token(self) -> AccessToken | RefreshToken:
@@ -160,22 +155,5 @@ class UserTokenViewSet(AdminAPIMixin, viewsets.GenericViewSet):
         return Response(TokenSerializer(row).data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        token = self._token()
-        with transaction.atomic():
-            if isinstance(token, AccessToken):
-                refresh = RefreshToken.objects.filter(access_token=token).first()
-                if refresh is None:
-                    token.revoke()
-                else:
-                    revoke_grant(refresh)
-            else:
-                revoke_grant(token)
-        audit.record(
-            audit.Event.TOKEN_REVOKED,
-            request=request,
-            user=token.user,
-            client=token.application,
-            via="api",
-            token_type="access_token" if isinstance(token, AccessToken) else "refresh_token",
-        )
+        token_flows.revoke_token(self._token(), via="api", request=request)
         return Response(status=204)
