@@ -45,3 +45,27 @@ def decide(user, client, requested: Iterable[str], prompt: Iterable[str] = ()) -
         outcome = Outcome.CONSENT_REQUIRED if "none" in prompt else Outcome.ASK
         return Decision(outcome, granted=granted, new=new)
     return Decision(Outcome.APPROVE, granted=granted)
+
+
+# --- names this module documented before the flows layer (docs/consent.md); kept so sites that
+# import them keep working. Resolved lazily: flows import this module.
+def revoke_tokens(user, client) -> int:
+    """Former home of ``oauth_server.revocation.revoke_tokens(user=..., client=...)``."""
+    from .revocation import revoke_tokens as revoke
+
+    return revoke(user=user, client=client)
+
+
+def revoke_all_tokens(*, user=None, client=None) -> int:
+    """Former home of ``oauth_server.revocation.revoke_tokens``."""
+    from .revocation import revoke_tokens as revoke
+
+    return revoke(user=user, client=client)
+
+
+def __getattr__(name: str):
+    if name in ("revoke_consent", "record_consent"):
+        from .flows import consents
+
+        return getattr(consents, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

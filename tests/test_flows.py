@@ -365,3 +365,14 @@ def test_a_failed_admin_revocation_revokes_nothing(grant, monkeypatch):
         token_flows.revoke_refresh_token(grant["current"], via="admin")
     assert AccessToken.objects.filter(pk=grant["current"].access_token_id).exists()
     assert not events(Event.TOKEN_REVOKED)
+
+
+def test_names_consent_py_documented_still_resolve():
+    """Sites written against docs/consent.md before the flows layer keep working."""
+    from oauth_server import consent, revocation
+    from oauth_server.flows import consents
+
+    assert consent.revoke_consent is consents.revoke_consent
+    assert consent.record_consent is consents.record_consent
+    assert callable(consent.revoke_tokens) and callable(consent.revoke_all_tokens)
+    assert revocation.revoke_tokens is not None

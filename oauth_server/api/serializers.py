@@ -21,10 +21,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueValidator
 
-<<<<<<< HEAD
-from .. import client_auth, signals
-=======
->>>>>>> wt-flows
+from .. import client_auth
 from ..conf import settings
 from ..flows import clients as client_flows
 from ..models import Client, Consent, GrantType, Scope, validate_scope_token
