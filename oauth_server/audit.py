@@ -40,11 +40,10 @@ from django.db import router, transaction
 from django.http import HttpRequest
 
 from . import signals
-from .client_auth import credentials_of
 from .conf import settings
 from .models import AuditEvent, Client, plausible_client_id
 from .network import client_address
-from .request_state import state_of
+from .request_state import credentials_of, state_of
 
 logger = logging.getLogger("oauth_server.audit")
 
@@ -304,7 +303,7 @@ def client_auth_failed(request: Any, reason: str | None = None) -> None:
     """``client_auth_failed`` for an oauthlib request (token, revocation, introspection endpoints).
 
     The claimed client and the method come from the request's parsed credentials
-    (``client_auth.credentials_of``), never from the Authorization header again. DOT forgets a
+    (``request_state.credentials_of``), never from the Authorization header again. DOT forgets a
     client it could not authenticate, so the claimed one is looked up again (error path only):
     ``reason`` is then ``invalid_secret``, ``client_disabled`` or ``unknown_client`` unless the
     caller knows better.

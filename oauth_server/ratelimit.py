@@ -48,9 +48,9 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
-from .client_auth import credentials_of
 from .conf import DEFAULTS, settings
 from .network import client_address
+from .request_state import credentials_of
 
 logger = logging.getLogger("oauth_server.ratelimit")
 

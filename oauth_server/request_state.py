@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .client_auth.credentials import ClientCredentials, request_source
+from .client_auth.registry import parse
+
 if TYPE_CHECKING:
-    from .client_auth.credentials import ClientCredentials
     from .models import AccessToken, Grant, RefreshToken
 
 ENVIRON_KEY = "oauth_server.token_request_state"
@@ -40,7 +42,7 @@ class AccessTokenMeta:
 class TokenRequestState:
     """Per token request; every field starts empty and is written by one place."""
 
-    # client_auth.credentials_of: what the request presented to authenticate its client, parsed once
+    # credentials_of (below): what the request presented to authenticate its client, parsed once
     # (by the rate limiter or CORS on Django's request, else by the validator on oauthlib's).
     credentials: ClientCredentials | None = None
     grant: Grant | None = None  # validator.validate_code: the locked Grant of the code being redeemed
@@ -86,3 +88,13 @@ def _carried(request: Any) -> TokenRequestState | None:
     headers = vars(request).get("headers")
     value = headers.get(ENVIRON_KEY) if isinstance(headers, Mapping) else None
     return value if isinstance(value, TokenRequestState) else None
+
+
+def credentials_of(request: Any) -> ClientCredentials:
+    """What the request (Django's or oauthlib's) presented to authenticate its client, parsed once
+    by the client-authentication registry and then kept in the request's state: the validator,
+    ``audit.client_auth_failed``, the rate limiter and CORS all read this one object."""
+    state = state_of(request)
+    if state.credentials is None:
+        state.credentials = parse(*request_source(request))
+    return state.credentials

@@ -26,7 +26,7 @@ from . import audit, claims, client_auth, codes, grants, hashers, introspection,
 from .conf import settings
 from .flows import tokens as token_flows
 from .models import AccessToken, GrantType, IDToken, RefreshToken, plausible_client_id
-from .request_state import state_of
+from .request_state import credentials_of, state_of
 from .scopes import describe_refused_scopes
 from .tokens import token_checksum
 
@@ -44,7 +44,7 @@ class OAuthServerValidator(OAuth2Validator):
     def client_authentication_required(self, request, *args, **kwargs) -> bool:
         """A request that presents a credential (or several) is authenticated, whatever the client;
         otherwise only a confidential client must be (DOT's rule, read from the parsed credentials)."""
-        credentials = client_auth.credentials_of(request)
+        credentials = credentials_of(request)
         if credentials.presents_credential or credentials.conflict:
             return True
         client = self._load_application(credentials.client_id or request.client_id, request)
@@ -57,7 +57,7 @@ class OAuthServerValidator(OAuth2Validator):
         not pass beside a right ``client_secret`` in the body. The method must be one the client is
         registered for (``Client.token_endpoint_auth_method``).
         """
-        credentials = client_auth.credentials_of(request)
+        credentials = credentials_of(request)
         if credentials.conflict:
             audit.client_auth_failed(request, "multiple_methods")
             raise oauth2_errors.InvalidRequestError(
@@ -84,7 +84,7 @@ class OAuthServerValidator(OAuth2Validator):
         failed authentication."""
         client = self._load_application(client_id, request)
         none = client_auth.registry.get("none")
-        credentials = client_auth.credentials_of(request)
+        credentials = credentials_of(request)
         allowed = client is not None and none is not None and none.allowed_for(client)
         if allowed and none.authenticate(client, credentials, request):
             return True

@@ -16,7 +16,7 @@ from oauth_server import client_auth
 from oauth_server.client_auth import ClientAuthMethod, ClientCredentials
 from oauth_server.forms import ClientAdminForm
 from oauth_server.models import AuditEvent, Client
-from oauth_server.request_state import state_of
+from oauth_server.request_state import credentials_of, state_of
 from tests.factories import ClientFactory, MachineClientFactory, PublicClientFactory
 from tests.helpers import TOKEN_URL, basic_auth
 
@@ -66,8 +66,8 @@ def test_repr_never_shows_the_secret():
 def test_parsed_once_and_shared_with_oauthlib_request(db):
     """The object the rate limiter or CORS made from Django's request is the validator's."""
     request = RequestFactory().post(TOKEN_URL, {"client_id": "app", "client_secret": "s"})
-    first = client_auth.credentials_of(request)
-    assert client_auth.credentials_of(request) is first
+    first = credentials_of(request)
+    assert credentials_of(request) is first
 
     class OauthlibRequest:  # what DOT builds: META copied into headers
         def __init__(self, headers):
@@ -75,7 +75,7 @@ def test_parsed_once_and_shared_with_oauthlib_request(db):
             self.client_id = "other"
 
     carried = OauthlibRequest(dict(request.META))
-    assert client_auth.credentials_of(carried) is first
+    assert credentials_of(carried) is first
     assert state_of(carried) is state_of(request)
 
 

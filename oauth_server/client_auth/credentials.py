@@ -3,15 +3,15 @@
 Four places need to know which client a request claims and how it authenticates: the validator
 (which authenticates), the audit trail (which records a failure's claimed client and method), the
 rate limiter (which counts per client only when a credential came with the request) and CORS
-(which allows the origins of the client the request names). They all read ``credentials_of``,
-which parses the request once, with the methods of the registry (``registry.py``), and keeps the
-result in the request's state (``request_state.py``): the object made from Django's request before
-the view runs is the one the validator finds on oauthlib's request.
+(which allows the origins of the client the request names). They all read
+``request_state.credentials_of(request)``, which parses the request once with
+``registry.parse`` (the methods of the registry) and keeps the result in the request's state: the object
+made from Django's request before the view runs is the one the validator finds on oauthlib's.
+This module imports no other module of the app, so the model may import the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,6 @@ from django.core.exceptions import (
 )
 from django.http import HttpRequest, RawPostDataException
 from django.http.multipartparser import MultiPartParserError
-
-from ..request_state import state_of
 
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # The body parameters a client-authentication method may read (RFC 6749 2.3.1, RFC 7523 2.2).
@@ -115,20 +113,8 @@ def _oauthlib_source(request: Any) -> tuple[str, dict[str, str]]:
     return authorization, params
 
 
-def credentials_of(request: Any) -> ClientCredentials:
-    """The credentials of this request (Django's or oauthlib's), parsed on first use, then kept."""
-    state = state_of(request)
-    if state.credentials is None:
-        from .registry import registry
-
-        source = _django_source if isinstance(request, HttpRequest) else _oauthlib_source
-        authorization, params = source(request)
-        state.credentials = registry.parse(authorization if isinstance(authorization, str) else "", params)
-    return state.credentials
-
-
-def parse(authorization: str, params: Mapping[str, str]) -> ClientCredentials:
-    """Credentials from an ``Authorization`` header value and body parameters (for tests and tools)."""
-    from .registry import registry
-
-    return registry.parse(authorization, params)
+def request_source(request: Any) -> tuple[str, dict[str, str]]:
+    """The ``Authorization`` header and the credential parameters of Django's or oauthlib's request."""
+    source = _django_source if isinstance(request, HttpRequest) else _oauthlib_source
+    authorization, params = source(request)
+    return (authorization if isinstance(authorization, str) else ""), params

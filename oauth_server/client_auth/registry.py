@@ -14,12 +14,12 @@ one ``registry.register`` call; nothing in audit, rate limiting or CORS changes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .credentials import NONE, ClientCredentials
 
-if TYPE_CHECKING:
-    from ..models import Client
+# ``Client`` (oauth_server.models) in the signatures below; not imported: the model imports this package.
+Client = Any
 
 # Endpoints a method may be advertised for (RFC 8414 2: <endpoint>_auth_methods_supported).
 TOKEN, INTROSPECTION, REVOCATION = "token_endpoint", "introspection_endpoint", "revocation_endpoint"
@@ -120,3 +120,8 @@ def default_method(client: Client) -> str:
 
 
 registry = AuthMethodRegistry()
+
+
+def parse(authorization: str, params: Mapping[str, str]) -> ClientCredentials:
+    """Credentials from an ``Authorization`` header value and body parameters, by the registered methods."""
+    return registry.parse(authorization, params)
