@@ -102,6 +102,20 @@ DEFAULTS: dict[str, Any] = {
     },
     # The cache alias holding the counters; shared by every process (Redis) in production.
     "RATE_LIMIT_CACHE": "default",
+    # --- private_key_jwt client authentication (RFC 7523, docs/client-authentication.md) -------
+    # Signature algorithms a client assertion may use: asymmetric only (never none or HS*).
+    "CLIENT_ASSERTION_ALGORITHMS": ["RS256", "PS256", "ES256", "EdDSA"],
+    # The longest exp - now (or exp - iat) accepted for a client assertion, in seconds.
+    "CLIENT_ASSERTION_MAX_LIFETIME": 300,
+    # Allowed clock difference with clients, in seconds (exp, nbf, iat of client assertions).
+    "CLOCK_SKEW_SECONDS": 30,
+    # The cache alias remembering used assertion jti values until they expire (replay.py); it must
+    # be shared by every process (Redis) in production.
+    "REPLAY_CACHE": "default",
+    # How long a client's jwks_uri document is cached (seconds); an unknown kid refetches it, at
+    # most once per JWKS_URI_MIN_REFRESH seconds.
+    "JWKS_URI_CACHE_SECONDS": 3600,
+    "JWKS_URI_MIN_REFRESH": 60,
     # Addresses or networks (CIDR) of the site's reverse proxies, whose X-Forwarded-For is believed
     # by the rate limiter and the audit trail (network.py). Empty: the client IP is REMOTE_ADDR and
     # X-Forwarded-For is ignored.

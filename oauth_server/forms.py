@@ -168,6 +168,8 @@ class ClientAdminForm(forms.ModelForm):
             "refresh_token_lifetime",
             "access_token_format",
             "token_endpoint_auth_method",
+            "jwks",
+            "jwks_uri",
             "audiences",
             "resource_identifiers",
             "logo_uri",
@@ -190,20 +192,22 @@ class ClientAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         client_type = cleaned.get("client_type")
-        # The secret follows the client type, so Client.clean's "confidential clients need a
-        # secret" can never block a form a staff member has no way to fix.
-        if client_type == Client.CLIENT_CONFIDENTIAL and not self.instance.client_secret:
-            self.new_secret = self.instance.set_secret()
-        elif client_type == Client.CLIENT_PUBLIC and self.instance.client_secret:
-            self.instance.client_secret = ""
-            self.new_secret = None
         method_chosen = cleaned.get("token_endpoint_auth_method") and (
             "token_endpoint_auth_method" in self.changed_data
         )
         if "client_type" in self.changed_data and not method_chosen:
-            # Like the secret, the method follows a change of type unless chosen in the same edit.
+            # The method follows a change of type unless chosen in the same edit.
             cleaned["token_endpoint_auth_method"] = ""
-            self.instance.token_endpoint_auth_method = ""
+        if "token_endpoint_auth_method" in cleaned:
+            self.instance.token_endpoint_auth_method = cleaned["token_endpoint_auth_method"]
+        # The secret follows the client type and method, so Client.clean's "confidential clients
+        # need a secret" can never block a form a staff member has no way to fix.
+        self.instance.client_type = client_type or self.instance.client_type
+        if self.instance.uses_secret and not self.instance.client_secret:
+            self.new_secret = self.instance.set_secret()
+        elif not self.instance.uses_secret and self.instance.client_secret:
+            self.instance.client_secret = ""
+            self.new_secret = None
         if client_type and not may_list_origins(client_type) and cleaned.get("allowed_origins"):
             self.add_error("allowed_origins", ORIGINS_PUBLIC_ONLY_MESSAGE)
         return cleaned

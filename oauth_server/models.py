@@ -27,8 +27,15 @@ from oauth2_provider.models import (
 )
 
 from . import client_auth, grants, hashers
+from .client_keys import jwks_problems
 from .conf import settings
-from .validators import EXACT_URI_MESSAGE, RESOURCE_URI_MESSAGE, invalid_resource_uris, is_exact_uri
+from .validators import (
+    EXACT_URI_MESSAGE,
+    RESOURCE_URI_MESSAGE,
+    invalid_resource_uris,
+    is_exact_uri,
+    is_https_url,
+)
 
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
@@ -121,7 +128,7 @@ class ClientManager(models.Manager.from_queryset(ClientQuerySet)):  # type: igno
             **fields,
         )
         secret = None
-        if client_type == Client.CLIENT_CONFIDENTIAL:
+        if client.uses_secret:
             secret = client.set_secret(client_secret)
         elif client_secret:
             raise ValidationError({"client_secret": _("Public clients have no secret.")})
@@ -218,6 +225,20 @@ class Client(AbstractApplication):
             "a secret for confidential clients, none for public ones."
         ),
     )
+    # RFC 7591 2: the client's public keys, inline or published at a URL (private_key_jwt).
+    jwks = models.JSONField(
+        _("public keys (JWKS)"),
+        null=True,
+        blank=True,
+        default=None,
+        help_text=_('The client\'s public keys as a JWK Set ({"keys": [...]}), for private_key_jwt.'),
+    )
+    jwks_uri = models.URLField(
+        _("public keys URL (jwks_uri)"),
+        blank=True,
+        max_length=500,
+        help_text=_("Or: an https URL where the client publishes its JWK Set (fetched and cached)."),
+    )
     access_token_format = models.CharField(
         _("access token format"),
         max_length=10,
@@ -306,19 +327,42 @@ class Client(AbstractApplication):
     def is_confidential(self) -> bool:
         return self.client_type == self.CLIENT_CONFIDENTIAL
 
-    def _auth_method_error(self) -> str | None:
-        """A public client authenticates with ``none``, a confidential one with a real method."""
+    @property
+    def auth_method(self) -> client_auth.ClientAuthMethod | None:
+        """The registered method object (``client_auth.registry``) this client authenticates with."""
+        return client_auth.registry.get(self.token_endpoint_auth_method or client_auth.default_method(self))
+
+    @property
+    def uses_secret(self) -> bool:
+        """Whether this client holds a shared secret (not a public or a private_key_jwt client)."""
+        method = self.auth_method
+        return self.is_confidential and (method is None or method.uses_secret)
+
+    def _auth_method_errors(self) -> dict[str, list]:
+        """A public client authenticates with ``none``, a confidential one with a real method; a
+        method with keys needs exactly one of ``jwks`` and ``jwks_uri``."""
         name = self.token_endpoint_auth_method
-        if not name:
-            return None
-        method = client_auth.registry.get(name)
+        method = client_auth.registry.get(name) if name else self.auth_method
         if method is None:
-            return _("Unsupported client authentication method: %s") % name
+            return {"token_endpoint_auth_method": [_("Unsupported client authentication method: %s") % name]}
         if method.confidential != self.is_confidential:
             if self.is_confidential:
-                return _("A confidential client must authenticate: choose a method other than none.")
-            return _("A public client has no credential: its method must be none.")
-        return None
+                message = _("A confidential client must authenticate: choose a method other than none.")
+            else:
+                message = _("A public client has no credential: its method must be none.")
+            return {"token_endpoint_auth_method": [message]}
+        errors: dict[str, list] = {}
+        if self.jwks and self.jwks_uri:
+            errors["jwks_uri"] = [_("Register keys inline (jwks) or by URL (jwks_uri), not both.")]
+        if self.jwks:
+            problems = jwks_problems(self.jwks)
+            if problems:
+                errors["jwks"] = problems
+        if self.jwks_uri and not is_https_url(self.jwks_uri):
+            errors["jwks_uri"] = [_("jwks_uri must be an https URL.")]
+        if method.uses_keys and not (self.jwks or self.jwks_uri):
+            errors["jwks"] = [_("%s needs the client's public keys: jwks or jwks_uri.") % method.name]
+        return errors
 
     def clean(self) -> None:
         errors: dict[str, list] = {}
@@ -347,11 +391,10 @@ class Client(AbstractApplication):
                         RESOURCE_URI_MESSAGE, code="invalid_uri", params={"uris": ", ".join(map(str, bad))}
                     )
                 )
-        if self.client_type == self.CLIENT_CONFIDENTIAL and not self.client_secret:
+        if self.uses_secret and not self.client_secret:
             errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
-        method_error = self._auth_method_error()
-        if method_error:
-            errors.setdefault("token_endpoint_auth_method", []).append(method_error)
+        for field, messages in self._auth_method_errors().items():
+            errors.setdefault(field, []).extend(messages)
         if errors:
             raise ValidationError(errors)
         # DOT validates URI schemes and origins; its grant checks read authorization_grant_type.

@@ -72,7 +72,12 @@ class OAuthServerValidator(OAuth2Validator):
             if not method.allowed_for(client):
                 audit.client_auth_failed(request, "auth_method_not_allowed")
                 return False
-            if method.authenticate(client, credentials, request):
+            try:
+                authenticated = method.authenticate(client, credentials, request)
+            except client_auth.ClientAuthFailed as exc:
+                audit.client_auth_failed(request, exc.reason)
+                return False
+            if authenticated:
                 request.client = client
                 _bind_client_id(request)
                 return True

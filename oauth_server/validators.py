@@ -102,3 +102,15 @@ def is_web_url(url: str) -> bool:
         return bool(url) and urlsplit(url).scheme in WEB_URL_SCHEMES
     except ValueError:
         return False
+
+
+# --- URLs the server fetches (a client's jwks_uri) ----------------------------------------------------
+def is_https_url(url: str) -> bool:
+    """An absolute https URL with a host, no userinfo and no fragment: what the server may fetch
+    (the fetcher still checks the address it resolves to)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - an out-of-range port raises
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname) and parts.username is None and not parts.fragment

@@ -85,6 +85,7 @@ def test_discovery_lists_the_registry(client, db):
     assert metadata["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
         "none",
     ]
     assert "none" not in metadata["introspection_endpoint_auth_methods_supported"]

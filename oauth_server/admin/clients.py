@@ -85,6 +85,8 @@ class ClientAdmin(admin.ModelAdmin):
                     "client_type",
                     "token_endpoint_auth_method",
                     "secret_status",
+                    "jwks",
+                    "jwks_uri",
                     "is_enabled",
                     "user",
                 ]
@@ -160,6 +162,10 @@ class ClientAdmin(admin.ModelAdmin):
             return gettext("Generated when you save a confidential client, and shown once.")
         if obj.client_type != Client.CLIENT_CONFIDENTIAL:
             return gettext("None (public client).")
+        if not obj.uses_secret:
+            return (
+                gettext("None: the client authenticates with its keys (%s).") % obj.token_endpoint_auth_method
+            )
         if obj.client_secret:
             return gettext("Set (stored hashed; it cannot be shown). Use “Rotate secret” to issue a new one.")
         return gettext("Not set.")
@@ -230,8 +236,13 @@ class ClientAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not permissions.may_issue_secret(request.user, obj):
             raise PermissionDenied
-        if obj.client_type != Client.CLIENT_CONFIDENTIAL:
-            self.message_user(request, gettext("Public clients have no secret to rotate."), messages.ERROR)
+        if not obj.uses_secret:
+            message = (
+                gettext("Public clients have no secret to rotate.")
+                if obj.client_type != Client.CLIENT_CONFIDENTIAL
+                else gettext("This client authenticates with its keys: it has no secret to rotate.")
+            )
+            self.message_user(request, message, messages.ERROR)
             return HttpResponseRedirect(admin_url(self, "change", obj.pk))
         with transaction.atomic():
             raw = client_flows.rotate_secret(obj)
@@ -251,10 +262,7 @@ class ClientAdmin(admin.ModelAdmin):
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any):
         obj = context.get("original")
         context["can_rotate_secret"] = bool(
-            obj is not None
-            and obj.pk
-            and obj.client_type == Client.CLIENT_CONFIDENTIAL
-            and permissions.may_issue_secret(request.user, obj)
+            obj is not None and obj.pk and obj.uses_secret and permissions.may_issue_secret(request.user, obj)
         )
         if context["can_rotate_secret"]:
             context["rotate_secret_url"] = admin_url(self, "rotate_secret", obj.pk)
@@ -312,8 +320,21 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.action(description=_("Rotate the secret of selected clients"), permissions=["issue_secret"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         queryset = self._without_trusted(request, queryset)
-        confidential = list(queryset.filter(client_type=Client.CLIENT_CONFIDENTIAL))
-        skipped = queryset.exclude(client_type=Client.CLIENT_CONFIDENTIAL).count()
+        selected = list(queryset)
+        confidential = [client for client in selected if client.uses_secret]
+        keyed = [c for c in selected if c.client_type == Client.CLIENT_CONFIDENTIAL and not c.uses_secret]
+        skipped = len(selected) - len(confidential) - len(keyed)
+        if keyed:
+            self.message_user(
+                request,
+                ngettext(
+                    "Skipped %d client that authenticates with its keys (it has no secret).",
+                    "Skipped %d clients that authenticate with their keys (they have no secret).",
+                    len(keyed),
+                )
+                % len(keyed),
+                messages.WARNING,
+            )
         if skipped:
             self.message_user(
                 request,

@@ -206,6 +206,17 @@ class ClientSerializer(StrictSerializer):
             "client_secret_basic for confidential clients, none for public ones."
         ),
     )
+    jwks = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text=_("The client's public keys (a JWK Set), for private_key_jwt."),
+    )
+    jwks_uri = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text=_("Or an https URL where the client publishes its JWK Set."),
+    )
     created = serializers.DateTimeField(read_only=True)
     updated = serializers.DateTimeField(read_only=True)
 
@@ -241,12 +252,12 @@ class ClientSerializer(StrictSerializer):
             fields.setdefault("token_endpoint_auth_method", "")
         for name, value in fields.items():
             setattr(client, name, value)
-        # The secret follows the client type (as in the admin): a public client turned confidential
-        # gets a generated secret, shown in this response only; the other way round drops it.
+        # The secret follows the client type and method (as in the admin): a public client turned
+        # confidential gets a generated secret, shown in this response only; the other way round drops it.
         new_secret = None
-        if client.client_type == Client.CLIENT_CONFIDENTIAL and not client.client_secret:
+        if client.uses_secret and not client.client_secret:
             new_secret = client.set_secret()
-        elif client.client_type == Client.CLIENT_PUBLIC:
+        elif not client.uses_secret:
             client.client_secret = ""
         try:
             client.full_clean()

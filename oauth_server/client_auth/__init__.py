@@ -1,22 +1,25 @@
 """Client authentication: the registry of methods and the request's parsed credentials.
 
 ``registry.py`` describes the methods; ``methods.py`` holds the built-in ones, registered here;
-``credentials.py`` holds the parsed form (``ClientCredentials``) and ``parse``; a request's
-credentials, parsed once, are ``request_state.credentials_of(request)``. The package imports no
-other module of the app (the model imports it). See docs/architecture.md, "Where to add a
-client-authentication method".
+``credentials.py`` holds the parsed form (``ClientCredentials``); ``registry.parse`` makes it; a
+request's credentials, parsed once, are ``request_state.credentials_of(request)``. The model imports
+this package, so it imports no module that imports the model (only settings, ``client_keys``,
+``replay``). See docs/architecture.md, "Where to add a client-authentication method".
 """
 
 from .credentials import ClientCredentials
 from .methods import ClientSecretBasic, ClientSecretPost, NoAuthentication
-from .registry import AuthMethodRegistry, ClientAuthMethod, default_method, parse, registry
+from .private_key_jwt import PrivateKeyJWT
+from .registry import AuthMethodRegistry, ClientAuthFailed, ClientAuthMethod, default_method, parse, registry
 
 registry.register(ClientSecretBasic())
 registry.register(ClientSecretPost())
+registry.register(PrivateKeyJWT())
 registry.register(NoAuthentication())
 
 __all__ = [
     "AuthMethodRegistry",
+    "ClientAuthFailed",
     "ClientAuthMethod",
     "ClientCredentials",
     "default_method",

@@ -22,6 +22,7 @@ class ClientSecretBasic(ClientAuthMethod):
     name = "client_secret_basic"
     label = _("Client secret, HTTP Basic (client_secret_basic)")
     accepts = SECRET_METHODS
+    uses_secret = True
 
     def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:
         scheme, _sep, value = authorization.strip().partition(" ")

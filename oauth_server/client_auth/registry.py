@@ -26,6 +26,14 @@ TOKEN, INTROSPECTION, REVOCATION = "token_endpoint", "introspection_endpoint", "
 ALL_ENDPOINTS = frozenset({TOKEN, INTROSPECTION, REVOCATION})
 
 
+class ClientAuthFailed(Exception):
+    """Raised by ``authenticate`` to say why (``reason``: audited, never sent to the client)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ClientAuthMethod:
     """One client-authentication method (RFC 7591 ``token_endpoint_auth_method`` value).
 
@@ -48,6 +56,10 @@ class ClientAuthMethod:
     label: ClassVar[str] = ""
     endpoints: ClassVar[frozenset[str]] = ALL_ENDPOINTS
     confidential: ClassVar[bool] = True
+    # Whether the client holds a shared secret (one is generated for it, Client.clean requires it).
+    uses_secret: ClassVar[bool] = False
+    # Whether the client registers public keys (Client.jwks or jwks_uri; Client.clean requires one).
+    uses_keys: ClassVar[bool] = False
     accepts: ClassVar[frozenset[str]] = frozenset()
 
     def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:
@@ -55,8 +67,16 @@ class ClientAuthMethod:
         raise NotImplementedError
 
     def authenticate(self, client: Client, credentials: ClientCredentials, request: Any) -> bool:
-        """Whether the credentials prove ``client`` (already loaded from ``credentials.client_id``)."""
+        """Whether the credentials prove ``client`` (already loaded from ``credentials.client_id``).
+
+        May raise ``ClientAuthFailed(reason)`` instead of returning False, to name the reason in the
+        audit trail (``invalid_secret`` otherwise).
+        """
         raise NotImplementedError
+
+    def metadata(self, endpoint: str) -> dict[str, Any]:
+        """Extra discovery members for an endpoint this method is advertised at (RFC 8414 2)."""
+        return {}
 
     def allowed_for(self, client: Client) -> bool:
         registered = client.token_endpoint_auth_method or default_method(client)
@@ -88,6 +108,16 @@ class AuthMethodRegistry:
     def names(self, endpoint: str = TOKEN) -> list[str]:
         """The methods advertised for an endpoint, in registration order (discovery)."""
         return [m.name for m in self._methods.values() if endpoint in m.endpoints]
+
+    def metadata(self) -> dict[str, Any]:
+        """``<endpoint>_auth_methods_supported`` for each endpoint, and the methods' own members."""
+        document: dict[str, Any] = {}
+        for endpoint in (TOKEN, INTROSPECTION, REVOCATION):
+            document[f"{endpoint}_auth_methods_supported"] = self.names(endpoint)
+            for method in self._methods.values():
+                if endpoint in method.endpoints:
+                    document.update(method.metadata(endpoint))
+        return document
 
     def choices(self) -> list[tuple[str, str]]:
         return [(m.name, m.label or m.name) for m in self._methods.values()]

@@ -54,11 +54,9 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "grant_types_supported": grants.registry.token_grant_types(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algorithms,
-        # The client_auth registry, per endpoint (introspection callers must authenticate).
-        **{
-            f"{endpoint}_auth_methods_supported": client_auth.registry.names(endpoint)
-            for endpoint in ("token_endpoint", "introspection_endpoint", "revocation_endpoint")
-        },
+        # The client_auth registry, per endpoint (introspection callers must authenticate), and
+        # what its methods add (the signing algorithms private_key_jwt accepts).
+        **client_auth.registry.metadata(),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"]
         + sorted({name for names in claims.SCOPE_CLAIMS.values() for name in names}),

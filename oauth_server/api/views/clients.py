@@ -147,5 +147,13 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
             require(request, MANAGE_TRUSTED_CLIENT)
         if client.client_type != Client.CLIENT_CONFIDENTIAL:
             raise exceptions.ValidationError({"client_type": [_("Public clients have no secret to rotate.")]})
+        if not client.uses_secret:
+            raise exceptions.ValidationError(
+                {
+                    "token_endpoint_auth_method": [
+                        _("This client authenticates with its keys: it has no secret.")
+                    ]
+                }
+            )
         client.new_secret = client_flows.rotate_secret(client)
         return Response(ClientSecretSerializer(client).data)

@@ -45,6 +45,8 @@ OPTION_FOR_FIELD = {
     "resource_identifiers": "--resource-identifier",
     "access_token_format": "--access-token-format",
     "token_endpoint_auth_method": "--auth-method",
+    "jwks": "--jwks-file",
+    "jwks_uri": "--jwks-uri",
 }
 
 
@@ -116,6 +118,14 @@ class Command(BaseCommand):
             help="How the client authenticates at the token endpoint (RFC 7591 token_endpoint_auth_method). "
             "Default: client_secret_basic for confidential clients (client_secret_post is accepted too), "
             "none for public ones.",
+        )
+        parser.add_argument(
+            "--jwks-file",
+            help="private_key_jwt: a file holding the client's public keys as a JWK Set.",
+        )
+        parser.add_argument(
+            "--jwks-uri",
+            help="private_key_jwt: the https URL where the client publishes its JWK Set.",
         )
         parser.add_argument(
             "--grant-type",
@@ -219,6 +229,9 @@ class Command(BaseCommand):
         allowed_origins = clean_origins(options["allowed_origins"] or [])
         if allowed_origins and not may_list_origins(options["client_type"]):
             problems.append("--allowed-origin: only public clients may list origins (CORS).")
+        jwks, jwks_problem = _read_jwks(options["jwks_file"])
+        if jwks_problem:
+            problems.append(jwks_problem)
         owner, owner_problems = self._owner(options["owner"], _unique(options["scopes"]))
         problems += owner_problems
         if problems:
@@ -233,6 +246,8 @@ class Command(BaseCommand):
             "allowed_origins": " ".join(allowed_origins),
             "access_token_format": options["access_token_format"] or "",
             "token_endpoint_auth_method": options["token_endpoint_auth_method"] or "",
+            "jwks": jwks,
+            "jwks_uri": options["jwks_uri"] or "",
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -319,6 +334,19 @@ class Command(BaseCommand):
             )
 
 
+def _read_jwks(path: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The JWK Set in a file, or why it cannot be read (Client.clean then checks the keys)."""
+    if not path:
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle), None
+    except OSError as exc:
+        return None, f"--jwks-file: cannot read {path}: {exc.strerror}."
+    except ValueError:
+        return None, f"--jwks-file: {path} is not JSON."
+
+
 def describe(client: Client, secret: str | None) -> dict[str, Any]:
     """The JSON document the command prints (stable keys; scripts parse it)."""
     return {
@@ -336,5 +364,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "skip_consent": client.skip_consent,
         "access_token_format": client.access_token_format or None,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "jwks_uri": client.jwks_uri or None,
         "owner": client.user.get_username() if client.user_id else None,
     }

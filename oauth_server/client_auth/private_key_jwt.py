@@ -1,0 +1,161 @@
+"""``private_key_jwt`` (RFC 7523 2.2 and 3, OIDC Core 9): the client signs a short JWT with its key.
+
+No shared secret is stored or sent: the server keeps only the client's public keys
+(``client_keys.py``). The assertion must:
+
+- be signed with an allowed asymmetric algorithm (``CLIENT_ASSERTION_ALGORITHMS``; never ``none`` or
+  ``HS*``) by a key of the client's JWKS;
+- have ``iss`` = ``sub`` = the client_id (and match a ``client_id`` parameter if one is sent);
+- have the issuer in ``aud``, or an endpoint URL of this server (token, introspection, revocation,
+  pushed authorization): RFC 7523bis recommends the issuer alone, deployed clients often send the
+  token endpoint URL;
+- expire soon (``exp`` at most ``CLIENT_ASSERTION_MAX_LIFETIME`` ahead), not be used before ``nbf``;
+- carry a ``jti`` used once: remembered until ``exp`` in the replay cache every process shares
+  (``replay.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from jwcrypto import jws, jwt
+from jwcrypto.common import JWException, json_decode
+
+from .. import client_keys, replay
+from ..conf import settings
+from .credentials import ClientCredentials
+from .registry import ClientAuthFailed, ClientAuthMethod
+
+logger = logging.getLogger(__name__)
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LENGTH = 16 * 1024
+
+
+class AssertionRefused(ClientAuthFailed):
+    """Why an assertion was refused: recorded in the audit trail (``reason``), never sent to the client."""
+
+
+def unverified_claims(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a compact JWS, without verifying it: only to find the client and its key."""
+    token = jws.JWS()
+    try:
+        token.deserialize(assertion)
+        header = token.jose_header
+        payload = json_decode(token.objects["payload"])
+    except (JWException, ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise AssertionRefused("malformed_assertion") from exc
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise AssertionRefused("malformed_assertion")
+    return header, payload
+
+
+class PrivateKeyJWT(ClientAuthMethod):
+    name = "private_key_jwt"
+    label = _("Signed JWT with the client's private key (private_key_jwt)")
+    uses_keys = True
+
+    def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:
+        if params.get("client_assertion_type") != ASSERTION_TYPE:
+            return None
+        assertion = params.get("client_assertion") or ""
+        client_id = params.get("client_id") or ""
+        malformed = not assertion or len(assertion) > MAX_ASSERTION_LENGTH
+        if not malformed:
+            try:
+                _header, claims = unverified_claims(assertion)
+            except AssertionRefused:
+                malformed = True
+            else:
+                subject = claims.get("sub")
+                if isinstance(subject, str) and (not client_id or client_id == subject):
+                    client_id = subject
+                else:
+                    malformed = True  # RFC 7523 3: sub is the client_id; a client_id parameter must agree
+        return ClientCredentials(
+            method=self.name,
+            client_id=client_id if not malformed else client_id or "",
+            assertion=assertion,
+            assertion_type=ASSERTION_TYPE,
+            malformed=malformed,
+        )
+
+    def metadata(self, endpoint: str) -> dict[str, Any]:
+        return {f"{endpoint}_auth_signing_alg_values_supported": list(settings.CLIENT_ASSERTION_ALGORITHMS)}
+
+    def authenticate(self, client: Any, credentials: ClientCredentials, request: Any) -> bool:
+        verify_assertion(client, credentials.assertion or "", request)  # AssertionRefused: the reason
+        return True
+
+
+def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any]:
+    """The verified claims of a client assertion for ``client``, or ``AssertionRefused``."""
+    header, _claims = unverified_claims(assertion)
+    algorithm = header.get("alg")
+    if algorithm not in settings.CLIENT_ASSERTION_ALGORITHMS:
+        raise AssertionRefused("algorithm_not_allowed")
+    try:
+        keys = client_keys.key_set(client, header.get("kid"))
+    except client_keys.ClientKeysError as exc:
+        logger.info("client %s: %s", client.client_id, exc)
+        raise AssertionRefused("keys_unavailable") from exc
+    try:
+        token = jwt.JWT(
+            jwt=assertion, key=keys, algs=list(settings.CLIENT_ASSERTION_ALGORITHMS), check_claims=False
+        )
+        claims = json_decode(token.claims)
+    except (JWException, ValueError, TypeError, KeyError) as exc:
+        raise AssertionRefused("invalid_signature") from exc
+    if not isinstance(claims, dict):
+        raise AssertionRefused("malformed_assertion")
+    if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
+        raise AssertionRefused("wrong_issuer_or_subject")
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else audiences
+    if not isinstance(audiences, list) or not set(audiences) & accepted_audiences(request):
+        raise AssertionRefused("wrong_audience")
+    now, skew = time.time(), settings.CLOCK_SKEW_SECONDS
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise AssertionRefused("missing_exp")
+    if exp + skew < now:
+        raise AssertionRefused("expired")
+    if exp - now > settings.CLIENT_ASSERTION_MAX_LIFETIME + skew:
+        raise AssertionRefused("lifetime_too_long")
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is not None and (not isinstance(value, int | float) or value - skew > now):
+            raise AssertionRefused(f"bad_{name}")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 256:
+        raise AssertionRefused("missing_jti")
+    if not replay.first_use(f"client_assertion:{client.client_id}", jti, exp):
+        raise AssertionRefused("replayed_jti")
+    return claims
+
+
+def accepted_audiences(request: Any) -> set[str]:
+    """The issuer, and the URLs of this server's endpoints that accept client authentication.
+
+    The issuer is the pinned ``OIDC_ISS_ENDPOINT``, else built from the request's host, which
+    Django's ``ALLOWED_HOSTS`` limits to the site's own names (pin the issuer in production).
+    """
+    from urllib.parse import urlsplit
+
+    from django.urls import NoReverseMatch, reverse
+    from oauth2_provider.settings import oauth2_settings
+
+    issuer = oauth2_settings.oidc_issuer(request)
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    accepted = {issuer}
+    for name in ("token", "introspect", "revoke-token", "pushed-authorization-request"):
+        try:
+            accepted.add(origin + reverse(f"oauth2_provider:{name}"))
+        except NoReverseMatch:
+            continue
+    return accepted
