@@ -97,11 +97,17 @@ DEFAULTS: dict[str, Any] = {
         "authorize": "60/m",
         "introspect": "600/m",
         "revoke": "120/m",
+        "par": "60/m",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     },
     # The cache alias holding the counters; shared by every process (Redis) in production.
     "RATE_LIMIT_CACHE": "default",
+    # --- pushed authorization requests (RFC 9126, docs/par.md) ---------------------------------
+    # Seconds a pushed request's request_uri stays valid.
+    "PAR_LIFETIME": 60,
+    # True: every client must push its authorization requests (a client's own flag also requires it).
+    "REQUIRE_PUSHED_AUTHORIZATION_REQUESTS": False,
     # --- private_key_jwt client authentication (RFC 7523, docs/client-authentication.md) -------
     # Signature algorithms a client assertion may use: asymmetric only (never none or HS*).
     "CLIENT_ASSERTION_ALGORITHMS": ["RS256", "PS256", "ES256", "EdDSA"],

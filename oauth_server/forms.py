@@ -170,6 +170,7 @@ class ClientAdminForm(forms.ModelForm):
             "token_endpoint_auth_method",
             "jwks",
             "jwks_uri",
+            "require_pushed_authorization_requests",
             "audiences",
             "resource_identifiers",
             "logo_uri",

@@ -239,6 +239,14 @@ class Client(AbstractApplication):
         max_length=500,
         help_text=_("Or: an https URL where the client publishes its JWK Set (fetched and cached)."),
     )
+    require_pushed_authorization_requests = models.BooleanField(
+        _("require pushed authorization requests"),
+        default=False,
+        help_text=_(
+            "The client must push its authorization requests (RFC 9126, PAR): parameters never travel "
+            "through the browser."
+        ),
+    )
     access_token_format = models.CharField(
         _("access token format"),
         max_length=10,
@@ -594,6 +602,22 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.algorithm}, {self.state})"
+
+
+class PushedAuthorizationRequest(models.Model):
+    """An authorization request a client pushed (RFC 9126), waiting for the browser to bring its
+    ``request_uri``. Only a SHA-256 of the reference is stored; consumed by the authorization
+    response it leads to; expired rows are deleted when the client pushes again (par.py)."""
+
+    reference_checksum = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="pushed_requests")
+    parameters = models.JSONField(default=dict)
+    expires = models.DateTimeField(db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pushed authorization request")
+        verbose_name_plural = _("pushed authorization requests")
 
 
 class AuditEvent(models.Model):

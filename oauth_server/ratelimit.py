@@ -54,12 +54,12 @@ from .request_state import credentials_of
 
 logger = logging.getLogger("oauth_server.ratelimit")
 
-ENDPOINTS = ("token", "authorize", "introspect", "revoke")
+ENDPOINTS = ("token", "authorize", "introspect", "revoke", "par")
 FAILURES = "client_auth_failures"
 LOGIN_FAILURES = "login_failures"
 KNOWN_LIMITS = frozenset((*ENDPOINTS, FAILURES, LOGIN_FAILURES))
 # Endpoints where clients authenticate, so a 401 is a failed client authentication.
-CLIENT_AUTH_ENDPOINTS = frozenset(("token", "introspect", "revoke"))
+CLIENT_AUTH_ENDPOINTS = frozenset(("token", "introspect", "revoke", "par"))
 SCOPES = ("ip", "client")
 # Failure limits: (per address, per subject and address, per subject ceiling). The ceiling never
 # locks a subject out: it only refuses addresses that already failed for it (FailureLimiter).

@@ -18,6 +18,7 @@ from .views.code import CodePageView
 from .views.connected_apps import ConnectedAppsView, RevokeConnectedAppView
 from .views.introspection import IntrospectTokenView
 from .views.logout import RPInitiatedLogoutView
+from .views.par import PushedAuthorizationRequestView
 from .views.revocation import RevokeTokenView
 from .views.token import TokenView
 from .views.userinfo import UserInfoView
@@ -29,6 +30,8 @@ token_view = token_headers(client_cors(["POST", "OPTIONS"])(rate_limit("token")(
 revoke_view = token_headers(client_cors(["POST", "OPTIONS"])(rate_limit("revoke")(RevokeTokenView.as_view())))
 # Server to server only (confidential clients): no CORS.
 introspect_view = token_headers(rate_limit("introspect")(IntrospectTokenView.as_view()))
+# Server to server (RFC 9126); a browser app has nothing to push that it could not send itself.
+par_view = token_headers(rate_limit("par")(PushedAuthorizationRequestView.as_view()))
 userinfo_view = token_headers(
     client_cors(["GET", "POST", "OPTIONS"], client_bound=False)(UserInfoView.as_view())
 )
@@ -38,6 +41,7 @@ urlpatterns = [
     path("token/", token_view, name="token"),
     path("revoke/", revoke_view, name="revoke-token"),
     path("introspect/", introspect_view, name="introspect"),
+    path("par/", par_view, name="pushed-authorization-request"),
     path("userinfo/", userinfo_view, name="user-info"),
     path("logout/", page_headers(RPInitiatedLogoutView.as_view()), name="rp-initiated-logout"),
     # A redirect URI for developers' clients: shows the code just issued (views/code.py).

@@ -75,6 +75,7 @@ def test_defaults_are_on():
         "authorize": "60/m",
         "introspect": "600/m",
         "revoke": "120/m",
+        "par": "60/m",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     }

@@ -94,7 +94,15 @@ class ClientAdmin(admin.ModelAdmin):
         ),
         (
             _("Grants and redirects"),
-            {"fields": ["grant_types", "redirect_uris", "post_logout_redirect_uris", "allowed_origins"]},
+            {
+                "fields": [
+                    "grant_types",
+                    "redirect_uris",
+                    "post_logout_redirect_uris",
+                    "allowed_origins",
+                    "require_pushed_authorization_requests",
+                ]
+            },
         ),
         (_("Scopes and consent"), {"fields": ["allowed_scopes", "skip_consent"]}),
         (

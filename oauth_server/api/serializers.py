@@ -206,6 +206,7 @@ class ClientSerializer(StrictSerializer):
             "client_secret_basic for confidential clients, none for public ones."
         ),
     )
+    require_pushed_authorization_requests = StrictBooleanField(required=False)
     jwks = serializers.JSONField(
         required=False,
         allow_null=True,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -21,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from jwcrypto.common import JWException
 from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.forms import AllowForm
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.settings import oauth2_settings
@@ -28,7 +30,7 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import audit, consent, keys, reauthentication
+from .. import audit, consent, keys, par, reauthentication
 from ..claims import subject_for
 from ..conf import settings
 from ..flows.consents import record_consent
@@ -52,7 +54,9 @@ def session_auth_time(request: HttpRequest) -> int:
     return int(last_login.timestamp()) if last_login else int(time.time())
 
 
-def consent_page_context(request: HttpRequest, application: Client, redirect_uri: str) -> dict[str, Any]:
+def consent_page_context(
+    request: HttpRequest, application: Client, redirect_uri: str, pushed: par.Pushed | None = None
+) -> dict[str, Any]:
     """What the consent page shows around the form (docs/templates.md).
 
     The client's URLs come from registration, so only http(s) ones become links or images. The
@@ -61,9 +65,12 @@ def consent_page_context(request: HttpRequest, application: Client, redirect_uri
     replaced only when the other account signs in.
     """
     target = urlsplit(redirect_uri)
-    query = request.GET.copy()
-    query.pop("login_hint", None)
-    query["prompt"] = " ".join(sorted(_prompt(request) | {"login"}))
+    if pushed is not None:  # the browser carries only the request_uri (par.query_for adds prompt=login)
+        query = par.browser_query(pushed, prompt="login")
+    else:
+        query = request.GET.copy()
+        query.pop("login_hint", None)
+        query["prompt"] = " ".join(sorted(_prompt(request) | {"login"}))
     return {
         "redirect_origin": f"{target.scheme}://{target.netloc}" if target.netloc else redirect_uri,
         "switch_account_url": f"{request.path}?{query.urlencode()}",
@@ -87,25 +94,58 @@ def no_frames(response: HttpResponse) -> HttpResponse:
     return response
 
 
+class ConsentForm(AllowForm):
+    """DOT's hidden fields, and the request_uri of a pushed request (RFC 9126): the decision is then
+    applied to the pushed parameters, never to what the browser posts back (form_valid)."""
+
+    request_uri = forms.CharField(required=False, widget=forms.HiddenInput())
+
+
 @method_decorator([never_cache, xframe_options_deny], name="dispatch")
 class AuthorizationView(DOTAuthorizationView):
     """GET shows the consent page (or approves silently); POST records the user's decision."""
 
     # FormView maps PUT to post(); a consent decision is only ever a POST.
     http_method_names = ["get", "post", "head", "options"]
+    form_class = ConsentForm
+    pushed: par.Pushed | None = None  # a pushed authorization request this request brought (RFC 9126)
 
     def get_template_names(self) -> list[str]:
         return [settings.CONSENT_TEMPLATE]
 
     def dispatch(self, request, *args, **kwargs):
+        if "request_uri" in request.GET:
+            # RFC 9126 4: the pushed parameters replace the browser's; an unknown, expired or other
+            # client's request_uri gets a page (its redirect URI cannot be trusted before then).
+            self.pushed = par.resolve(request.GET.get("client_id"), request.GET.get("request_uri"))
+            if self.pushed is None:
+                return no_frames(self._request_uri_error())
+            request.GET = par.query_for(self.pushed, request.GET)
+            # DOT hands oauthlib request.get_full_path(): the pushed parameters, not the browser's.
+            request.META["QUERY_STRING"] = request.GET.urlencode()
         response = no_frames(super().dispatch(request, *args, **kwargs))
         if getattr(response, "is_authorization_response", False):
+            if self.pushed is not None:
+                par.consume(self.pushed)
             # RFC 9700 4.2.4: the redirect carrying the code (or error) to the client must not let
             # the client's page leak this URL onward; no form is posted from it, so no CSRF issue.
             response["Referrer-Policy"] = "no-referrer"
         return response
 
     # --- responses ----------------------------------------------------------------------------
+    def _request_uri_error(self) -> HttpResponse:
+        return render(
+            self.request,
+            settings.ERROR_TEMPLATE,
+            {
+                "error": "invalid_request",
+                "description": (
+                    "The request_uri is unknown, expired or already used: start again from the application."
+                ),
+            },
+            status=400,
+        )
+
     def redirect(self, redirect_to: str, application) -> HttpResponse:
         """Every redirect back to the client carries ``iss`` (RFC 9207), errors included."""
         if oauth2_settings.COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS:
@@ -144,6 +184,10 @@ class AuthorizationView(DOTAuthorizationView):
         prompt=login or a max_age: the sign-in about to happen satisfies them, so the login page
         returns with the re-authentication marker instead (one sign-in, not two)."""
         prompt = _prompt(self.request)
+        if self.pushed is not None and "none" not in prompt:
+            # Back here after sign-in with the request_uri, never with the pushed parameters.
+            next_url = f"{self.request.path}?{par.browser_query(self.pushed).urlencode()}"
+            return redirect_to_login(next_url, self.get_login_url(), self.get_redirect_field_name())
         if "none" not in prompt:
             try:
                 self.validate_authorization_request(self.request)
@@ -161,6 +205,13 @@ class AuthorizationView(DOTAuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
         application = Client.objects.get(client_id=credentials["client_id"])
+        if self.pushed is None and par.required_for(application):
+            return self._error_redirect(
+                credentials,
+                application,
+                oauth2_errors.InvalidRequestError,
+                "This client must push its authorization requests (RFC 9126).",
+            )
         prompt = _prompt(request)
         if "none" in prompt and len(prompt) > 1:
             return self._error_redirect(
@@ -257,7 +308,7 @@ class AuthorizationView(DOTAuthorizationView):
             new_scopes=[(name, descriptions.get(name, name)) for name in decision.new],
             granted_scopes=[(name, descriptions.get(name, name)) for name in decision.granted],
             scopes_descriptions=[descriptions.get(name, name) for name in scopes],
-            **consent_page_context(request, application, credentials.get("redirect_uri") or ""),
+            **consent_page_context(request, application, credentials.get("redirect_uri") or "", self.pushed),
         )
         return self.render_to_response(context)
 
@@ -278,15 +329,25 @@ class AuthorizationView(DOTAuthorizationView):
         made from now on satisfies (reauthentication.py), so max_age=0 cannot loop and the old
         session cannot skip the login page.
         """
-        query = self.request.GET.copy()
-        for name in ("prompt", "max_age", reauthentication.REAUTH_PARAM):
-            query.pop(name, None)
-        prompt = [p for p in _prompt(self.request) if p != "login"]
-        if prompt:
-            query["prompt"] = " ".join(prompt)
-        query[reauthentication.REAUTH_PARAM] = reauthentication.marker(self.request)
+        marker = reauthentication.marker(self.request)
+        if self.pushed is not None:  # par.query_for drops prompt=login and max_age for the marker
+            query = par.browser_query(self.pushed, **{reauthentication.REAUTH_PARAM: marker})
+        else:
+            query = self.request.GET.copy()
+            for name in ("prompt", "max_age", reauthentication.REAUTH_PARAM):
+                query.pop(name, None)
+            prompt = [p for p in _prompt(self.request) if p != "login"]
+            if prompt:
+                query["prompt"] = " ".join(prompt)
+            query[reauthentication.REAUTH_PARAM] = marker
         next_url = f"{self.request.path}?{urlencode(list(query.lists()), doseq=True)}"
         return redirect_to_login(next_url, self.get_login_url(), self.get_redirect_field_name())
+
+    def get_initial(self) -> dict[str, Any]:
+        initial = super().get_initial()
+        if self.pushed is not None:
+            initial["request_uri"] = self.pushed.request_uri
+        return initial
 
     # --- POST: the user's decision ------------------------------------------------------------
     def form_invalid(self, form):
@@ -302,6 +363,14 @@ class AuthorizationView(DOTAuthorizationView):
         client_id = form.cleaned_data["client_id"]
         client = Client.objects.by_client_id(client_id).first()
         if client is None:
+            return self.form_invalid(form)
+        if form.cleaned_data.get("request_uri"):
+            self.pushed = par.resolve(client_id, form.cleaned_data["request_uri"])
+            if self.pushed is None:
+                return self._request_uri_error()
+            if not _apply_pushed(form, self.pushed):
+                return self.form_invalid(form)
+        elif par.required_for(client):
             return self.form_invalid(form)
         # The hidden redirect_uri can be tampered with too: DOT sends a denial to it unchecked,
         # which would be an open redirect (tests/fuzz/test_fuzz_authorization.py).
@@ -341,3 +410,22 @@ class AuthorizationView(DOTAuthorizationView):
             client = Client.objects.get(client_id=credentials["client_id"])
             record_consent(request.user, client, scopes.split() if scopes else [])
         return result
+
+
+# The consent form's fields that carry the authorization request itself; the scope the user approved
+# may only be narrower than the pushed one.
+PUSHED_FIELDS = ("redirect_uri", "state", "response_type", "code_challenge", "code_challenge_method", "nonce")
+
+
+def _apply_pushed(form: forms.Form, pushed: par.Pushed) -> bool:
+    """Put the pushed parameters in the decision, whatever the browser posted; False if the posted
+    scopes are not within the pushed ones (a tampered form)."""
+    stored = pushed.parameters
+    for name in PUSHED_FIELDS:
+        form.cleaned_data[name] = (stored.get(name) or [""])[0]
+    form.cleaned_data["resource"] = " ".join(stored.get("resource", []))
+    if "claims" in stored:
+        form.cleaned_data["claims"] = stored["claims"][0]
+    pushed_scopes = set(" ".join(stored.get("scope", [])).split())
+    posted = set((form.cleaned_data.get("scope") or "").split())
+    return not pushed_scopes or posted <= pushed_scopes

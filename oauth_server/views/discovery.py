@@ -48,6 +48,8 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "introspection_endpoint": _url(request, "introspect"),
         "revocation_endpoint": _url(request, "revoke-token"),
         "end_session_endpoint": _url(request, "rp-initiated-logout"),
+        "pushed_authorization_request_endpoint": _url(request, "pushed-authorization-request"),
+        "require_pushed_authorization_requests": settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS,
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "response_types_supported": grants.registry.response_types(),
         "response_modes_supported": ["query"],

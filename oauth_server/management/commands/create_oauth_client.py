@@ -46,6 +46,7 @@ OPTION_FOR_FIELD = {
     "access_token_format": "--access-token-format",
     "token_endpoint_auth_method": "--auth-method",
     "jwks": "--jwks-file",
+    "require_pushed_authorization_requests": "--require-par",
     "jwks_uri": "--jwks-uri",
 }
 
@@ -118,6 +119,11 @@ class Command(BaseCommand):
             help="How the client authenticates at the token endpoint (RFC 7591 token_endpoint_auth_method). "
             "Default: client_secret_basic for confidential clients (client_secret_post is accepted too), "
             "none for public ones.",
+        )
+        parser.add_argument(
+            "--require-par",
+            action="store_true",
+            help="The client must push its authorization requests (RFC 9126, PAR).",
         )
         parser.add_argument(
             "--jwks-file",
@@ -248,6 +254,7 @@ class Command(BaseCommand):
             "token_endpoint_auth_method": options["token_endpoint_auth_method"] or "",
             "jwks": jwks,
             "jwks_uri": options["jwks_uri"] or "",
+            "require_pushed_authorization_requests": options["require_par"],
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -365,5 +372,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "access_token_format": client.access_token_format or None,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "jwks_uri": client.jwks_uri or None,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
         "owner": client.user.get_username() if client.user_id else None,
     }

@@ -1,0 +1,84 @@
+"""The pushed authorization request endpoint (RFC 9126): a client posts its authorization request.
+
+The client authenticates as at the token endpoint (any registered method: secrets,
+``private_key_jwt``; a public client sends its client_id). The parameters are validated as the
+authorization endpoint would validate them (client, redirect URI, response type, scopes, PKCE,
+``claims``, RFC 8707 resources), so an error reaches the client here, as JSON, instead of the user
+later. The answer is ``201 {"request_uri", "expires_in"}`` (par.py stores the request).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import View
+from oauth2_provider.compat import login_not_required
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import Request as OAuthlibRequest
+from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
+
+from .. import par
+from .authorize import AuthorizationView
+from .introspection import FormEndpointMixin, json_error, no_store
+from .token import CLIENT_AUTH_CHALLENGE
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(login_not_required, name="dispatch")
+class PushedAuthorizationRequestView(FormEndpointMixin, OAuthLibMixin, View):
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        error = self.form_error(request)
+        if error is not None:
+            return error
+        if request.GET:
+            return json_error("invalid_request", _("Send the parameters in the body, not the query string."))
+        core = self.get_oauthlib_core()
+        uri, method, body, headers = self.oauthlib_params(request)
+        oauthlib_request = OAuthlibRequest(uri, method, body, headers)
+        validator = core.server.request_validator
+        try:
+            if validator.client_authentication_required(oauthlib_request):
+                authenticated = validator.authenticate_client(oauthlib_request)
+            else:
+                authenticated = validator.authenticate_client_id(oauthlib_request.client_id, oauthlib_request)
+        except oauth2_errors.OAuth2Error as exc:
+            return json_error(exc.error, exc.description or exc.error, exc.status_code)
+        if not authenticated:
+            response = json_error("invalid_client", _("Client authentication failed."), 401)
+            response["WWW-Authenticate"] = CLIENT_AUTH_CHALLENGE
+            return response
+        client = oauthlib_request.client
+
+        parameters = {name: values for name, values in request.POST.lists() if name not in par.NOT_PUSHED}
+        if "request_uri" in request.POST:
+            return json_error("invalid_request", _("request_uri cannot be pushed (RFC 9126 2.1)."))
+        if parameters.get("client_id", [client.client_id]) != [client.client_id]:
+            return json_error("invalid_request", _("client_id does not match the authenticated client."))
+        parameters["client_id"] = [client.client_id]
+        query = urlencode([(name, value) for name, values in parameters.items() for value in values])
+        try:
+            core.server.validate_authorization_request(
+                request.build_absolute_uri(reverse("oauth2_provider:authorize")) + "?" + query,
+                "GET",
+                None,
+                {},
+            )
+        except oauth2_errors.OAuth2Error as exc:
+            # A bad redirect URI or scope, a missing PKCE challenge...: answered to the client, here
+            # (RFC 9126 2.3), never to the user later.
+            return json_error(exc.error, exc.description or exc.error, 400)
+        refused = [
+            r for r in parameters.get("resource", []) if not AuthorizationView._resource_allowed(client, r)
+        ]
+        if refused:
+            return json_error(
+                "invalid_target",
+                _("The client may not request tokens for the resource %(r)r.") % {"r": refused[0]},
+            )
+        request_uri, expires_in = par.push(client, parameters)
+        return no_store(JsonResponse({"request_uri": request_uri, "expires_in": expires_in}, status=201))
