@@ -141,7 +141,13 @@ def test_home_page_explains_the_roles_and_links_everything(demo_site):
         if url in (apis["files_api"], apis["reports_api"]):
             # An API opened in a browser: no token, so the RFC 6750 challenge, in JSON.
             assert response.status_code == 401, link
-            assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+            # RFC 9728 5.1: the challenge names the API's metadata, at the path-inserted URL.
+            metadata = url.replace(
+                demo_site.base_url, demo_site.base_url + "/.well-known/oauth-protected-resource"
+            )
+            assert (
+                response.headers["WWW-Authenticate"] == f'Bearer realm="api", resource_metadata="{metadata}"'
+            )
         elif url == apis["management_api_schema"]:
             assert response.status_code in (401, 403), link  # staff or an admin-scope token only
         else:
