@@ -160,16 +160,19 @@ def test_list_files_without_files_read_is_a_403_naming_every_scope_needed(token_
     assert 'scope="mcp:tools files:read"' in response["WWW-Authenticate"]
 
 
+HEAD = b'{"jsonrpc": "2.0", "id": 2, '
+
+
 @pytest.mark.parametrize(
     "body",
     [
         # Duplicate keys: whichever one a parser keeps, list_files never runs without files:read.
-        b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "name": "list_files"}}',
-        b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_files", "name": "whoami"}}',
-        b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_files"}, "params": {"name": "whoami"}}',
-        b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami"}, "params": {"name": "list_files"}}',
-        b'{"jsonrpc": "2.0", "id": 2, "method": "ping", "method": "tools/call", "params": {"name": "list_files"}}',
-        b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "method": "ping", "params": {"name": "list_files"}}',
+        HEAD + b'"method": "tools/call", "params": {"name": "whoami", "name": "list_files"}}',
+        HEAD + b'"method": "tools/call", "params": {"name": "list_files", "name": "whoami"}}',
+        HEAD + b'"method": "tools/call", "params": {"name": "list_files"}, "params": {"name": "whoami"}}',
+        HEAD + b'"method": "tools/call", "params": {"name": "whoami"}, "params": {"name": "list_files"}}',
+        HEAD + b'"method": "ping", "method": "tools/call", "params": {"name": "list_files"}}',
+        HEAD + b'"method": "tools/call", "method": "ping", "params": {"name": "list_files"}}',
     ],
 )
 def test_list_files_never_runs_without_files_read(token_for, alice, body):
