@@ -20,7 +20,8 @@ BASE = "http://testserver"
 MCP = site.mcp_url(BASE)
 FILES = site.files_api_url(BASE)
 METADATA = "http://testserver/.well-known/oauth-protected-resource/mcp/"
-CHALLENGE = f'Bearer realm="api", resource_metadata="{METADATA}"'
+# MCP: a 401 names the scope to ask for (RFC 6750 3's scope attribute) and the metadata (RFC 9728 5.1).
+CHALLENGE = f'Bearer realm="api", scope="mcp:tools", resource_metadata="{METADATA}"'
 # What the SDK's client sends: both media types accepted, JSON-RPC in the body.
 MCP_HEADERS = {"HTTP_ACCEPT": "application/json, text/event-stream"}
 
@@ -124,7 +125,7 @@ def test_a_token_for_another_audience_is_refused(token_for):
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
-    assert f'resource_metadata="{METADATA}"' in response["WWW-Authenticate"]
+    assert response["WWW-Authenticate"].endswith(f'scope="mcp:tools", resource_metadata="{METADATA}"')
 
 
 def test_the_mcp_token_is_refused_by_the_files_api(token_for):

@@ -252,3 +252,15 @@ def test_a_list_audience_names_its_first_configured_resource(settings, db):
         "PROTECTED_RESOURCES": RESOURCES,
     }
     assert get("/rs/plain/files/")["WWW-Authenticate"].endswith(f'resource_metadata="{REPORTS_METADATA}"')
+
+
+def test_a_missing_token_error_with_scopes_names_them():
+    """Opt-in (the demo MCP server uses it): the bare challenge stays without an error code."""
+    from oauth_server.resource import MissingToken
+    from oauth_server.resource.schemes import protector
+
+    exc = metadata.attach(MissingToken(scopes=["mcp:tools"]), REPORTS_API)
+    expected = f'Bearer realm="api", scope="mcp:tools", resource_metadata="{REPORTS_METADATA}"'
+    assert exc.www_authenticate() == expected
+    assert protector.challenge(exc) == expected
+    assert protector.challenge(MissingToken()) == 'Bearer realm="api"'

@@ -4,9 +4,10 @@ A Django (WSGI) view does what the SDK's own server leaves to its host (docs/mcp
 
 1. **Authorization, by the kit**, before a byte reaches the SDK: a valid access token whose
    audience is this server's own URL (``site.mcp_url``, from ``DEMO_BASE_URL``, never from the
-   ``Host`` header) and the scope ``mcp:tools``; a tool that needs more (``TOOL_SCOPES``) is refused
-   with 403 ``insufficient_scope`` naming the scopes, so the client can step up. Every refusal names
-   the RFC 9728 metadata (``resource_metadata``). The token must speak for a user.
+   ``Host`` header) and the scope ``mcp:tools`` (a 401 names it: ``scope="mcp:tools"``); a tool that
+   needs more (``TOOL_SCOPES``) is refused with 403 ``insufficient_scope`` naming the scopes, so the
+   client can step up. Every refusal names the RFC 9728 metadata (``resource_metadata``). The token
+   must speak for a user.
 2. **The protocol, by the SDK**: ``MCPServer`` (tools, schemas, JSON-RPC, protocol versions) served
    as a Streamable HTTP endpoint in *stateless* mode with *JSON responses*: each POST is complete in
    itself (no session to keep in a worker's memory, no long-lived stream), which is what a WSGI
@@ -27,11 +28,13 @@ from typing import Any
 import anyio
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings as django_settings
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -39,9 +42,9 @@ from oauth_server.resource import (
     AccessTokenClaims,
     BearerError,
     InvalidToken,
+    authenticate,
     check_scopes,
     error_response,
-    require_scopes,
     user_for_token,
 )
 from oauth_server.resource.metadata import attach
@@ -198,9 +201,19 @@ async def _serve(scope: dict[str, Any], body: bytes, who: Caller) -> tuple[int, 
     return status, headers, b"".join(chunks)
 
 
-@require_scopes(site.MCP_SCOPE, audience=mcp_audience)
+@csrf_exempt  # a bearer token, never a cookie: nothing to forge
+@login_not_required  # an MCP client gets the 401 challenge, not a sign-in page
 def mcp_endpoint(request: HttpRequest) -> HttpResponse:
     """``/mcp/``: POST a JSON-RPC message with ``Authorization: Bearer <token for this URL>``."""
+    audience = mcp_audience()
+    try:
+        request.oauth_token = authenticate(request, audience=audience)
+    except BearerError as exc:
+        if exc.status_code == 401:
+            # The scope every request needs: MCP clients ask for what a 401 names (before the
+            # metadata's scopes_supported); a tool that needs more steps up on its 403.
+            exc.scopes = (site.MCP_SCOPE,)
+        return error_response(attach(exc, audience))
     if request.method != "POST":
         # Stateless: no server-initiated stream to GET, no session to DELETE (Streamable HTTP allows 405).
         response = JsonResponse(

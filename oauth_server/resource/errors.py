@@ -153,7 +153,8 @@ class BearerError(Exception):
 
 
 class MissingToken(BearerError):
-    """No bearer token at all: a bare challenge, so the client knows what to send."""
+    """No bearer token at all: a bare challenge, so the client knows what to send (with ``scopes``,
+    the ``scope`` it should ask for: what an MCP client reads before it first authorizes)."""
 
     status_code = 401
     default_description = _("An access token is required: send it as 'Authorization: Bearer <token>'.")
@@ -161,7 +162,7 @@ class MissingToken(BearerError):
     def www_authenticate(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> str:
         if self.scheme is not None:
             return self.scheme.challenge(self, fmt)
-        return fmt.challenge("Bearer", extra=self.extra_params())
+        return fmt.challenge("Bearer", scopes=self.scopes, extra=self.extra_params())
 
 
 class InvalidRequest(BearerError):
