@@ -120,6 +120,8 @@ def test_authorization_servers_and_max_age_settings(settings):
         "/.well-known/oauth-protected-resource//reports",
         "/.well-known/oauth-protected-resource/../reports",
         "/.well-known/oauth-protected-resource/reports%00",
+        "/.well-known/oauth-protected-resource/reports%0A",
+        "/.well-known/oauth-protected-resource/re%0Aports",
         "/.well-known/oauth-protected-resource/%2e%2e/%ff",
         "/.well-known/oauth-protected-resource/" + "a" * 5000,
         "/.well-known/oauth-protected-resource/reports?resource=https://evil.example/",

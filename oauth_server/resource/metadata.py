@@ -243,7 +243,7 @@ def protected_resource_metadata_urls() -> list[URLPattern]:
     (``urlpatterns += protected_resource_metadata_urls()``): the well-known URL sits after the host."""
     return [
         re_path(
-            r"^\.well-known/oauth-protected-resource(?P<suffix>/.*)?$",
+            r"^\.well-known/oauth-protected-resource(?P<suffix>/[\s\S]*)?$",
             _with_suffix,
             name="oauth-protected-resource-metadata",
         )
