@@ -157,6 +157,25 @@ def test_home_page_explains_the_roles_and_links_everything(demo_site):
 
 
 @live
+def test_the_mcp_server_challenges_and_publishes_its_metadata_under_runserver(demo_site):
+    """/mcp/ on the real server (runserver, WSGI): the 401 names the scope and the RFC 9728 document,
+    and that document names the demo's issuer; the SDK client's own test is tests/test_demo_mcp.py."""
+    mcp = demo_site.base_url + "/mcp/"
+    metadata = demo_site.base_url + "/.well-known/oauth-protected-resource/mcp/"
+    response = http().post(mcp, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer realm="api", scope="mcp:tools", resource_metadata="{metadata}"'
+    )
+    document = http().get(metadata)
+    assert document.status_code == 200
+    assert document.json()["resource"] == mcp
+    assert document.json()["authorization_servers"] == [demo_site.issuer]
+    assert "mcp:tools" in document.json()["scopes_supported"]
+    assert document.headers["Cache-Control"].startswith("public, max-age=")
+
+
+@live
 def test_try_the_code_flow_from_the_home_page(demo_site):
     """The server-side Demo Web App: start, sign in, consent, and its page shows the tokens."""
     browser = Browser(demo_site.base_url)
