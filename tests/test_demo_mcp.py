@@ -190,6 +190,24 @@ def test_list_files_never_runs_without_files_read(token_for, alice, body):
     assert b"private.txt" not in response.content
 
 
+def test_list_files_checks_files_read_itself(token_for, alice):
+    """Defence in depth: called past the view (another transport, a parser disagreement), the tool
+    still refuses a token without files:read, and reads nothing."""
+    from example_project.demo import mcp_server
+    from oauth_server.resource import InsufficientScope, validate_access_token
+
+    DemoFileFactory(owner=alice, name="private.txt")
+
+    claims = validate_access_token(token_for("mcp:tools"), audience=MCP)
+
+    async def call():
+        mcp_server._caller.set(mcp_server.Caller(alice, claims))
+        return await mcp_server.list_files()
+
+    with pytest.raises(InsufficientScope):
+        anyio.run(call)
+
+
 def test_a_service_token_has_no_user_to_speak_for(db, django_capture_on_commit_callbacks):
     machine = MachineClientFactory(scopes=["mcp:tools"], audiences=[MCP])
     with django_capture_on_commit_callbacks(execute=True):

@@ -24,6 +24,7 @@ import json
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from asgiref.sync import async_to_sync, sync_to_async
@@ -141,6 +142,12 @@ def _scope_error(request: HttpRequest, body: bytes) -> BearerError | None:
     return None
 
 
+def _configured_server() -> tuple[str, int]:
+    """(host, port) of the configured base URL: the ASGI ``server`` (never the request's Host)."""
+    parts = urlsplit(django_settings.DEMO_BASE_URL)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
     headers = [
         (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -160,7 +167,7 @@ def _asgi_scope(request: HttpRequest) -> dict[str, Any]:
         "query_string": request.META.get("QUERY_STRING", "").encode("latin-1"),
         "headers": headers,
         "client": (request.META.get("REMOTE_ADDR", ""), 0),
-        "server": (request.get_host().rsplit(":", 1)[0], int(request.get_port() or 0)),
+        "server": _configured_server(),
     }
 
 
