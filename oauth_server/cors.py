@@ -94,7 +94,8 @@ def origin_allowed_for_any_client(origin: str) -> bool:
 
 
 def origin_allowed_for_client(origin: str, client_id: str | None) -> bool:
-    if not client_id or normalize_origin(origin) is None:
+    # A NUL names no client (and PostgreSQL refuses it in a query: a 500, found by the fuzz suite).
+    if not client_id or "\x00" in client_id or normalize_origin(origin) is None:
         return False
     allowed = _public_clients().filter(client_id=client_id).values_list("allowed_origins", flat=True).first()
     return bool(allowed) and origin_listed(origin, allowed)

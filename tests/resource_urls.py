@@ -28,11 +28,13 @@ from oauth_server.resource.drf import (
     HasScope,
     ReadWriteScopes,
 )
+from oauth_server.resource.metadata import protected_resource_metadata_urls
 from oauth_server.views.login import LoginView
 from tests.helpers import token_request
 
 ISSUER = "http://testserver/oauth"
 API = "https://api.example.com/"
+REPORTS_API = "https://api.example.com/reports"  # a second API of the site (per-view audience)
 RS_SETTINGS = {"ISSUER": ISSUER, "AUDIENCE": API, "JWKS_SOURCE": "local"}
 
 
@@ -123,6 +125,30 @@ class PlainAllScopes(RequireScopesMixin, View):
         return JsonResponse(describe(request))
 
 
+@require_scopes("reports:read", audience=REPORTS_API)
+def plain_reports(request):
+    return JsonResponse(describe(request))
+
+
+class PlainReportsMixin(RequireScopesMixin, View):
+    required_scopes = ["reports:read"]
+    audience = REPORTS_API
+
+    def get(self, request):
+        return JsonResponse(describe(request))
+
+
+class DRFReports(DRFBase):
+    authentication_classes = [BearerTokenAuthentication.with_audience(REPORTS_API)]
+    permission_classes = [HasScope("reports:read")]
+
+
+class DRFAuthenticatedOnly(DRFBase):
+    """DRF's own IsAuthenticated: its 401 challenge comes from ``authenticate_header``."""
+
+    permission_classes = [IsAuthenticated]
+
+
 rs_patterns = [
     path("drf/files/", FilesInstance.as_view()),
     path("drf/files-class/", FilesClass.as_view()),
@@ -136,6 +162,10 @@ rs_patterns = [
     path("plain/rw/", PlainReadWrite.as_view()),
     path("plain/misconfigured/", PlainReadOnlyMisconfigured.as_view()),
     path("plain/all/", PlainAllScopes.as_view()),
+    path("plain/reports/", plain_reports),
+    path("plain/reports-mixin/", PlainReportsMixin.as_view()),
+    path("drf/reports/", DRFReports.as_view()),
+    path("drf/authenticated/", DRFAuthenticatedOnly.as_view()),
 ]
 
 urlpatterns = [
@@ -143,6 +173,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("oauth_server.urls")),
     path("rs/", include(rs_patterns)),
+    # RFC 9728 metadata of OAUTH_RESOURCE_SERVER["PROTECTED_RESOURCES"] (tests/test_resource_metadata.py).
+    *protected_resource_metadata_urls(),
 ]
 
 

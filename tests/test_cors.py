@@ -164,6 +164,15 @@ def test_the_origin_must_be_the_requesting_clients(client, spa):
     assert other.allowed_origins
 
 
+@pytest.mark.parametrize("client_id", ["spa\x00", "\x00"])
+def test_a_nul_in_the_client_id_is_no_client_and_no_500(client, spa, client_id):
+    """PostgreSQL refuses NUL in a query parameter: the CORS lookup must not send it (fuzz finding)."""
+    data = {"grant_type": "authorization_code", "code": "bad", "client_id": client_id}
+    response = client.post(TOKEN_URL, data, HTTP_ORIGIN=SPA_ORIGIN)
+    assert response.status_code in (400, 401)
+    assert_no_cors(response)
+
+
 def test_oauthlibs_own_cors_header_for_a_confidential_client_is_removed(client, user, db):
     """oauthlib adds Access-Control-Allow-Origin when the validator allows the origin, confidential
     clients included; our rule (public clients only) replaces its answer."""

@@ -206,12 +206,27 @@ def test_unreadable_bodies_and_wrong_methods_answer_json_errors(alice, token_for
     assert not File.objects.exists()
 
 
-def test_no_token_gets_the_bare_bearer_challenge(db):
+def test_no_token_gets_the_bare_bearer_challenge_naming_the_apis_metadata(db):
+    """No error code (RFC 6750 3.1), and each API's own RFC 9728 document (5.1)."""
     for url in ("/api/files/", "/api/reports/"):
         response = api("get", url)
         assert response.status_code == 401
-        assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+        metadata = f"{BASE}/.well-known/oauth-protected-resource{url}"
+        assert response["WWW-Authenticate"] == f'Bearer realm="api", resource_metadata="{metadata}"'
         assert response["Content-Type"] == "application/json"  # no browsable API page
+        document = api("get", metadata.removeprefix(BASE)).json()
+        assert document["resource"] == BASE + url
+        assert document["authorization_servers"] == [f"{BASE}/oauth"]
+
+
+def test_insufficient_scope_names_the_scope_and_the_metadata(alice, token_for):
+    response = api("get", "/api/reports/", token_for(alice, "files:read"))
+    assert_bearer_error(response, 401, "invalid_token")  # a files token is not for the reports API
+    response = api("get", "/api/files/", token_for(alice, "files:write"))
+    assert_bearer_error(response, 403, "insufficient_scope")
+    header = response["WWW-Authenticate"]
+    assert 'scope="files:read"' in header
+    assert header.endswith(f'resource_metadata="{BASE}/.well-known/oauth-protected-resource/api/files/"')
 
 
 def test_a_token_for_another_audience_is_refused(alice, token_for, machine_token):

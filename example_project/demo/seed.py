@@ -51,6 +51,7 @@ SCOPES = {
     "files:read": "Read your files",
     "files:write": "Create, change and delete your files",
     "reports:read": "Read the reports",
+    "mcp:tools": "Use the demo's MCP tools (who you are; with files:read, your files)",
 }
 
 

@@ -1,4 +1,4 @@
-"""Everything the demo derives from its base URL: the pinned issuer and the two APIs' audiences.
+"""Everything the demo derives from its base URL: the pinned issuer, the APIs' audiences and metadata.
 
 Importable from ``settings.py`` (no Django models here). One URL decides them all, so the
 authorization server, the files and reports APIs and ``seed_demo``'s client registrations agree:
@@ -18,6 +18,10 @@ ISSUER_PATH = "/oauth"
 # (the audience of the tokens issued for it).
 FILES_API_PATH = "/api/files/"
 REPORTS_API_PATH = "/api/reports/"
+# The demo MCP server (example_project/demo/mcp_server.py, docs/mcp.md): its URL is its identifier.
+MCP_PATH = "/mcp/"
+# Scopes: every MCP request needs MCP_SCOPE; a tool may need more (mcp_server.TOOL_SCOPES).
+MCP_SCOPE = "mcp:tools"
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -55,6 +59,22 @@ def settings_for(base_url: str, oauth2_provider: dict[str, Any] | None = None) -
             # cache up to date when tokens are issued and deleted (example_project/demo/signals.py),
             # so checking costs no query either. The database is asked only on a cache miss.
             "REVOCATION_CHECK": "database",
+            # RFC 9728 metadata of each API (/.well-known/oauth-protected-resource/<path>), named in
+            # every refusal's WWW-Authenticate; authorization_servers defaults to [ISSUER].
+            "PROTECTED_RESOURCES": {
+                base_url + FILES_API_PATH: {
+                    "resource_name": "Demo files API",
+                    "scopes_supported": ["files:read", "files:write"],
+                },
+                base_url + REPORTS_API_PATH: {
+                    "resource_name": "Demo reports API",
+                    "scopes_supported": ["reports:read"],
+                },
+                base_url + MCP_PATH: {
+                    "resource_name": "Demo MCP server",
+                    "scopes_supported": [MCP_SCOPE, "files:read"],
+                },
+            },
         },
     }
 
@@ -65,3 +85,7 @@ def files_api_url(base_url: str) -> str:
 
 def reports_api_url(base_url: str) -> str:
     return normalize_base_url(base_url) + REPORTS_API_PATH
+
+
+def mcp_url(base_url: str) -> str:
+    return normalize_base_url(base_url) + MCP_PATH

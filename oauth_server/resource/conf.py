@@ -64,6 +64,15 @@ DEFAULTS: dict[str, Any] = {
     "CACHE": "default",
     # realm of the WWW-Authenticate challenge.
     "REALM": "api",
+    # RFC 9728 protected-resource metadata, keyed by resource identifier (each also an audience of
+    # the views that serve it): {"https://api.example.com/files/": {"scopes_supported": [...], ...}}.
+    # Each configured resource gets /.well-known/oauth-protected-resource/<path> (resource/metadata.py)
+    # and its refusals carry resource_metadata="<that URL>" (RFC 9728 5.1).
+    "PROTECTED_RESOURCES": {},
+    # The default ``authorization_servers`` of every resource; None: [ISSUER].
+    "AUTHORIZATION_SERVERS": None,
+    # max-age of the metadata documents (Cache-Control: public).
+    "RESOURCE_METADATA_MAX_AGE": 3600,
 }
 
 JWKS_SOURCES = ("url", "local")

@@ -1,7 +1,8 @@
 """Protecting plain Django views: ``@require_scopes(...)`` and ``RequireScopesMixin``.
 
 Both validate the bearer token, check scopes, set ``request.oauth_token`` (the
-``AccessTokenClaims``) and answer RFC 6750 errors as JSON. The views they protect are
+``AccessTokenClaims``) and answer RFC 6750 errors as JSON, naming the view's RFC 9728 metadata
+(``resource_metadata``) when its audience is a configured protected resource. The views they protect are
 CSRF-exempt and exempt from ``LoginRequiredMiddleware``: a bearer-token request carries no cookie
 to forge, and an API client must get a 401 challenge, not a redirect to a login page.
 """
@@ -17,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 
 from .conf import audience_set
 from .errors import BearerError, error_response
+from .metadata import attach
 from .request import SAFE_METHODS, authenticate, check_scopes
 
 # A view's own audience: identifier(s), or a callable taking the request and returning them.
@@ -58,11 +60,12 @@ def require_scopes(*scopes: Any, any: bool = False, audience: Audience = None) -
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            view_audience = audience(request) if callable(audience) else audience
             try:
-                claims = authenticate(request, audience=audience(request) if callable(audience) else audience)
+                claims = authenticate(request, audience=view_audience)
                 check_scopes(claims, needed, any=any)
             except BearerError as exc:
-                return error_response(exc)
+                return error_response(attach(exc, view_audience))
             request.oauth_token = claims
             return view(request, *args, **kwargs)
 
@@ -110,12 +113,13 @@ class RequireScopesMixin:
         return tuple(scopes)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        view_audience = self.get_audience(request)
         try:
-            claims = authenticate(request, audience=self.get_audience(request))
+            claims = authenticate(request, audience=view_audience)
             handler = getattr(self, request.method.lower(), None)
             if request.method.lower() in self.http_method_names and handler is not None:
                 check_scopes(claims, self.get_required_scopes(request), any=self.require_any_scope)
         except BearerError as exc:
-            return error_response(exc)
+            return error_response(attach(exc, view_audience))
         request.oauth_token = claims
         return super().dispatch(request, *args, **kwargs)

@@ -30,6 +30,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, OperationHo
 from .claims import AccessTokenClaims
 from .conf import audience_set
 from .errors import BearerError, MissingToken, ServiceUnavailable
+from .metadata import attach
 from .request import check_scopes
 from .schemes import protector
 
@@ -114,16 +115,30 @@ class BearerTokenAuthentication(BaseAuthentication):
         return self.audience
 
     def authenticate(self, request) -> tuple[TokenUser, AccessTokenClaims] | None:
+        audience = self.get_audience(request)
         try:
-            claims = protector.authenticate(request, optional=True, audience=self.get_audience(request))
+            claims = protector.authenticate(request, optional=True, audience=audience)
         except BearerError as exc:
-            raise BearerAPIException(exc) from exc
+            raise BearerAPIException(attach(exc, audience)) from exc
         if claims is None:
             return None
         return TokenUser(claims), claims
 
     def authenticate_header(self, request) -> str:
-        return protector.challenge()
+        """The bare challenge of DRF's own 401s (``NotAuthenticated``), naming the RFC 9728 metadata."""
+        return protector.challenge(attach(MissingToken(), self.get_audience(request)))
+
+
+def _view_audience(request) -> str | Iterable[str] | None:
+    """The audience of the view's bearer authenticator (the one that succeeded, else the first), for
+    the ``resource_metadata`` of a permission's refusal; None: the ``AUDIENCE`` setting."""
+    authenticator = getattr(request, "successful_authenticator", None)
+    if not isinstance(authenticator, BearerTokenAuthentication):
+        authenticator = next(
+            (a for a in getattr(request, "authenticators", ()) if isinstance(a, BearerTokenAuthentication)),
+            None,
+        )
+    return authenticator.get_audience(request) if authenticator is not None else None
 
 
 def _scope_tuple(scopes: Iterable[str] | str) -> tuple[str, ...]:
@@ -173,11 +188,11 @@ class ScopePermission(OperationHolderMixin, BasePermission):
         if not isinstance(claims, AccessTokenClaims):
             if request.user is not None and request.user.is_authenticated:
                 return False  # signed in some other way (a session): scopes cannot apply
-            raise BearerAPIException(MissingToken())
+            raise BearerAPIException(attach(MissingToken(), _view_audience(request)))
         try:
             check_scopes(claims, self.required_scopes(request, view), any=self.require_any)
         except BearerError as exc:
-            raise BearerAPIException(exc) from exc
+            raise BearerAPIException(attach(exc, _view_audience(request))) from exc
         return True
 
 

@@ -109,6 +109,8 @@ class BearerError(Exception):
     default_description = ""
     #: The scheme that refused the request (set by ``ResourceProtector``); None: Bearer.
     scheme: Challenger | None = None
+    #: The RFC 9728 metadata URL of the refusing resource (``metadata.attach``); None: not sent.
+    resource_metadata: str | None = None
 
     def __init__(self, description: str | None = None, *, scopes: Iterable[str] = ()):
         self.description = str(description if description is not None else self.default_description)
@@ -128,7 +130,11 @@ class BearerError(Exception):
         """The challenge, written by the scheme that refused the request (Bearer by default)."""
         if self.scheme is not None:
             return self.scheme.challenge(self, fmt)
-        return fmt.challenge("Bearer", self.error, self.description, self.scopes)
+        return fmt.challenge("Bearer", self.error, self.description, self.scopes, extra=self.extra_params())
+
+    def extra_params(self) -> list[tuple[str, str]]:
+        """Challenge parameters every scheme adds: ``resource_metadata`` (RFC 9728 5.1) when known."""
+        return [("resource_metadata", self.resource_metadata)] if self.resource_metadata else []
 
     def body(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> dict[str, str]:
         error = self.error or fmt.missing_token_error
@@ -147,15 +153,16 @@ class BearerError(Exception):
 
 
 class MissingToken(BearerError):
-    """No bearer token at all: a bare challenge, so the client knows what to send."""
+    """No bearer token at all: a bare challenge, so the client knows what to send (with ``scopes``,
+    the ``scope`` it should ask for: what an MCP client reads before it first authorizes)."""
 
     status_code = 401
     default_description = _("An access token is required: send it as 'Authorization: Bearer <token>'.")
 
     def www_authenticate(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> str:
         if self.scheme is not None:
-            return self.scheme.challenge(None, fmt)
-        return fmt.challenge("Bearer")
+            return self.scheme.challenge(self, fmt)
+        return fmt.challenge("Bearer", scopes=self.scopes, extra=self.extra_params())
 
 
 class InvalidRequest(BearerError):

@@ -40,11 +40,13 @@ class TokenScheme:
 
     def challenge(self, error: BearerError | None, fmt: ErrorFormat = DEFAULT_FORMAT) -> str:
         """The ``WWW-Authenticate`` value for ``error`` (None: a bare challenge, no token sent)."""
-        if error is None or error.error is None:
-            return fmt.challenge(self.name, extra=self.challenge_params(error))
-        return fmt.challenge(
-            self.name, error.error, error.description, error.scopes, extra=self.challenge_params(error)
-        )
+        if error is None or error.error is None:  # no token sent: no error code (RFC 6750 3.1)
+            if error is None:
+                return fmt.challenge(self.name, extra=self.challenge_params(None))
+            extra = [*self.challenge_params(None), *error.extra_params()]
+            return fmt.challenge(self.name, scopes=error.scopes, extra=extra)
+        extra = [*self.challenge_params(error), *error.extra_params()]
+        return fmt.challenge(self.name, error.error, error.description, error.scopes, extra=extra)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -141,13 +141,38 @@ def test_home_page_explains_the_roles_and_links_everything(demo_site):
         if url in (apis["files_api"], apis["reports_api"]):
             # An API opened in a browser: no token, so the RFC 6750 challenge, in JSON.
             assert response.status_code == 401, link
-            assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+            # RFC 9728 5.1: the challenge names the API's metadata, at the path-inserted URL.
+            metadata = url.replace(
+                demo_site.base_url, demo_site.base_url + "/.well-known/oauth-protected-resource"
+            )
+            assert (
+                response.headers["WWW-Authenticate"] == f'Bearer realm="api", resource_metadata="{metadata}"'
+            )
         elif url == apis["management_api_schema"]:
             assert response.status_code in (401, 403), link  # staff or an admin-scope token only
         else:
             assert response.status_code == 200, link  # the admin answers with its login page
     assert "reports:read" in html and apis["reports_api"] in unescape(html)
     assert "demo-password-123" in html and "Demo only" in html
+
+
+@live
+def test_the_mcp_server_challenges_and_publishes_its_metadata_under_runserver(demo_site):
+    """/mcp/ on the real server (runserver, WSGI): the 401 names the scope and the RFC 9728 document,
+    and that document names the demo's issuer; the SDK client's own test is tests/test_demo_mcp.py."""
+    mcp = demo_site.base_url + "/mcp/"
+    metadata = demo_site.base_url + "/.well-known/oauth-protected-resource/mcp/"
+    response = http().post(mcp, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer realm="api", scope="mcp:tools", resource_metadata="{metadata}"'
+    )
+    document = http().get(metadata)
+    assert document.status_code == 200
+    assert document.json()["resource"] == mcp
+    assert document.json()["authorization_servers"] == [demo_site.issuer]
+    assert "mcp:tools" in document.json()["scopes_supported"]
+    assert document.headers["Cache-Control"].startswith("public, max-age=")
 
 
 @live
