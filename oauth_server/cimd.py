@@ -344,6 +344,10 @@ def client_fields(document: dict[str, Any], client_id: str) -> ClientFields:
     for member in TEXT_MEMBERS:
         if document.get(member) is not None and not isinstance(document[member], str):
             raise _refuse(f"{member} must be a string")
+    for member in (*LIST_MEMBERS, *TEXT_MEMBERS):
+        value = document.get(member)
+        if any("\x00" in v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
+            raise _refuse(f"{member} contains a NUL character")
     redirect_uris = list(dict.fromkeys(document.get("redirect_uris") or []))
     if not redirect_uris:
         raise _refuse("redirect_uris must list at least one redirect URI")
