@@ -475,8 +475,9 @@ def load_client(client_id: str, request: Any = None):
             _failed(client_id, request, error)
         return None
     host = parts.hostname
-    if host_blocked(host) or not host_allowed(host):
-        reason = "host_blocked" if host_blocked(host) else "host_not_allowed"
+    blocked = host_blocked(host)
+    if blocked or not host_allowed(host):
+        reason = "host_blocked" if blocked else "host_not_allowed"
         _failed(client_id, request, DocumentRefused(reason, f"documents from {host!r} are refused"), existing)
         return None
     if existing is not None and existing.cimd_expires_at and timezone.now() < existing.cimd_expires_at:

@@ -77,6 +77,8 @@ def refused(url: str, reason: str) -> None:
 # --- the happy path ------------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_a_document_client_signs_in_through_consent_and_exchanges_its_code_with_pkce(docs, logged_in):
+    for name in ("openid", "profile"):  # a transactional test: other tests may have flushed them
+        Scope.objects.get_or_create(name=name, defaults={"description": name})
     url = docs.serve("/client.json", docs.document("/client.json", scope="openid profile"))
     code, verifier = get_code(logged_in, client_for(url), scope="openid")
 
