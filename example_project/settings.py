@@ -113,6 +113,13 @@ LOGOUT_REDIRECT_URL = "/"
 OAUTH_SERVER = {
     # The demo runs on http://127.0.0.1:8000; production sites keep the defaults.
 }
+# Local development and tests only (`check --deploy` refuses both, oauth_server.E004): client ID
+# metadata documents served from this machine (https://127.0.0.1:<port>/...), under a self-signed
+# certificate trusted from DEMO_CIMD_CA_FILE (a PEM file). Both off unless set.
+if os.environ.get("DEMO_CIMD_ALLOW_LOOPBACK") == "1":
+    OAUTH_SERVER["CIMD_ALLOW_HTTP_LOOPBACK"] = True
+if os.environ.get("DEMO_CIMD_CA_FILE"):
+    OAUTH_SERVER["CIMD_CA_FILE"] = os.environ["DEMO_CIMD_CA_FILE"]
 
 # --- the demo's base URL and what follows from it (example_project/demo/site.py) -------------------------
 # Where the demo is served: the files and reports APIs' identifiers and the issuer they expect, and

@@ -70,6 +70,7 @@ SECRET_DETAIL_KEYS = frozenset(
 )
 MAX_DETAIL_STRING = 1000
 USER_AGENT_LENGTH = AuditEvent._meta.get_field("user_agent").max_length
+CLIENT_ID_LENGTH = AuditEvent._meta.get_field("client_id").max_length
 _META_KEYS = ("REMOTE_ADDR", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR")
 
 # The request being served: a Django request (AuditContextMiddleware) or the META values captured
@@ -195,7 +196,9 @@ def _fields(event, request, user, client, outcome, details) -> dict[str, Any]:
         "user": user,
         "username": _text(user.get_username() if user is not None else str(username or ""), 150),
         "application": client,
-        "client_id": _text(client.client_id if client is not None else str(client_id or ""), 100),
+        "client_id": _text(
+            client.client_id if client is not None else str(client_id or ""), CLIENT_ID_LENGTH
+        ),
         "ip": client_ip(meta),
         "user_agent": _text(str((meta or {}).get("HTTP_USER_AGENT") or ""), USER_AGENT_LENGTH),
         "details": clean_details(details),

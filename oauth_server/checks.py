@@ -382,3 +382,54 @@ def check_login_url(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# --- client ID metadata documents (docs/client-registration.md) -------------------------------------------
+@register(Tags.security, deploy=True)
+def check_cimd_development_settings(app_configs=None, **kwargs):
+    """The loopback and extra-CA settings exist for a developer's machine and the tests: in production
+    the first lets any client_id URL reach services on the server itself (SSRF), the second trusts a
+    certificate nobody vetted."""
+    on = [name for name in ("CIMD_ALLOW_HTTP_LOOPBACK", "CIMD_CA_FILE") if getattr(settings, name)]
+    if not on:
+        return []
+    return [
+        Error(
+            f"OAUTH_SERVER[{on[0]!r}] is set"
+            + (f" (and {', '.join(repr(name) for name in on[1:])})" if len(on) > 1 else "")
+            + ": client ID metadata documents may be fetched from this machine's loopback interface or "
+            "under a certificate the system does not trust. These settings are for development only.",
+            hint="Remove CIMD_ALLOW_HTTP_LOOPBACK and CIMD_CA_FILE (the demo: unset DEMO_CIMD_ALLOW_LOOPBACK "
+            "and DEMO_CIMD_CA_FILE).",
+            id="oauth_server.E004",
+        )
+    ]
+
+
+@register(Tags.urls)
+def check_root_metadata_url(app_configs=None, **kwargs):
+    """An issuer with a path (``/oauth``) publishes its RFC 8414 metadata at the site root
+    (``/.well-known/oauth-authorization-server/oauth``), where MCP clients look first: without
+    ``oauth_server.wellknown_urls`` in the URLconf they get a 404 there."""
+    from django.urls import Resolver404, resolve
+
+    from .views.discovery import RootMetadataView, issuer_path
+
+    mounted = issuer_path()
+    if not mounted:
+        return []  # not included, or at the root: the app's own URLs are the well-known ones
+    url = "/.well-known/oauth-authorization-server" + mounted
+    try:
+        match = resolve(url)
+    except Resolver404:
+        match = None
+    if match is not None and getattr(match.func, "view_class", None) is RootMetadataView:
+        return []
+    return [
+        Warning(
+            f"The issuer's metadata is not served at {url} (RFC 8414 3.1): MCP clients look for it there "
+            "first.",
+            hint='Add path("", include("oauth_server.wellknown_urls")) to the root URLconf.',
+            id="oauth_server.W011",
+        )
+    ]

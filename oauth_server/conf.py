@@ -134,6 +134,39 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_LOG": True,
     # Days purge_audit_events keeps by default (its --older-than overrides); None: keep forever.
     "AUDIT_RETENTION_DAYS": 90,
+    # --- self-registered clients (docs/client-registration.md) -----------------------------------
+    # Scopes a client that registered itself (metadata document, dynamic registration) may be
+    # allowed: a list of scope names, or None for the OpenID Connect standard scopes (openid,
+    # profile, email, offline_access) plus every scope marked "default". ADMIN_API_SCOPE is never
+    # given, whatever this says.
+    "SELF_REGISTERED_SCOPES": None,
+    # Grant types such a client may hold (authorization_code is required; refresh_token if asked).
+    "SELF_REGISTERED_GRANT_TYPES": ["authorization_code", "refresh_token"],
+    # RFC 8707 resources (Client.audiences) every self-registered client may ask tokens for, e.g.
+    # the URL of the site's MCP server. Empty: tokens are for the site default audience only.
+    "SELF_REGISTERED_AUDIENCES": [],
+    # --- OAuth Client ID Metadata Documents (docs/client-registration.md) ------------------------
+    # A client_id that is an https URL names the client's metadata document, fetched on first use.
+    "CIMD_ENABLED": True,
+    # Development only (check --deploy refuses it): documents on loopback hosts (127.0.0.1, ::1,
+    # localhost) may be fetched, over https or plain http.
+    "CIMD_ALLOW_HTTP_LOOPBACK": False,
+    # Development and tests only (check --deploy refuses it): a PEM file of extra certificates
+    # trusted for document fetches (a self-signed test server), on top of the system's CAs.
+    "CIMD_CA_FILE": None,
+    # None: any host; a list (ALLOWED_HOSTS syntax: "mcp.example.com", ".example.com"): only these.
+    "CIMD_ALLOWED_HOSTS": None,
+    # Hosts whose documents are refused (ALLOWED_HOSTS syntax), besides the admin's blocked hosts.
+    "CIMD_BLOCKED_HOSTS": [],
+    # Fetch bounds: total seconds per fetch, bytes per document, in-flight fetches per process.
+    "CIMD_FETCH_TIMEOUT": 5,
+    "CIMD_MAX_DOCUMENT_SIZE": 16 * 1024,
+    "CIMD_MAX_CONCURRENT_FETCHES": 10,
+    # The document's Cache-Control max-age is honoured within these bounds (seconds).
+    "CIMD_MIN_CACHE_SECONDS": 300,
+    "CIMD_MAX_CACHE_SECONDS": 24 * 3600,
+    # Seconds a URL whose fetch failed is not fetched again.
+    "CIMD_FAILURE_BACKOFF": 60,
 }
 
 IMPORT_STRINGS: set[str] = {"ACCESS_TOKEN_CLAIMS", "ID_TOKEN_CLAIMS", "USERINFO"}
@@ -226,6 +259,16 @@ def dot_defaults() -> dict[str, Any]:
         "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
         "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
         "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+        # Client ID metadata documents are resolved by oauth_server.cimd (our Client model, policy,
+        # audit), called from our validator: DOT's own hook stays off. Its helpers we reuse read
+        # these bounds, so they follow our settings.
+        "CIMD_ENABLED": False,
+        "CIMD_FETCH_TIMEOUT_SECONDS": settings.CIMD_FETCH_TIMEOUT,
+        "CIMD_MAX_DOCUMENT_SIZE": settings.CIMD_MAX_DOCUMENT_SIZE,
+        "CIMD_METADATA_MIN_AGE_SECONDS": settings.CIMD_MIN_CACHE_SECONDS,
+        "CIMD_METADATA_MAX_AGE_SECONDS": settings.CIMD_MAX_CACHE_SECONDS,
+        "CIMD_FAILURE_BACKOFF_SECONDS": settings.CIMD_FAILURE_BACKOFF,
+        "CIMD_MAX_CONCURRENT_FETCHES": settings.CIMD_MAX_CONCURRENT_FETCHES,
     }
 
 

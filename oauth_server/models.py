@@ -648,6 +648,8 @@ class AuditEvent(models.Model):
         CLIENT_DELETED = "client_deleted", _("client deleted")
         CLIENT_SECRET_ROTATED = "client_secret_rotated", _("client secret rotated")
         SIGNING_KEY_ROTATED = "signing_key_rotated", _("signing key rotated")
+        CLIENT_REGISTERED = "client_registered", _("client registered")
+        CIMD_FETCH_FAILED = "cimd_fetch_failed", _("client metadata document refused")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("success")
@@ -674,7 +676,8 @@ class AuditEvent(models.Model):
         verbose_name=_("client"),
     )
     # Copies, kept when the user or client is deleted (the foreign keys then become NULL).
-    client_id = models.CharField(_("client ID"), max_length=100, blank=True, default="", db_index=True)
+    # As long as Client.client_id: a metadata document's URL is the client_id.
+    client_id = models.CharField(_("client ID"), max_length=255, blank=True, default="", db_index=True)
     username = models.CharField(_("username"), max_length=150, blank=True, default="")
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=512, blank=True, default="")
@@ -688,3 +691,31 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         who = self.username or self.client_id or "-"
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.event} ({self.outcome}) {who}"
+
+
+class BlockedClientHost(models.Model):
+    """A host whose client ID metadata documents are refused (oauth_server.cimd).
+
+    The clients already registered from it stop working too: loading one checks the block list.
+    """
+
+    host = models.CharField(
+        _("host"),
+        max_length=255,
+        unique=True,
+        help_text=_('A host name ("mcp.example.com"), or a domain and its subdomains (".example.com").'),
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True, default="")
+    created = models.DateTimeField(_("blocked at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["host"]
+        verbose_name = _("blocked client host")
+        verbose_name_plural = _("blocked client hosts")
+
+    def __str__(self) -> str:
+        return self.host
+
+    def save(self, *args, **kwargs):
+        self.host = self.host.strip().lower()
+        super().save(*args, **kwargs)

@@ -88,7 +88,14 @@ def revoke_tokens_of_disabled_client(sender, instance, created, update_fields=No
 # --- audit trail (docs/audit.md): receivers that turn signals into audit events -----------------------
 _CLIENT_MODEL = django_settings.OAUTH2_PROVIDER_APPLICATION_MODEL
 # Not worth an event of their own: bookkeeping, or covered by client_secret_rotated.
-_CLIENT_UNAUDITED_FIELDS = {"created", "updated", "client_secret", "authorization_grant_type"}
+# cimd_expires_at moves on every metadata-document refresh (cimd.py audits real changes itself).
+_CLIENT_UNAUDITED_FIELDS = {
+    "created",
+    "updated",
+    "client_secret",
+    "authorization_grant_type",
+    "cimd_expires_at",
+}
 _CLIENT_CHANGES = "_oauth_server_audit_changes"
 
 

@@ -22,7 +22,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import audit, claims, client_auth, codes, grants, hashers, introspection, keys, tokens
+from . import audit, cimd, claims, client_auth, codes, grants, hashers, introspection, keys, tokens
 from .conf import settings
 from .flows import tokens as token_flows
 from .models import AccessToken, GrantType, IDToken, RefreshToken, plausible_client_id
@@ -38,8 +38,24 @@ class OAuthServerValidator(OAuth2Validator):
 
     def _load_application(self, client_id, request):
         """DOT's lookup, but hostile client_ids never reach the database (``by_client_id``):
-        PostgreSQL refuses a NUL byte with a DataError, which DOT's ValueError guard misses."""
-        return super()._load_application(client_id, request) if plausible_client_id(client_id) else None
+        PostgreSQL refuses a NUL byte with a DataError, which DOT's ValueError guard misses.
+
+        A client_id that is a metadata document URL is resolved by ``cimd.load_client`` (fetched on
+        first use, refreshed when stale, refused when its host is blocked), once per request."""
+        if not plausible_client_id(client_id):
+            return None
+        if not cimd.is_document_url(client_id):
+            return super()._load_application(client_id, request)
+        cached = request.client
+        if (
+            cached is not None
+            and getattr(cached, "client_id", None) == client_id
+            and cached.is_usable(request)
+        ):
+            return cached
+        client = cimd.load_client(client_id, request)
+        request.client = client if client is not None and client.is_usable(request) else None
+        return request.client
 
     def client_authentication_required(self, request, *args, **kwargs) -> bool:
         """A request that presents a credential (or several) is authenticated, whatever the client;

@@ -21,6 +21,7 @@ from oauth_server import admin as oauth_admin
 from oauth_server import keys, signals
 from oauth_server.models import (
     AccessToken,
+    BlockedClientHost,
     Client,
     Consent,
     Grant,
@@ -161,6 +162,7 @@ def assert_shows_none(response, values: list[str]) -> None:
 # --- registration -----------------------------------------------------------------------------------
 MODELS = [
     "auditevent",
+    "blockedclienthost",
     "client",
     "scope",
     "consent",
@@ -200,6 +202,7 @@ def test_index_has_one_oauth_server_section_listing_every_model(staff):
 # --- every page renders, none shows a credential -------------------------------------------------------
 def test_every_changelist_change_and_history_page_renders_without_credentials(staff, dataset, machine_client):
     secrets = secrets_in_db(dataset, machine_client)
+    BlockedClientHost.objects.create(host="spam.example", reason="abuse")
     pending = Grant.objects.filter(redeemed_at=None).count()  # the exchanged code stays as a tombstone
     assert AccessToken.objects.count() >= 3 and pending == 1 and IDToken.objects.count() == 1
     pages = [reverse("admin:index"), reverse("admin:app_list", args=["oauth_server"])]

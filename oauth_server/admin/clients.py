@@ -22,7 +22,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .. import permissions
+from .. import cimd, permissions, registration
 from ..flows import clients as client_flows
 from ..forms import ClientAdminForm
 from ..models import Client, GrantType
@@ -63,9 +63,11 @@ class ClientAdmin(admin.ModelAdmin):
         "grant_type_list",
         "is_enabled",
         "skip_consent",
+        "registration_source",
         "created",
     ]
-    list_filter = ["client_type", "is_enabled", "skip_consent", GrantTypeFilter]
+    # registration_source: who registered the client (staff, dynamic registration, a metadata document).
+    list_filter = ["client_type", "is_enabled", "skip_consent", "registration_source", GrantTypeFilter]
     search_fields = ["name", "=client_id"]
     filter_horizontal = ["allowed_scopes"]
     raw_id_fields = ["user"]
@@ -74,7 +76,15 @@ class ClientAdmin(admin.ModelAdmin):
     view_on_site = False
     # The admin builds form fields itself (ignoring the form's formfield_callback).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ["client_id", "secret_status", "created", "updated"]
+    readonly_fields = [
+        "client_id",
+        "secret_status",
+        "created",
+        "updated",
+        "registration_source",
+        "document_host",
+        "cimd_expires_at",
+    ]
     fieldsets = [
         (
             None,
@@ -121,9 +131,13 @@ class ClientAdmin(admin.ModelAdmin):
             _("Shown on the consent screen"),
             {"fields": ["logo_uri", "client_uri", "policy_uri", "tos_uri"], "classes": ["collapse"]},
         ),
+        (
+            _("Registration"),
+            {"fields": ["registration_source", "document_host", "cimd_expires_at"]},
+        ),
         (_("History"), {"fields": ["created", "updated"]}),
     ]
-    actions = ["enable_clients", "disable_clients", "rotate_secrets", "revoke_tokens"]
+    actions = ["enable_clients", "disable_clients", "rotate_secrets", "revoke_tokens", "block_hosts"]
     change_form_template = "admin/oauth_server/client/change_form.html"
     secret_template = "admin/oauth_server/client/secret.html"
 
@@ -276,7 +290,45 @@ class ClientAdmin(admin.ModelAdmin):
             context["rotate_secret_url"] = admin_url(self, "rotate_secret", obj.pk)
         return super().render_change_form(request, context, *args, **kwargs)
 
+    @admin.display(description=_("metadata document host"))
+    def document_host(self, obj: Client) -> str:
+        """Where a metadata-document client comes from (its client_id is the document's URL)."""
+        return registration.client_origin(obj) or "-"
+
     # --- actions ------------------------------------------------------------------------------------
+    @admin.action(
+        description=_("Block the metadata document host of selected clients (and disable its clients)"),
+        permissions=["change"],
+    )
+    def block_hosts(self, request: HttpRequest, queryset: QuerySet) -> None:
+        hosts = sorted(
+            filter(
+                None,
+                {
+                    cimd.host_of(client_id)
+                    for client_id in queryset.filter(
+                        registration_source=Client.RegistrationSource.CIMD
+                    ).values_list("client_id", flat=True)
+                },
+            )
+        )
+        if not hosts:
+            self.message_user(
+                request,
+                gettext("None of the selected clients came from a metadata document."),
+                messages.WARNING,
+            )
+            return
+        disabled = 0
+        for host in hosts:
+            _block, n = cimd.block_host(host, gettext("Blocked from the client list."))
+            disabled += n
+        self.message_user(
+            request,
+            gettext("Blocked %(hosts)s; disabled %(n)d client(s).")
+            % {"hosts": ", ".join(hosts), "n": disabled},
+        )
+
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> int:
         with transaction.atomic():
             changed = client_flows.set_enabled(queryset, enabled, request=request)

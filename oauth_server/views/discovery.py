@@ -67,6 +67,8 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
+        # draft-ietf-oauth-client-id-metadata-document: an https client_id URL is fetched (cimd.py).
+        **({"client_id_metadata_document_supported": True} if settings.CIMD_ENABLED else {}),
         # Members of grants with endpoints of their own (none of the built-in grants has one).
         **grants.registry.metadata(request),
     }
@@ -89,6 +91,36 @@ class OpenIDConfigurationView(View):
 @method_decorator(login_not_required, name="dispatch")
 class AuthorizationServerMetadataView(OpenIDConfigurationView):
     """RFC 8414: the same document (OIDC-specific members are allowed extensions)."""
+
+
+def issuer_path() -> str | None:
+    """The path of the URL our metadata is mounted under ("/oauth"), "" at the root, None if the
+    URLconf does not include ``oauth_server.urls``."""
+    from django.urls import NoReverseMatch
+
+    try:
+        path = reverse("oauth2_provider:oauth-server-metadata")
+    except NoReverseMatch:
+        return None
+    return path.removesuffix("/.well-known/oauth-authorization-server").rstrip("/")
+
+
+@method_decorator(login_not_required, name="dispatch")
+class RootMetadataView(OpenIDConfigurationView):
+    """RFC 8414 3.1: the metadata of an issuer with a path at ``/.well-known/<name><issuer path>``
+    at the site root (``oauth_server.wellknown_urls``). MCP clients try it first; OIDC clients that
+    insert rather than append (``/.well-known/openid-configuration/oauth``) get the same document.
+    Any other path is not an issuer of this site: 404."""
+
+    def get(self, request: HttpRequest, path: str = "") -> JsonResponse:
+        from django.http import Http404
+        from django.urls import get_script_prefix
+
+        mounted = issuer_path()
+        prefix = get_script_prefix().rstrip("/")
+        if not mounted or "/" + path.strip("/") != mounted.removeprefix(prefix):
+            raise Http404("No issuer at this path.")
+        return super().get(request)
 
 
 @method_decorator(login_not_required, name="dispatch")

@@ -57,6 +57,7 @@ WHEEL_MUST_HAVE = [
     "oauth_server/__init__.py",
     "oauth_server/urls.py",
     "oauth_server/accounts_urls.py",
+    "oauth_server/wellknown_urls.py",
     "oauth_server/migrations/0001_initial.py",
     "oauth_server/templates/oauth_server/base.html",
     "oauth_server/templates/oauth_server/login.html",
