@@ -81,6 +81,20 @@ DEFAULTS: dict[str, Any] = {
     # Scope a client_credentials access token must carry to use the management API
     # (docs/management-api.md). Allow it only to the operator's own machine client.
     "ADMIN_API_SCOPE": "oauth:admin",
+    # --- clients nobody vetted: dynamic registration (docs/client-registration.md) ---------------
+    # Who may register a client at the RFC 7591 endpoint: "closed" (nobody: the endpoint answers
+    # 404 and is not advertised), "initial_access_token" (a bearer token from
+    # `manage.py create_registration_token`), or "open" (anyone; rate-limited by RATE_LIMITS["register"]).
+    "REGISTRATION_POLICY": "initial_access_token",
+    # Scope names a self-registered client (DCR or client ID metadata document) may be allowed.
+    # None: every scope in the database except ADMIN_API_SCOPE (never grantable to such a client).
+    "SELF_REGISTERED_SCOPES": None,
+    # Grant types a client may register for itself (a subset of the grant registry's). Adding
+    # "client_credentials" lets confidential self-registered clients get tokens with no user.
+    "SELF_REGISTERED_GRANT_TYPES": ["authorization_code", "refresh_token"],
+    # RFC 8707 resource URIs every dynamically registered client gets as its audiences (the APIs,
+    # an MCP server, it may request tokens for with `resource`). Empty: the site default only.
+    "SELF_REGISTERED_AUDIENCES": [],
     # --- abuse protection (docs/abuse.md) --------------------------------------------------------
     # Requests per window, per endpoint: "<count>/<period>" with period s, m, h or d (optionally
     # with a multiplier: "100/5m"). A string limits each client IP and each client that
@@ -97,6 +111,8 @@ DEFAULTS: dict[str, Any] = {
         "authorize": "60/m",
         "introspect": "600/m",
         "revoke": "120/m",
+        # The RFC 7591/7592 endpoints, per client IP (every policy; open registration relies on it).
+        "register": "20/h",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     },

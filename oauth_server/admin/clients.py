@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from .. import audit, permissions, signals
 from ..forms import ClientAdminForm
 from ..models import AccessToken, Client, Grant, GrantType, RefreshToken
+from ..registration import SELF_REGISTERED_SOURCES
 from .common import admin_url
 
 
@@ -52,6 +53,32 @@ class GrantTypeFilter(admin.SimpleListFilter):
             return queryset.filter(grant_types__contains=[value])
         ids = [pk for pk, grants in queryset.values_list("pk", "grant_types") if value in (grants or [])]
         return queryset.filter(pk__in=ids)
+
+
+class SelfRegisteredFilter(admin.SimpleListFilter):
+    """Clients an operator registered, or that registered themselves (DCR, metadata document):
+    the ones nobody vetted, which open registration may fill the table with."""
+
+    title = _("registered by")
+    parameter_name = "registered_by"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("self", _("Themselves (DCR or metadata document)")),
+            (Client.RegistrationSource.DCR, _("Themselves, by dynamic registration (RFC 7591)")),
+            (Client.RegistrationSource.CIMD, _("Themselves, by a client ID metadata document")),
+            (Client.RegistrationSource.MANUAL, _("An operator")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if value == "self":
+            return queryset.filter(registration_source__in=SELF_REGISTERED_SOURCES)
+        if value in Client.RegistrationSource.values:
+            return queryset.filter(registration_source=value)
+        return queryset.none()
 
 
 def rotate_secret(client: Client) -> str:
@@ -87,9 +114,10 @@ class ClientAdmin(admin.ModelAdmin):
         "grant_type_list",
         "is_enabled",
         "skip_consent",
+        "registration_source",
         "created",
     ]
-    list_filter = ["client_type", "is_enabled", "skip_consent", GrantTypeFilter]
+    list_filter = ["client_type", "is_enabled", "skip_consent", GrantTypeFilter, SelfRegisteredFilter]
     search_fields = ["name", "=client_id"]
     filter_horizontal = ["allowed_scopes"]
     raw_id_fields = ["user"]
@@ -98,7 +126,14 @@ class ClientAdmin(admin.ModelAdmin):
     view_on_site = False
     # The admin builds form fields itself (ignoring the form's formfield_callback).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ["client_id", "secret_status", "created", "updated"]
+    readonly_fields = [
+        "client_id",
+        "secret_status",
+        "registration_source",
+        "registration_details",
+        "created",
+        "updated",
+    ]
     fieldsets = [
         (
             None,
@@ -135,7 +170,7 @@ class ClientAdmin(admin.ModelAdmin):
             _("Shown on the consent screen"),
             {"fields": ["logo_uri", "client_uri", "policy_uri", "tos_uri"], "classes": ["collapse"]},
         ),
-        (_("History"), {"fields": ["created", "updated"]}),
+        (_("History"), {"fields": ["registration_source", "registration_details", "created", "updated"]}),
     ]
     actions = ["enable_clients", "disable_clients", "rotate_secrets", "revoke_tokens"]
     change_form_template = "admin/oauth_server/client/change_form.html"
@@ -177,6 +212,27 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.display(description=_("grant types"))
     def grant_type_list(self, obj: Client) -> str:
         return ", ".join(obj.grant_types or []) or "-"
+
+    @admin.display(description=_("registration"))
+    def registration_details(self, obj: Client) -> str:
+        """What a dynamically registered client told about itself (RFC 7591 contacts, software)."""
+        registration = getattr(obj, "registration", None) if obj is not None and obj.pk else None
+        if registration is None:
+            return "-"
+        meta = registration.metadata or {}
+        parts = [
+            gettext("Registered %(when)s") % {"when": registration.created.isoformat(timespec="seconds")}
+        ]
+        if meta.get("contacts"):
+            parts.append(gettext("contacts: %s") % ", ".join(meta["contacts"]))
+        if meta.get("software_id"):
+            parts.append(
+                gettext("software: %s")
+                % " ".join(filter(None, [meta["software_id"], meta.get("software_version")]))
+            )
+        if registration.initial_access_token_id:
+            parts.append(gettext("initial access token #%d") % registration.initial_access_token_id)
+        return "; ".join(parts)
 
     @admin.display(description=_("client secret"))
     def secret_status(self, obj: Client) -> str:
@@ -398,3 +454,15 @@ class ClientAdmin(admin.ModelAdmin):
             )
             % {"n": n, "clients": len(clients)},
         )
+
+
+class InitialAccessTokenAdmin(admin.ModelAdmin):
+    """RFC 7591 initial access tokens: listed and revocable (deleted) here; issued only by
+    ``manage.py create_registration_token``, which prints the value once (the table keeps a hash)."""
+
+    list_display = ["__str__", "created", "expires_at", "max_uses", "use_count", "last_used_at"]
+    readonly_fields = ["created", "expires_at", "max_uses", "use_count", "last_used_at"]
+    fields = ["description", *readonly_fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
