@@ -658,3 +658,33 @@ def test_purge_registrations_refuses_bad_days(db):
 
     with pytest.raises(CommandError):
         call_command("purge_registrations", "--unused-days", "0")
+
+
+# --- system check ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"REGISTRATION_POLICY": "opne"},
+        {"SELF_REGISTERED_GRANT_TYPES": ["implicit"]},
+        {"SELF_REGISTERED_GRANT_TYPES": "authorization_code"},
+        {"SELF_REGISTERED_SCOPES": "files:read"},
+        {"SELF_REGISTERED_AUDIENCES": ["not a uri"]},
+    ],
+)
+def test_invalid_registration_settings_are_e004(values):
+    from oauth_server.checks import check_registration_settings
+
+    with settings_with(**values):
+        assert [e.id for e in check_registration_settings()] == ["oauth_server.E004"]
+
+
+def test_default_registration_settings_pass_the_check():
+    from oauth_server.checks import check_registration_settings
+
+    assert check_registration_settings() == []
+
+
+def test_an_unknown_policy_is_treated_as_closed(client, db):
+    with settings_with(REGISTRATION_POLICY="opne"):
+        assert registration.policy() == "closed"
+        assert post(client, public_metadata()).status_code == 404
