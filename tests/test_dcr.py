@@ -688,3 +688,39 @@ def test_an_unknown_policy_is_treated_as_closed(client, db):
     with settings_with(REGISTRATION_POLICY="opne"):
         assert registration.policy() == "closed"
         assert post(client, public_metadata()).status_code == 404
+
+
+# --- RFC 8707: a registered client may ask for the self-registered audiences ---------------------------
+def test_a_registered_client_may_request_a_self_registered_audience(client, scopes, user):
+    mcp = "https://mcp.example/mcp/"
+    with settings_with(REGISTRATION_POLICY="open", SELF_REGISTERED_AUDIENCES=[mcp]):
+        body = post(client, public_metadata(scope="files:read")).json()
+    registered = Client.objects.get(client_id=body["client_id"])
+    client.force_login(user)
+    code, verifier = get_code(client, registered, scope="files:read", resource=mcp)
+    tokens = exchange_code(client, registered, code, verifier, resource=mcp)
+    assert tokens.status_code == 200, tokens.content
+    import base64
+
+    payload = tokens.json()["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["aud"] in (mcp, [mcp])
+
+
+def test_without_self_registered_audiences_a_resource_is_refused(client, scopes, user):
+    with open_policy():
+        body = post(client, public_metadata(scope="files:read")).json()
+    registered = Client.objects.get(client_id=body["client_id"])
+    client.force_login(user)
+    from tests.factories import pkce_pair
+    from tests.helpers import authorize_params, get_authorize, query
+
+    _verifier, challenge = pkce_pair()
+    response = get_authorize(
+        client,
+        authorize_params(
+            registered, challenge=challenge, scope="files:read", resource="https://mcp.example/"
+        ),
+    )
+    assert response.status_code == 302
+    assert query(response["Location"])["error"] == "invalid_target"
