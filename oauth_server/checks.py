@@ -207,7 +207,7 @@ def check_registration_settings(app_configs=None, **kwargs):
     if not isinstance(audiences, list | tuple) or invalid_resource_uris(audiences):
         error(
             f"OAUTH_SERVER['SELF_REGISTERED_AUDIENCES'] is {audiences!r}.",
-            "List absolute resource URIs (RFC 8707), e.g. [\"https://example.com/mcp\"].",
+            'List absolute resource URIs (RFC 8707), e.g. ["https://example.com/mcp"].',
         )
     return errors
 
