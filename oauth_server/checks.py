@@ -9,6 +9,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError, connections, router
 
 from .conf import SWAPPED_MODELS, settings
+from .validators import invalid_resource_uris
 
 
 @register(Tags.compatibility)
@@ -171,6 +172,43 @@ def check_abuse_settings(app_configs=None, **kwargs):
     max_age = settings.CORS_MAX_AGE
     if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
         error(f"OAUTH_SERVER['CORS_MAX_AGE'] is {max_age!r}.", "Use a number of seconds (0 or more).")
+    return errors
+
+
+@register(Tags.security)
+def check_registration_settings(app_configs=None, **kwargs):
+    """Dynamic client registration (docs/client-registration.md): a typo in the policy would
+    silently close registration (``registration.policy()`` treats unknown values as closed), and a
+    grant type outside the registry could never be registered."""
+    from . import grants, registration
+
+    errors = []
+
+    def error(message: str, hint: str) -> None:
+        errors.append(Error(message, hint=hint, id="oauth_server.E005"))
+
+    if settings.REGISTRATION_POLICY not in registration.POLICIES:
+        error(
+            f"OAUTH_SERVER['REGISTRATION_POLICY'] is {settings.REGISTRATION_POLICY!r}.",
+            "Use " + ", ".join(repr(p) for p in registration.POLICIES) + ".",
+        )
+    grant_types = settings.SELF_REGISTERED_GRANT_TYPES
+    if not isinstance(grant_types, list | tuple) or any(g not in grants.registry for g in grant_types):
+        error(
+            f"OAUTH_SERVER['SELF_REGISTERED_GRANT_TYPES'] is {grant_types!r}.",
+            "List grant types of the grant registry: " + ", ".join(grants.registry.names()) + ".",
+        )
+    scopes = settings.SELF_REGISTERED_SCOPES
+    if scopes is not None and (
+        not isinstance(scopes, list | tuple) or not all(isinstance(s, str) for s in scopes)
+    ):
+        error(f"OAUTH_SERVER['SELF_REGISTERED_SCOPES'] is {scopes!r}.", "List scope names, or None (all).")
+    audiences = settings.SELF_REGISTERED_AUDIENCES
+    if not isinstance(audiences, list | tuple) or invalid_resource_uris(audiences):
+        error(
+            f"OAUTH_SERVER['SELF_REGISTERED_AUDIENCES'] is {audiences!r}.",
+            'List absolute resource URIs (RFC 8707), e.g. ["https://example.com/mcp"].',
+        )
     return errors
 
 

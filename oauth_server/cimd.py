@@ -369,7 +369,7 @@ def client_fields(document: dict[str, Any], client_id: str) -> ClientFields:
     grant_types = registration.self_registered_grant_types(requested)
     if "authorization_code" not in grant_types:
         raise _refuse("grant_types must include authorization_code")
-    policy = list(registration.self_registered_scopes())
+    policy = list(registration.self_registered_scope_objects())
     asked = (document.get("scope") or "").split()
     scopes = [scope for scope in policy if scope.name in asked] if asked else policy
     name = (document.get("client_name") or "").strip()[:MAX_NAME_LENGTH] or urlsplit(client_id).hostname

@@ -81,6 +81,21 @@ DEFAULTS: dict[str, Any] = {
     # Scope a client_credentials access token must carry to use the management API
     # (docs/management-api.md). Allow it only to the operator's own machine client.
     "ADMIN_API_SCOPE": "oauth:admin",
+    # --- clients nobody vetted: dynamic registration (docs/client-registration.md) ---------------
+    # Who may register a client at the RFC 7591 endpoint: "closed" (nobody: the endpoint answers
+    # 404 and is not advertised), "initial_access_token" (a bearer token from
+    # `manage.py create_registration_token`), or "open" (anyone; rate-limited by RATE_LIMITS["register"]).
+    "REGISTRATION_POLICY": "initial_access_token",
+    # Scope names a self-registered client (DCR or client ID metadata document) may be allowed.
+    # None: every scope in the database except ADMIN_API_SCOPE (never grantable to such a client).
+    "SELF_REGISTERED_SCOPES": None,
+    # Grant types a client may register for itself (a subset of the grant registry's). Adding
+    # "client_credentials" lets confidential self-registered clients get tokens with no user.
+    "SELF_REGISTERED_GRANT_TYPES": ["authorization_code", "refresh_token"],
+    # RFC 8707 resource URIs every self-registered client (DCR or metadata document) gets as its
+    # audiences (the APIs, an MCP server, it may request tokens for with `resource`). Empty: the
+    # site default only.
+    "SELF_REGISTERED_AUDIENCES": [],
     # --- abuse protection (docs/abuse.md) --------------------------------------------------------
     # Requests per window, per endpoint: "<count>/<period>" with period s, m, h or d (optionally
     # with a multiplier: "100/5m"). A string limits each client IP and each client that
@@ -98,6 +113,8 @@ DEFAULTS: dict[str, Any] = {
         "introspect": "600/m",
         "revoke": "120/m",
         "par": "60/m",
+        # The RFC 7591/7592 endpoints, per client IP (every policy; open registration relies on it).
+        "register": "20/h",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     },
@@ -134,17 +151,6 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_LOG": True,
     # Days purge_audit_events keeps by default (its --older-than overrides); None: keep forever.
     "AUDIT_RETENTION_DAYS": 90,
-    # --- self-registered clients (docs/client-registration.md) -----------------------------------
-    # Scopes a client that registered itself (metadata document, dynamic registration) may be
-    # allowed: a list of scope names, or None for the OpenID Connect standard scopes (openid,
-    # profile, email, offline_access) plus every scope marked "default". ADMIN_API_SCOPE is never
-    # given, whatever this says.
-    "SELF_REGISTERED_SCOPES": None,
-    # Grant types such a client may hold (authorization_code is required; refresh_token if asked).
-    "SELF_REGISTERED_GRANT_TYPES": ["authorization_code", "refresh_token"],
-    # RFC 8707 resources (Client.audiences) every self-registered client may ask tokens for, e.g.
-    # the URL of the site's MCP server. Empty: tokens are for the site default audience only.
-    "SELF_REGISTERED_AUDIENCES": [],
     # --- OAuth Client ID Metadata Documents (docs/client-registration.md) ------------------------
     # A client_id that is an https URL names the client's metadata document, fetched on first use.
     "CIMD_ENABLED": True,

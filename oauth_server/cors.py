@@ -156,8 +156,14 @@ def client_cors(
 
 def public_cors(
     methods: Iterable[str] = ("GET", "HEAD", "OPTIONS"),
+    *,
+    headers: str = "Content-Type",
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """A public, credential-free document: any origin may read it (``*``, never with credentials)."""
+    """A public, credential-free resource: any origin may call it (``*``, never with cookies).
+
+    ``headers``: the request headers a preflight allows (the registration endpoints take a bearer
+    token in ``Authorization``, which ``*`` allows since no cookie is ever involved).
+    """
     methods = tuple(methods)
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -165,7 +171,7 @@ def public_cors(
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.headers.get("Origin") and _is_preflight(request):
                 response = _preflight_response("*", methods)
-                response["Access-Control-Allow-Headers"] = "Content-Type"
+                response["Access-Control-Allow-Headers"] = headers
                 return response
             response = view(request, *args, **kwargs)
             _strip_cors(response)

@@ -650,6 +650,9 @@ class AuditEvent(models.Model):
         SIGNING_KEY_ROTATED = "signing_key_rotated", _("signing key rotated")
         CLIENT_REGISTERED = "client_registered", _("client registered")
         CIMD_FETCH_FAILED = "cimd_fetch_failed", _("client metadata document refused")
+        CLIENT_REGISTRATION_UPDATED = "client_registration_updated", _("client registration updated")
+        CLIENT_REGISTRATION_DELETED = "client_registration_deleted", _("client registration deleted")
+        CLIENT_REGISTRATION_REFUSED = "client_registration_refused", _("client registration refused")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("success")
@@ -719,3 +722,71 @@ class BlockedClientHost(models.Model):
     def save(self, *args, **kwargs):
         self.host = self.host.strip().lower()
         super().save(*args, **kwargs)
+
+
+class InitialAccessTokenQuerySet(models.QuerySet):
+    def usable(self) -> InitialAccessTokenQuerySet:
+        """Not expired, and with uses left."""
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()),
+            models.Q(max_uses__isnull=True) | models.Q(use_count__lt=models.F("max_uses")),
+        )
+
+
+class InitialAccessToken(models.Model):
+    """An RFC 7591 initial access token: lets its bearer register clients while the policy is
+    ``initial_access_token`` (``manage.py create_registration_token``).
+
+    Only the SHA-256 of the value is stored: the clear value is printed once, by the command.
+    """
+
+    token_checksum = models.CharField(_("token checksum"), max_length=64, unique=True, editable=False)
+    description = models.CharField(_("description"), max_length=255, blank=True, default="")
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    # None: any number of registrations until it expires; 1 (the command's default): single use.
+    max_uses = models.PositiveIntegerField(_("maximum uses"), null=True, blank=True, default=1)
+    use_count = models.PositiveIntegerField(_("uses"), default=0, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    objects = InitialAccessTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("initial access token")
+        verbose_name_plural = _("initial access tokens")
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.description or f"#{self.pk}"
+
+
+class ClientRegistration(models.Model):
+    """What RFC 7591/7592 adds to a dynamically registered client: its registration access token
+    (SHA-256 only), the initial access token it was registered with, and the metadata the client
+    sent that has no column on ``Client`` (contacts, software_id, software_version)."""
+
+    client = models.OneToOneField(
+        Client, on_delete=models.CASCADE, related_name="registration", verbose_name=_("client")
+    )
+    access_token_checksum = models.CharField(
+        _("registration access token checksum"), max_length=64, unique=True, editable=False
+    )
+    token_issued_at = models.DateTimeField(_("registration access token issued"), default=timezone.now)
+    initial_access_token = models.ForeignKey(
+        InitialAccessToken,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="registrations",
+        verbose_name=_("initial access token"),
+    )
+    metadata = models.JSONField(_("other metadata"), default=dict, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("client registration")
+        verbose_name_plural = _("client registrations")
+
+    def __str__(self) -> str:
+        return str(self.client)

@@ -1,4 +1,4 @@
-"""Rate limits for the token, authorization, introspection and revocation endpoints, and failed
+"""Rate limits for the token, authorization, introspection, revocation and registration endpoints, and failed
 sign-ins at the app's login view (docs/abuse.md).
 
 Fixed-window counters in Django's cache (``OAUTH_SERVER["RATE_LIMIT_CACHE"]``): one counter per
@@ -54,7 +54,9 @@ from .request_state import credentials_of
 
 logger = logging.getLogger("oauth_server.ratelimit")
 
-ENDPOINTS = ("token", "authorize", "introspect", "revoke", "par")
+ENDPOINTS = ("token", "authorize", "introspect", "revoke", "par", "register")
+# Endpoints where nobody authenticates with a client secret: a string rate limits per IP only.
+IP_ONLY_ENDPOINTS = frozenset(("authorize", "register"))
 FAILURES = "client_auth_failures"
 LOGIN_FAILURES = "login_failures"
 KNOWN_LIMITS = frozenset((*ENDPOINTS, FAILURES, LOGIN_FAILURES))
@@ -114,7 +116,8 @@ def _parse_limit(name: str, value: Any) -> dict[str, Rate | None]:
         # At the authorization endpoint nobody authenticates and any client_id can be typed in a
         # URL: counting per client there would let anyone lock every user out of an application.
         # A site that wants it anyway sets {"ip": ..., "client": ...}.
-        return {"ip": rate, "client": None if name == "authorize" else rate}
+        # The same holds at the registration endpoint, where no client exists yet.
+        return {"ip": rate, "client": None if name in IP_ONLY_ENDPOINTS else rate}
     if isinstance(value, dict):
         unknown = set(value) - set(scopes)
         if unknown:

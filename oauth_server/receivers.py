@@ -17,6 +17,9 @@ from .revocation import revoke_tokens
 from .session_keys import SESSION_AUTH_TIME_KEY, SESSION_SIGN_IN_KEY
 from .signals import (
     authorization_code_replayed,
+    client_registered,
+    client_registration_deleted,
+    client_registration_updated,
     client_secret_rotated,
     consent_granted,
     consent_revoked,
@@ -134,6 +137,29 @@ def audit_consent_revoked(sender, consent, **kwargs) -> None:
 @receiver(client_secret_rotated, dispatch_uid="oauth_server.audit.client_secret_rotated")
 def audit_client_secret_rotated(sender, client, **kwargs) -> None:
     audit.record(audit.Event.CLIENT_SECRET_ROTATED, client=client)
+
+
+@receiver(client_registered, dispatch_uid="oauth_server.audit.client_registered")
+def audit_client_registered(sender, client, registration, **kwargs) -> None:
+    audit.record(
+        audit.Event.CLIENT_REGISTERED,
+        client=client,
+        name=client.name,
+        client_type=client.client_type,
+        grant_types=client.grant_types,
+        redirect_uris=client.redirect_uri_list,
+        initial_access_token=registration.initial_access_token_id,
+    )
+
+
+@receiver(client_registration_updated, dispatch_uid="oauth_server.audit.client_registration_updated")
+def audit_client_registration_updated(sender, client, changed, **kwargs) -> None:
+    audit.record(audit.Event.CLIENT_REGISTRATION_UPDATED, client=client, changed=changed)
+
+
+@receiver(client_registration_deleted, dispatch_uid="oauth_server.audit.client_registration_deleted")
+def audit_client_registration_deleted(sender, client_id, name, via, **kwargs) -> None:
+    audit.record(audit.Event.CLIENT_REGISTRATION_DELETED, client_id=client_id, name=name, via=via)
 
 
 @receiver(signing_key_rotated, dispatch_uid="oauth_server.audit.signing_key_rotated")

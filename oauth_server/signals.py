@@ -20,3 +20,11 @@ signing_key_rotated = Signal()
 #: sent with ``event`` (an AuditEvent; unsaved with AUDIT_LOG="log-only") for every audit event:
 #: at once for failures, when the transaction commits for successes (docs/audit.md)
 audit_event = Signal()
+#: sent with ``client`` and ``registration`` (a ClientRegistration) after a client registered itself
+#: at the RFC 7591 endpoint (on commit)
+client_registered = Signal()
+#: sent with ``client``, ``registration`` and ``changed`` (field names) after an RFC 7592 update
+client_registration_updated = Signal()
+#: sent with ``client_id``, ``name`` and ``via`` ("rfc7592" or "purge") after a self-registered
+#: client was deleted by its registrant or by ``purge_registrations``
+client_registration_deleted = Signal()

@@ -19,6 +19,7 @@ from .views.connected_apps import ConnectedAppsView, RevokeConnectedAppView
 from .views.introspection import IntrospectTokenView
 from .views.logout import RPInitiatedLogoutView
 from .views.par import PushedAuthorizationRequestView
+from .views.registration import ClientConfigurationView, RegistrationView
 from .views.revocation import RevokeTokenView
 from .views.token import TokenView
 from .views.userinfo import UserInfoView
@@ -36,6 +37,18 @@ userinfo_view = token_headers(
     client_cors(["GET", "POST", "OPTIONS"], client_bound=False)(UserInfoView.as_view())
 )
 
+# RFC 7591/7592: JSON APIs without cookies, callable from any origin (browser-based MCP clients
+# register themselves); rate-limited per IP whatever the policy (REGISTRATION_POLICY).
+_registration_cors = {"headers": "Authorization, Content-Type"}
+register_view = token_headers(
+    public_cors(["POST", "OPTIONS"], **_registration_cors)(rate_limit("register")(RegistrationView.as_view()))
+)
+register_client_view = token_headers(
+    public_cors(["GET", "PUT", "DELETE", "OPTIONS"], **_registration_cors)(
+        rate_limit("register")(ClientConfigurationView.as_view())
+    )
+)
+
 urlpatterns = [
     path("authorize/", authorize_view, name="authorize"),
     path("token/", token_view, name="token"),
@@ -46,6 +59,8 @@ urlpatterns = [
     path("logout/", page_headers(RPInitiatedLogoutView.as_view()), name="rp-initiated-logout"),
     # A redirect URI for developers' clients: shows the code just issued (views/code.py).
     path("code/", page_headers(CodePageView.as_view()), name="show-code"),
+    path("register/", register_view, name="register"),
+    path("register/<path:client_id>/", register_client_view, name="register-client"),
     path("connected-apps/", page_headers(ConnectedAppsView.as_view()), name="connected-apps"),
     path(
         "connected-apps/<path:client_id>/revoke/",

@@ -10,7 +10,10 @@ below are the translated ones the form and the API show).
 - Audiences and resource identifiers are RFC 8707 resource URIs: absolute, without a fragment,
   and, being compared by exact string, without a wildcard.
 - CORS origins are ``scheme://host[:port]``; only public clients may list them (``cors.py``).
-- Logo, home page, policy and terms URIs are shown as links only if they are http(s).
+- Logo, home page, policy and terms URIs are shown as links only if they are http(s); for a client
+  nobody vetted (self-registered), only https links, and never its logo (``shown_client_links``).
+- A client that registers itself (RFC 7591) may register https redirect URIs, or http ones on a
+  loopback host only (RFC 8252 7.3), without userinfo (``self_registered_redirect_uri_error``).
 
 This module imports nothing of ours, so any module may use it.
 """
@@ -58,6 +61,40 @@ def post_logout_uri_validator(schemes: Iterable[str]) -> AllowedURIValidator:
     )
 
 
+#: Hosts an http redirect URI of a self-registered client may name (RFC 8252 7.3, 8.3: native apps).
+LOOPBACK_HOSTS = frozenset(("127.0.0.1", "::1", "localhost"))
+MAX_SELF_REGISTERED_URI_LENGTH = 2000
+
+
+def self_registered_redirect_uri_error(uri: Any) -> str | None:
+    """Why a client that registers itself may not use ``uri`` as a redirect URI, or None.
+
+    Stricter than an operator's registration: https, or http on a loopback host (native apps and
+    local agents, RFC 8252 7.3); an absolute URI with a host, no userinfo (``https://good@evil``),
+    no wildcard or fragment (exact matching), no whitespace or control character.
+    """
+    if not isinstance(uri, str):
+        return str(_("Each redirect URI must be a string."))
+    if not uri or len(uri) > MAX_SELF_REGISTERED_URI_LENGTH:
+        return str(_("A redirect URI must be 1 to %d characters long.") % MAX_SELF_REGISTERED_URI_LENGTH)
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        return str(_("A redirect URI cannot contain whitespace or control characters."))
+    if not is_exact_uri(uri):
+        return str(EXACT_URI_MESSAGE % uri)
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        return str(_("%s is not a valid URI.") % uri)
+    if parts.scheme not in ("https", "http") or not host:
+        return str(_("%s: use an https URI, or http on a loopback address (127.0.0.1, [::1]).") % uri)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return str(_("%s: a redirect URI cannot contain a user name or password.") % uri)
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        return str(_("%s: http is allowed on a loopback address only; use https.") % uri)
+    return None
+
+
 # --- RFC 8707 resource URIs (audiences, resource identifiers) -----------------------------------------
 def is_resource_uri(uri: Any) -> bool:
     """RFC 8707 2: an absolute URI without a fragment; no wildcard or whitespace, since a token's
@@ -95,6 +132,28 @@ def may_list_origins(client_type: str) -> bool:
 
 
 # --- logo, home page, policy and terms URIs ----------------------------------------------------------
+CLIENT_LINK_FIELDS = ("logo_uri", "client_uri", "policy_uri", "tos_uri")
+
+
+def shown_client_links(values: dict[str, Any], *, vetted: bool) -> dict[str, str]:
+    """The client URLs a page may show as links or an image, by field name.
+
+    A vetted client's (an operator registered it) http(s) URLs. A client nobody vetted (it
+    registered itself) gets https links only, and no logo: loading its image would tell the
+    registrant who looks at the page and let it draw anything (a "verified" badge) next to our
+    words; its initial is shown instead.
+    """
+    shown = {}
+    for field in CLIENT_LINK_FIELDS:
+        url = values.get(field) or ""
+        if not isinstance(url, str) or not is_web_url(url):
+            continue
+        if not vetted and (field == "logo_uri" or urlsplit(url).scheme != "https"):
+            continue
+        shown[field] = url
+    return shown
+
+
 def is_web_url(url: str) -> bool:
     """Whether a client's logo/home page/policy/terms URI may be shown as a link or image
     (the model's ``URLField`` also accepts ftp)."""

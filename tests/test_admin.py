@@ -18,7 +18,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from oauth_server import admin as oauth_admin
-from oauth_server import keys, signals
+from oauth_server import keys, registration, signals
 from oauth_server.models import (
     AccessToken,
     BlockedClientHost,
@@ -27,6 +27,7 @@ from oauth_server.models import (
     Grant,
     GrantType,
     IDToken,
+    InitialAccessToken,
     RefreshToken,
     Scope,
     SigningKey,
@@ -125,7 +126,8 @@ def dataset(minted, user, oidc_client, machine_client, browser):
     AccessTokenFactory(user=other, application=oidc_client, expires=timezone.now() - timedelta(hours=1))
     keys.rotate()
     keys.clear_cache()
-    return {**minted, "machine_token": response.json()["access_token"]}
+    initial_token, _row = registration.create_initial_access_token(expires_in=600, description="for CI")
+    return {**minted, "machine_token": response.json()["access_token"], "initial_token": initial_token}
 
 
 def secrets_in_db(dataset, *clients) -> list[str]:
@@ -141,6 +143,8 @@ def secrets_in_db(dataset, *clients) -> list[str]:
         dataset["pending_verifier"],
         dataset["code_challenge"],
         dataset["machine_token"],
+        dataset["initial_token"],
+        *InitialAccessToken.objects.values_list("token_checksum", flat=True),
         *AccessToken.objects.values_list("token_checksum", flat=True),
         *RefreshToken.objects.values_list("token_checksum", flat=True),
         *Grant.objects.values_list("code", flat=True),
@@ -172,6 +176,7 @@ MODELS = [
     "grant",
     "signingkey",
     "subject",
+    "initialaccesstoken",
 ]
 
 
@@ -905,3 +910,52 @@ def test_superusers_hold_every_client_power(db, admin_client):
     page = admin_client.get(url("client", "change", trusted.pk))
     assert page.context["has_change_permission"] and page.context["can_rotate_secret"]
     assert "skip_consent" in page.context["adminform"].form.fields
+
+
+# --- clients nobody vetted ---------------------------------------------------------------------------
+def test_self_registered_filter(staff, db):
+    from tests.factories import PublicClientFactory
+
+    PublicClientFactory(name="Dyn", registration_source="dcr")
+    PublicClientFactory(name="Doc", registration_source="cimd", client_id="https://doc.example/c.json")
+    ClientFactory(name="Ops")
+    changelist = reverse("admin:oauth_server_client_changelist")
+
+    def listed(value):
+        response = staff.get(changelist, {"registered_by": value})
+        assert response.status_code == 200
+        return sorted(c.name for c in response.context["cl"].queryset)
+
+    assert listed("self") == ["Doc", "Dyn"]
+    assert listed("dcr") == ["Dyn"]
+    assert listed("cimd") == ["Doc"]
+    assert "Ops" in listed("manual") and "Dyn" not in listed("manual")
+    assert listed("bogus") == []
+
+
+def test_a_dcr_clients_page_shows_its_registration_and_it_can_be_blocked(
+    staff, db, django_capture_on_commit_callbacks
+):
+    from oauth_server.models import ClientRegistration
+    from tests.factories import PublicClientFactory
+
+    dyn = PublicClientFactory(name="Dyn", registration_source="dcr")
+    ClientRegistration.objects.create(
+        client=dyn,
+        access_token_checksum="0" * 64,
+        metadata={"contacts": ["ops@agent.example"], "software_id": "agent"},
+    )
+    token = AccessTokenFactory(application=dyn)
+    page = staff.get(url("client", "change", dyn.pk)).content.decode()
+    assert "ops@agent.example" in page and "agent" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        action(staff, "client", "disable_clients", [dyn])
+    dyn.refresh_from_db()
+    assert dyn.is_enabled is False
+    assert not AccessToken.objects.filter(pk=token.pk).exists()
+
+
+def test_initial_access_tokens_are_listed_not_added(staff, db):
+    registration.create_initial_access_token(expires_in=60, description="for Bob")
+    assert "for Bob" in staff.get(url("initialaccesstoken")).content.decode()
+    assert staff.get(url("initialaccesstoken", "add")).status_code == 403

@@ -76,6 +76,7 @@ def test_defaults_are_on():
         "introspect": "600/m",
         "revoke": "120/m",
         "par": "60/m",
+        "register": "20/h",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
     }
@@ -83,6 +84,8 @@ def test_defaults_are_on():
     assert configured["token"] == {"ip": ratelimit.Rate(120, 60), "client": ratelimit.Rate(120, 60)}
     # A client_id in a URL is no identity: the authorization endpoint counts per IP by default.
     assert configured["authorize"] == {"ip": ratelimit.Rate(60, 60), "client": None}
+    # No client exists yet at the registration endpoint: per IP only.
+    assert configured["register"] == {"ip": ratelimit.Rate(20, 3600), "client": None}
 
 
 def test_default_failure_limit_throttles_the_sixth_bad_secret_from_one_address(client, machine):

@@ -46,6 +46,9 @@ CLASSES = {
     "oidc-connect-discovery-info": PUBLIC,
     "oauth-server-metadata": PUBLIC,
     "jwks-info": PUBLIC,
+    # RFC 7591/7592: the answers carry credentials (client secret, registration access token).
+    "register": TOKEN,
+    "register-client": TOKEN,
 }
 
 
@@ -101,7 +104,11 @@ def _scopes(*names):
 
 
 def url_for(name: str, world) -> str:
-    kwargs = {"client_id": world["client"].client_id} if name == "connected-app-revoke" else {}
+    kwargs = (
+        {"client_id": world["client"].client_id}
+        if name in ("connected-app-revoke", "register-client")
+        else {}
+    )
     return reverse(f"oauth2_provider:{name}", kwargs=kwargs)
 
 

@@ -9,10 +9,10 @@ INSTALLED_APPS, because nothing here imports ``oauth2_provider.admin``. See docs
 
 from django.contrib import admin
 
-from ..models import Consent, Scope, SigningKey, Subject
+from ..models import Consent, InitialAccessToken, Scope, SigningKey, Subject
 from . import audit, registration  # noqa: F401  (register AuditEvent, BlockedClientHost)
 from .accounts import ConsentAdmin, ScopeAdmin, SubjectAdmin
-from .clients import ClientAdmin, GrantTypeFilter
+from .clients import ClientAdmin, GrantTypeFilter, InitialAccessTokenAdmin, SelfRegisteredFilter
 from .signing_keys import SigningKeyAdmin
 from .tokens import AccessTokenAdmin, GrantAdmin, IDTokenAdmin, RefreshTokenAdmin
 
@@ -20,6 +20,7 @@ admin.site.register(Scope, ScopeAdmin)
 admin.site.register(Consent, ConsentAdmin)
 admin.site.register(SigningKey, SigningKeyAdmin)
 admin.site.register(Subject, SubjectAdmin)
+admin.site.register(InitialAccessToken, InitialAccessTokenAdmin)
 
 __all__ = [
     "AccessTokenAdmin",
@@ -28,8 +29,10 @@ __all__ = [
     "GrantAdmin",
     "GrantTypeFilter",
     "IDTokenAdmin",
+    "InitialAccessTokenAdmin",
     "RefreshTokenAdmin",
     "ScopeAdmin",
+    "SelfRegisteredFilter",
     "SigningKeyAdmin",
     "SubjectAdmin",
 ]

@@ -26,6 +26,7 @@ from .. import cimd, permissions, registration
 from ..flows import clients as client_flows
 from ..forms import ClientAdminForm
 from ..models import Client, GrantType
+from ..registration import SELF_REGISTERED_SOURCES
 from .common import admin_url
 
 
@@ -54,6 +55,32 @@ class GrantTypeFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=ids)
 
 
+class SelfRegisteredFilter(admin.SimpleListFilter):
+    """Clients an operator registered, or that registered themselves (DCR, metadata document):
+    the ones nobody vetted, which open registration may fill the table with."""
+
+    title = _("registered by")
+    parameter_name = "registered_by"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("self", _("Themselves (DCR or metadata document)")),
+            (Client.RegistrationSource.DCR, _("Themselves, by dynamic registration (RFC 7591)")),
+            (Client.RegistrationSource.CIMD, _("Themselves, by a client ID metadata document")),
+            (Client.RegistrationSource.MANUAL, _("An operator")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if value == "self":
+            return queryset.filter(registration_source__in=SELF_REGISTERED_SOURCES)
+        if value in Client.RegistrationSource.values:
+            return queryset.filter(registration_source=value)
+        return queryset.none()
+
+
 class ClientAdmin(admin.ModelAdmin):
     form = ClientAdminForm
     list_display = [
@@ -66,8 +93,7 @@ class ClientAdmin(admin.ModelAdmin):
         "registration_source",
         "created",
     ]
-    # registration_source: who registered the client (staff, dynamic registration, a metadata document).
-    list_filter = ["client_type", "is_enabled", "skip_consent", "registration_source", GrantTypeFilter]
+    list_filter = ["client_type", "is_enabled", "skip_consent", GrantTypeFilter, SelfRegisteredFilter]
     search_fields = ["name", "=client_id"]
     filter_horizontal = ["allowed_scopes"]
     raw_id_fields = ["user"]
@@ -82,6 +108,7 @@ class ClientAdmin(admin.ModelAdmin):
         "created",
         "updated",
         "registration_source",
+        "registration_details",
         "document_host",
         "cimd_expires_at",
     ]
@@ -133,7 +160,7 @@ class ClientAdmin(admin.ModelAdmin):
         ),
         (
             _("Registration"),
-            {"fields": ["registration_source", "document_host", "cimd_expires_at"]},
+            {"fields": ["registration_source", "registration_details", "document_host", "cimd_expires_at"]},
         ),
         (_("History"), {"fields": ["created", "updated"]}),
     ]
@@ -177,6 +204,27 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.display(description=_("grant types"))
     def grant_type_list(self, obj: Client) -> str:
         return ", ".join(obj.grant_types or []) or "-"
+
+    @admin.display(description=_("registration"))
+    def registration_details(self, obj: Client) -> str:
+        """What a dynamically registered client told about itself (RFC 7591 contacts, software)."""
+        registration = getattr(obj, "registration", None) if obj is not None and obj.pk else None
+        if registration is None:
+            return "-"
+        meta = registration.metadata or {}
+        parts = [
+            gettext("Registered %(when)s") % {"when": registration.created.isoformat(timespec="seconds")}
+        ]
+        if meta.get("contacts"):
+            parts.append(gettext("contacts: %s") % ", ".join(meta["contacts"]))
+        if meta.get("software_id"):
+            parts.append(
+                gettext("software: %s")
+                % " ".join(filter(None, [meta["software_id"], meta.get("software_version")]))
+            )
+        if registration.initial_access_token_id:
+            parts.append(gettext("initial access token #%d") % registration.initial_access_token_id)
+        return "; ".join(parts)
 
     @admin.display(description=_("client secret"))
     def secret_status(self, obj: Client) -> str:
@@ -293,7 +341,8 @@ class ClientAdmin(admin.ModelAdmin):
     @admin.display(description=_("metadata document host"))
     def document_host(self, obj: Client) -> str:
         """Where a metadata-document client comes from (its client_id is the document's URL)."""
-        return registration.client_origin(obj) or "-"
+        origin = registration.client_origin(obj)
+        return (origin.host or "-") if origin is not None else "-"
 
     # --- actions ------------------------------------------------------------------------------------
     @admin.action(
@@ -442,3 +491,15 @@ class ClientAdmin(admin.ModelAdmin):
             )
             % {"n": n, "clients": len(clients)},
         )
+
+
+class InitialAccessTokenAdmin(admin.ModelAdmin):
+    """RFC 7591 initial access tokens: listed and revocable (deleted) here; issued only by
+    ``manage.py create_registration_token``, which prints the value once (the table keeps a hash)."""
+
+    list_display = ["__str__", "created", "expires_at", "max_uses", "use_count", "last_used_at"]
+    readonly_fields = ["created", "expires_at", "max_uses", "use_count", "last_used_at"]
+    fields = ["description", *readonly_fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

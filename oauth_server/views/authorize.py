@@ -30,7 +30,7 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import audit, consent, keys, par, reauthentication
+from .. import audit, consent, keys, par, reauthentication, registration
 from ..claims import subject_for
 from ..conf import settings
 from ..flows.consents import record_consent
@@ -38,7 +38,7 @@ from ..models import Client, Scope
 from ..parameters import parse_max_age
 from ..session_keys import SESSION_AUTH_TIME_KEY
 from ..tokens import InvalidTargetError
-from ..validators import is_web_url
+from ..validators import CLIENT_LINK_FIELDS, shown_client_links
 
 
 def _prompt(request: HttpRequest) -> set[str]:
@@ -59,12 +59,15 @@ def consent_page_context(
 ) -> dict[str, Any]:
     """What the consent page shows around the form (docs/templates.md).
 
-    The client's URLs come from registration, so only http(s) ones become links or images. The
+    The client's URLs come from registration, so only http(s) ones become links or images (https
+    ones, and no logo, for a client nobody vetted: ``client_origin`` is then set and the page
+    warns, docs/consent.md). The
     switch-account URL is this request with prompt=login, which comes back here through the login
     page (without login_hint: the user said the hinted account is not theirs); the session is
     replaced only when the other account signs in.
     """
     target = urlsplit(redirect_uri)
+    origin = registration.client_origin(application)
     if pushed is not None:  # the browser carries only the request_uri (par.query_for adds prompt=login)
         query = par.browser_query(pushed, prompt="login")
     else:
@@ -74,11 +77,11 @@ def consent_page_context(
     return {
         "redirect_origin": f"{target.scheme}://{target.netloc}" if target.netloc else redirect_uri,
         "switch_account_url": f"{request.path}?{query.urlencode()}",
-        "client_links": {
-            field: url
-            for field in ("logo_uri", "client_uri", "policy_uri", "tos_uri")
-            if (url := getattr(application, field, "")) and is_web_url(url)
-        },
+        "client_links": shown_client_links(
+            {field: getattr(application, field, "") for field in CLIENT_LINK_FIELDS},
+            vetted=origin is None,
+        ),
+        "client_origin": origin,
     }
 
 
@@ -299,14 +302,21 @@ class AuthorizationView(DOTAuthorizationView):
         if "resource" in credentials:
             self.oauth2_data["resource"] = " ".join(credentials["resource"])  # a hidden form field
         form = self.get_form()
-        descriptions = dict(Scope.objects.filter(name__in=scopes).values_list("name", "description"))
+        # Step-up: the page asks for the new scopes only, and lists below, as secondary, what the
+        # user already allowed: the requested scopes approved before, then the rest of the consent.
+        already = list(decision.granted) + sorted(
+            consent.granted_scopes(request.user, application) - set(scopes) - set(decision.granted)
+        )
+        descriptions = dict(
+            Scope.objects.filter(name__in=[*scopes, *already]).values_list("name", "description")
+        )
         context = self.get_context_data(
             form=form,
             application=application,
             client=application,
             scopes=scopes,
             new_scopes=[(name, descriptions.get(name, name)) for name in decision.new],
-            granted_scopes=[(name, descriptions.get(name, name)) for name in decision.granted],
+            granted_scopes=[(name, descriptions.get(name, name)) for name in already],
             scopes_descriptions=[descriptions.get(name, name) for name in scopes],
             **consent_page_context(request, application, credentials.get("redirect_uri") or "", self.pushed),
         )

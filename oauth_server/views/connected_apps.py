@@ -34,7 +34,8 @@ from ..conf import settings
 from ..flows.consents import revoke_consent
 from ..flows.tokens import revoke_user_tokens
 from ..models import AccessToken, Client, Consent, RefreshToken, Scope
-from ..validators import is_web_url
+from ..registration import ClientOrigin, client_origin
+from ..validators import shown_client_links
 from .authorize import no_frames
 
 
@@ -49,19 +50,18 @@ class ConnectedApp:
     scope_names: list[str] = field(default_factory=list)
     scopes: list[tuple[str, str]] = field(default_factory=list)  # (name, description)
     links: dict[str, str] = field(default_factory=dict)  # only http(s) client URLs
+    origin: ClientOrigin | None = None  # where a client nobody vetted comes from (None: an operator's)
 
     @property
     def name(self) -> str:
         return self.client.name or self.client.client_id
 
 
-def _safe_links(client: Client) -> dict[str, str]:
-    """The client's URLs come from registration: only http(s) ones may become links or images."""
-    return {
-        name: url
-        for name in ("logo_uri", "client_uri")
-        if (url := getattr(client, name, "")) and is_web_url(url)
-    }
+def _safe_links(client: Client, origin: ClientOrigin | None) -> dict[str, str]:
+    """The client's URLs come from registration: only http(s) ones may become links or images
+    (https and no logo for a self-registered client: ``validators.shown_client_links``)."""
+    values = {name: getattr(client, name, "") for name in ("logo_uri", "client_uri")}
+    return shown_client_links(values, vetted=origin is None)
 
 
 def _refresh_lifetime(client: Client) -> int | None:
@@ -153,7 +153,8 @@ def connected_apps(user) -> list[ConnectedApp]:
     )
     for app in apps:
         app.scopes = [(name, descriptions.get(name) or "") for name in app.scope_names]
-        app.links = _safe_links(app.client)
+        app.origin = client_origin(app.client)
+        app.links = _safe_links(app.client, app.origin)
     apps.sort(key=lambda app: (app.name.casefold(), app.client.client_id))
     return apps
 

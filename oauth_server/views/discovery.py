@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, client_auth, grants, keys
+from .. import claims, client_auth, grants, keys, registration
 from ..conf import settings
 from ..models import Scope, SigningKey
 
@@ -69,6 +69,12 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         # draft-ietf-oauth-client-id-metadata-document: an https client_id URL is fetched (cimd.py).
         **({"client_id_metadata_document_supported": True} if settings.CIMD_ENABLED else {}),
+        # RFC 7591: only while someone may register (REGISTRATION_POLICY is not "closed").
+        **(
+            {"registration_endpoint": _url(request, "register")}
+            if registration.policy() != registration.CLOSED
+            else {}
+        ),
         # Members of grants with endpoints of their own (none of the built-in grants has one).
         **grants.registry.metadata(request),
     }
