@@ -133,6 +133,7 @@ if "DEMO_BASE_URL" in os.environ:
     OAUTH2_PROVIDER = _derived["OAUTH2_PROVIDER"]
 # The files and reports APIs (example_project/demo/api.py) use the resource-server kit.
 OAUTH_RESOURCE_SERVER = _derived["OAUTH_RESOURCE_SERVER"]
+OAUTH_SERVER = site.settings_for(DEMO_BASE_URL, oauth_server=OAUTH_SERVER)["OAUTH_SERVER"]
 
 # The Demo Web App (a client) reaches the authorization server and the files API at this URL, over
 # HTTP like any third-party app. None: the scheme and host of the request it is serving (runserver

@@ -34,7 +34,9 @@ def normalize_base_url(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def settings_for(base_url: str, oauth2_provider: dict[str, Any] | None = None) -> dict[str, Any]:
+def settings_for(
+    base_url: str, oauth2_provider: dict[str, Any] | None = None, oauth_server: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The Django settings that depend on the base URL.
 
     The issuer is pinned (``OIDC_ISS_ENDPOINT``) rather than taken from each request's host: the
@@ -47,6 +49,14 @@ def settings_for(base_url: str, oauth2_provider: dict[str, Any] | None = None) -
     return {
         "DEMO_BASE_URL": base_url,
         "OAUTH2_PROVIDER": {**(oauth2_provider or {}), "OIDC_ISS_ENDPOINT": issuer},
+        # MCP clients meet the demo for the first time and register themselves (docs/mcp.md): open
+        # dynamic registration (rate-limited) and metadata documents; a self-registered client may
+        # ask tokens for the MCP server (RFC 8707 resource). A production site chooses its policy.
+        "OAUTH_SERVER": {
+            **(oauth_server or {}),
+            "REGISTRATION_POLICY": "open",
+            "SELF_REGISTERED_AUDIENCES": [base_url + MCP_PATH],
+        },
         "OAUTH_RESOURCE_SERVER": {
             "ISSUER": issuer,
             # The site's default API: the files API. The reports API names its own audience

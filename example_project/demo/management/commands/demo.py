@@ -103,7 +103,9 @@ class Command(BaseCommand):
             call_command("seed_demo", base_url=base_url, stdout=self.stdout, no_color=options["no_color"])
         # The issuer and the APIs' audiences follow the address served (settings were read for
         # DEMO_BASE_URL); override_settings sends setting_changed, so every settings object reloads.
-        derived = site.settings_for(base_url, getattr(settings, "OAUTH2_PROVIDER", None))
+        derived = site.settings_for(
+            base_url, getattr(settings, "OAUTH2_PROVIDER", None), getattr(settings, "OAUTH_SERVER", None)
+        )
         # override_settings holds the settings in a UserSettingsHolder, whose SETTINGS_MODULE is None:
         # carry the real one over, or runserver's banner says "using settings None".
         with override_settings(SETTINGS_MODULE=settings.SETTINGS_MODULE, **derived):
