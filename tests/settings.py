@@ -11,6 +11,13 @@ import dj_database_url
 from example_project.settings import *  # noqa: F403
 from oauth_server.sqlite import configure_sqlite
 
+# The app's defaults, not the demo's choices (open registration for MCP clients: demo/site.py).
+OAUTH_SERVER = {  # noqa: F405
+    key: value
+    for key, value in OAUTH_SERVER.items()  # noqa: F405
+    if key not in ("REGISTRATION_POLICY", "SELF_REGISTERED_AUDIENCES")
+}
+
 # The SQLite options the demo ships (WAL, BEGIN IMMEDIATE, busy timeout); WAL is moot in memory, but
 # with SQLITE_TEST_NAME (a file) the race tests run on SQLite exactly as the demo does.
 DATABASES = configure_sqlite(

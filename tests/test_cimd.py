@@ -123,7 +123,7 @@ def test_the_consent_page_is_shown_even_for_no_scope(docs, logged_in):
 def test_client_origin_is_the_document_host(docs, db):
     url = docs.serve("/o.json", docs.document("/o.json"))
     client = cimd.load_client(url)
-    assert client_origin(client) == f"127.0.0.1:{docs.port}"
+    assert client_origin(client).host == f"127.0.0.1:{docs.port}"
     assert client_origin(Client(client_id="abc")) is None
 
 
