@@ -11,7 +11,11 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .models import Consent
+from .models import Client, Consent
+
+# Clients nobody vetted (registration.SELF_REGISTERED_SOURCES; not imported: registration imports
+# the flows, which import this module).
+SELF_REGISTERED_SOURCES = (Client.RegistrationSource.DCR, Client.RegistrationSource.CIMD)
 
 
 class Outcome(enum.Enum):
@@ -33,15 +37,21 @@ def granted_scopes(user, client) -> set[str]:
 
 
 def decide(user, client, requested: Iterable[str], prompt: Iterable[str] = ()) -> Decision:
-    """Ask only for scopes not yet granted, always on prompt=consent, never for skip_consent clients."""
+    """Ask only for scopes not yet granted, always on prompt=consent, never for skip_consent clients.
+
+    A client nobody vetted (it registered itself) is always shown to the user once, even for a
+    request with no scope: nothing reaches it before the user has seen where it comes from.
+    """
     requested = list(dict.fromkeys(requested))
     prompt = set(prompt)
     if client.skip_consent and "consent" not in prompt:
         return Decision(Outcome.APPROVE, granted=tuple(requested))
-    already = granted_scopes(user, client)
+    consent = Consent.objects.active().filter(user=user, client=client).only("scope").first()
+    already = set(consent.scopes) if consent else set()
     granted = tuple(s for s in requested if s in already)
     new = tuple(s for s in requested if s not in already)
-    if "consent" in prompt or new:
+    unseen = consent is None and client.registration_source in SELF_REGISTERED_SOURCES
+    if "consent" in prompt or new or unseen:
         outcome = Outcome.CONSENT_REQUIRED if "none" in prompt else Outcome.ASK
         return Decision(outcome, granted=granted, new=new)
     return Decision(Outcome.APPROVE, granted=granted)

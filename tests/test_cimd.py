@@ -109,11 +109,6 @@ def test_the_consent_page_is_shown(docs, logged_in):
     assert "form" in response.context
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent.decide approves a request for no scope without asking, for any client; the "
-    "consent page for unvetted clients (issue 12) must ask a self-registered client at least once",
-)
 def test_the_consent_page_is_shown_even_for_no_scope(docs, logged_in):
     url = docs.serve("/c.json", docs.document("/c.json"))
     response = get_authorize(logged_in, authorize_params(client_for(url), challenge="x" * 43))
