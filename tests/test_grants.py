@@ -93,7 +93,7 @@ def test_client_rules_come_from_the_specs():
         str(m) for m in registry.client_errors(["client_credentials", "refresh_token"], confidential=False)
     ] == [
         "Only confidential clients may use client_credentials.",
-        "refresh_token only makes sense together with authorization_code.",
+        "refresh_token only makes sense together with authorization_code or the device authorization grant.",
     ]
 
 

@@ -10,7 +10,7 @@ INSTALLED_APPS, because nothing here imports ``oauth2_provider.admin``. See docs
 from django.contrib import admin
 
 from ..models import Consent, Scope, SigningKey, Subject
-from . import audit  # noqa: F401  (registers AuditEvent)
+from . import audit, device  # noqa: F401  (register AuditEvent, DeviceAuthorization)
 from .accounts import ConsentAdmin, ScopeAdmin, SubjectAdmin
 from .clients import ClientAdmin, GrantTypeFilter
 from .signing_keys import SigningKeyAdmin
