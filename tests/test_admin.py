@@ -18,11 +18,12 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from oauth_server import admin as oauth_admin
-from oauth_server import keys, signals
+from oauth_server import device, keys, signals
 from oauth_server.models import (
     AccessToken,
     Client,
     Consent,
+    DeviceAuthorization,
     Grant,
     GrantType,
     IDToken,
@@ -124,7 +125,16 @@ def dataset(minted, user, oidc_client, machine_client, browser):
     AccessTokenFactory(user=other, application=oidc_client, expires=timezone.now() - timedelta(hours=1))
     keys.rotate()
     keys.clear_cache()
-    return {**minted, "machine_token": response.json()["access_token"]}
+    device_client = PublicClientFactory(
+        grant_types=["urn:ietf:params:oauth:grant-type:device_code"], redirect_uris="", scopes=["files:read"]
+    )
+    codes = device.start(device_client, ["files:read"])
+    return {
+        **minted,
+        "machine_token": response.json()["access_token"],
+        "device_code": codes.device_code,
+        "user_code": codes.user_code,
+    }
 
 
 def secrets_in_db(dataset, *clients) -> list[str]:
@@ -140,6 +150,11 @@ def secrets_in_db(dataset, *clients) -> list[str]:
         dataset["pending_verifier"],
         dataset["code_challenge"],
         dataset["machine_token"],
+        dataset["device_code"],
+        dataset["user_code"],
+        dataset["user_code"].replace("-", ""),
+        *DeviceAuthorization.objects.values_list("device_code", flat=True),
+        *DeviceAuthorization.objects.values_list("user_code", flat=True),
         *AccessToken.objects.values_list("token_checksum", flat=True),
         *RefreshToken.objects.values_list("token_checksum", flat=True),
         *Grant.objects.values_list("code", flat=True),
@@ -168,6 +183,7 @@ MODELS = [
     "refreshtoken",
     "idtoken",
     "grant",
+    "deviceauthorization",
     "signingkey",
     "subject",
 ]

@@ -92,13 +92,9 @@ def urls() -> list:
 
 
 def metadata(request: Any) -> dict[str, str]:
-    from django.urls import reverse
+    from ..views.discovery import endpoint_url  # on the pinned issuer's origin, whatever the Host
 
-    return {
-        "device_authorization_endpoint": request.build_absolute_uri(
-            reverse("oauth2_provider:device-authorization")
-        )
-    }
+    return {"device_authorization_endpoint": endpoint_url(request, "device-authorization")}
 
 
 GRANT = GrantSpec(

@@ -29,7 +29,7 @@ from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOper
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -73,7 +73,11 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 
 def verification_uri(request: HttpRequest) -> str:
-    return settings.DEVICE_VERIFICATION_URI or request.build_absolute_uri(reverse("oauth2_provider:device"))
+    """``DEVICE_VERIFICATION_URI``, else this server's page on the pinned issuer's origin: a forged Host
+    header must not send users to type their code on another site."""
+    from .discovery import endpoint_url
+
+    return settings.DEVICE_VERIFICATION_URI or endpoint_url(request, "device")
 
 
 @method_decorator(csrf_exempt, name="dispatch")

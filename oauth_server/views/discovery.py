@@ -20,7 +20,7 @@ from ..conf import settings
 from ..models import Scope, SigningKey
 
 
-def _url(request: HttpRequest, name: str) -> str:
+def endpoint_url(request: HttpRequest, name: str) -> str:
     """An endpoint's absolute URL: on the pinned issuer's origin when the issuer is pinned.
 
     The documents are cacheable (``Cache-Control: public``), and a pinned issuer says where the
@@ -41,13 +41,13 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
     ]
     return {
         "issuer": oauth2_settings.oidc_issuer(request),
-        "authorization_endpoint": _url(request, "authorize"),
-        "token_endpoint": _url(request, "token"),
-        "userinfo_endpoint": _url(request, "user-info"),
-        "jwks_uri": _url(request, "jwks-info"),
-        "introspection_endpoint": _url(request, "introspect"),
-        "revocation_endpoint": _url(request, "revoke-token"),
-        "end_session_endpoint": _url(request, "rp-initiated-logout"),
+        "authorization_endpoint": endpoint_url(request, "authorize"),
+        "token_endpoint": endpoint_url(request, "token"),
+        "userinfo_endpoint": endpoint_url(request, "user-info"),
+        "jwks_uri": endpoint_url(request, "jwks-info"),
+        "introspection_endpoint": endpoint_url(request, "introspect"),
+        "revocation_endpoint": endpoint_url(request, "revoke-token"),
+        "end_session_endpoint": endpoint_url(request, "rp-initiated-logout"),
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "response_types_supported": grants.registry.response_types(),
         "response_modes_supported": ["query"],
