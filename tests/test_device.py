@@ -502,3 +502,22 @@ def test_create_oauth_client_device_only(db, client_type, capsys):
 def test_refresh_grant_accepts_the_device_grant_as_issuer(db):
     client = Client(name="x", client_type="public", grant_types=[GRANT, "refresh_token"])
     client.clean()
+
+
+def test_verification_uri_ignores_a_forged_host_when_the_issuer_is_pinned(cli, monkeypatch, settings):
+    """A forged Host header must not send the user to type their code on another site."""
+    from oauth2_provider.settings import oauth2_settings
+
+    settings.ALLOWED_HOSTS = ["*"]
+    monkeypatch.setattr(oauth2_settings, "OIDC_ISS_ENDPOINT", "https://id.example.com/oauth")
+    response = BrowserClient().post(DEVICE_URL, {"client_id": cli.client_id}, HTTP_HOST="attacker.example")
+    body = response.json()
+    assert body["verification_uri"] == "https://id.example.com/oauth/device/"
+    assert body["verification_uri_complete"].startswith("https://id.example.com/oauth/device/?user_code=")
+
+
+@override_settings(OAUTH_SERVER={"DEVICE_VERIFICATION_URI": "https://id.example/go"})
+def test_verification_uri_setting(cli):
+    body = start(BrowserClient(), cli)
+    assert body["verification_uri"] == "https://id.example/go"
+    assert body["verification_uri_complete"] == f"https://id.example/go?user_code={body['user_code']}"
