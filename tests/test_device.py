@@ -13,6 +13,7 @@ from django.test import Client as BrowserClient
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
+from freezegun import freeze_time
 
 from oauth_server import device
 from oauth_server.models import (
@@ -29,6 +30,8 @@ from tests.factories import ClientFactory, PublicClientFactory, UserFactory
 from tests.helpers import assert_error, basic_auth, signed_in
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Ten seconds into a minute: the one-minute rate-limit windows cannot roll over during a test.
+IN_A_WINDOW = "2030-01-01 12:00:10"
 DEVICE_URL = "/oauth/device_authorization/"
 TOKEN_URL = "/oauth/token/"
 VERIFY_URL = "/oauth/device/"
@@ -200,6 +203,7 @@ def test_confidential_client_must_authenticate(tv):
     assert start(BrowserClient(), tv)["device_code"]
 
 
+@freeze_time(IN_A_WINDOW)
 @override_settings(OAUTH_SERVER={"RATE_LIMITS": {"device_authorization": "3/m"}})
 def test_endpoint_is_rate_limited(cli):
     browser = BrowserClient()
@@ -433,6 +437,7 @@ def test_a_decision_is_made_once(cli, user):
     assert row(body["device_code"]).status == DeviceAuthorization.Status.DENIED
 
 
+@freeze_time(IN_A_WINDOW)
 def test_wrong_codes_are_throttled_and_audited(cli, user):
     browser = signed_in(user)
     statuses = [browser.post(VERIFY_URL, {"user_code": f"BBBB-BBB{c}"}).status_code for c in "CDFGHJ"]
@@ -449,6 +454,7 @@ def test_wrong_codes_are_throttled_and_audited(cli, user):
     )
 
 
+@freeze_time(IN_A_WINDOW)
 def test_wrong_codes_per_address(db):
     statuses = [
         signed_in(UserFactory()).post(VERIFY_URL, {"user_code": "BBBB-BBBB"}).status_code for _ in range(21)
@@ -456,6 +462,7 @@ def test_wrong_codes_per_address(db):
     assert statuses == [400] * 20 + [429]
 
 
+@freeze_time(IN_A_WINDOW)
 def test_right_code_does_not_count(cli, user):
     browser = signed_in(user)
     for _ in range(8):

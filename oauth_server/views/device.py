@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import caches
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
@@ -80,7 +81,7 @@ def verification_uri(request: HttpRequest) -> str:
     return settings.DEVICE_VERIFICATION_URI or endpoint_url(request, "device")
 
 
-@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator([csrf_exempt, login_not_required], name="dispatch")
 class DeviceAuthorizationView(OAuthLibMixin, View):
     """``POST client_id [scope]`` (+ client authentication) -> device_code, user_code, URIs."""
 
@@ -179,16 +180,7 @@ class UserCodeForm(forms.Form):
     user_code = forms.CharField(
         label=gettext_lazy("Code shown on your device"),
         max_length=device.MAX_USER_CODE_INPUT,
-        widget=forms.TextInput(
-            attrs={
-                "autocomplete": "one-time-code",
-                "autocapitalize": "characters",
-                "spellcheck": "false",
-                "autofocus": True,
-                "placeholder": "BCDF-GHJK",
-            }
-        ),
-    )
+    )  # rendered by device_verify.html itself (hint, error and ARIA attributes)
 
 
 class UserCodeThrottle:
@@ -246,6 +238,7 @@ class UserCodeThrottle:
             logger.exception("User-code throttling: could not count the attempt.")
 
 
+@method_decorator(login_not_required, name="dispatch")  # it sends anonymous users to sign in itself
 class SignedInView(View):
     """Anonymous users go to the sign-in page and come back to this URL (its query included)."""
 
