@@ -25,10 +25,12 @@ from tests.fuzz.harness import (
     observe,
     options_answered,
 )
-from tests.fuzz.strategies import bodies, headers, methods, parameters
+from tests.fuzz.strategies import Body, bodies, form, headers, methods, parameters
+from tests.fuzz.sweep import HOSTILE_CLASSES
 from tests.fuzz.world import World
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass
@@ -157,4 +159,43 @@ def test_verification_pages(dw, data, logged_in, path):
     response, changed = observe(dw.world, sent, logged_in=dw.world.user if logged_in else None)
     check_page(sent, response, changed)
     # A decision needs a code entered first in the same session: a fresh browser never decides.
+    assert_nothing_written(changed, response)
+
+
+# --- every hostile class in every parameter of otherwise valid requests -------------------------------
+@pytest.mark.parametrize("value", list(HOSTILE_CLASSES.values()), ids=list(HOSTILE_CLASSES))
+@pytest.mark.parametrize("name", ["client_id", "scope", "x"])
+def test_hostile_classes_at_the_endpoint(dw, name, value):
+    pairs = {"client_id": dw.cli.client_id, "scope": "files:read", name: value}
+    sent = Sent("POST", "/oauth/device_authorization/", [], Body(FORM, form(list(pairs.items()))), {})
+    response, changed = observe(dw.world, sent)
+    assert_no_server_error(response)
+    if response.status_code != 200:
+        assert_json_error(sent, response)
+        assert_nothing_written(changed, response)
+    else:
+        assert name == "x"
+
+
+@pytest.mark.parametrize("value", list(HOSTILE_CLASSES.values()), ids=list(HOSTILE_CLASSES))
+@pytest.mark.parametrize("name", ["client_id", "device_code", "grant_type", "scope"])
+def test_hostile_classes_when_polling(dw, name, value):
+    pairs = {"grant_type": GRANT, "device_code": dw.approved.device_code, "client_id": dw.cli.client_id}
+    pairs[name] = value
+    sent = Sent("POST", "/oauth/token/", [], Body(FORM, form(list(pairs.items()))), {})
+    response, changed = observe(dw.world, sent)
+    check_token(sent, response, changed)
+
+
+@pytest.mark.parametrize("value", list(HOSTILE_CLASSES.values()), ids=list(HOSTILE_CLASSES))
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_hostile_classes_in_the_user_code(dw, value, method):
+    pairs = [("user_code", value)]
+    post = method == "POST"
+    sent = Sent(
+        method, "/oauth/device/", [] if post else pairs, Body(FORM, form(pairs)) if post else None, {}
+    )
+    response, changed = observe(dw.world, sent, logged_in=dw.world.user)
+    check_page(sent, response, changed)
+    assert response.status_code in (200, 400)
     assert_nothing_written(changed, response)
