@@ -67,7 +67,7 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
-        # Members of grants with endpoints of their own (none of the built-in grants has one).
+        # Members of grants with endpoints of their own (the device grant's endpoint).
         **grants.registry.metadata(request),
     }
 
