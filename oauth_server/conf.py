@@ -41,6 +41,16 @@ DEFAULTS: dict[str, Any] = {
     # Seconds during which the *immediately previous* refresh token may be retried after a
     # rotation (a client that lost the response). 0 = strict.
     "REFRESH_TOKEN_GRACE_PERIOD": 0,
+    # --- device authorization grant (RFC 8628, docs/device.md) ---------------------------------
+    # Seconds a device code and its user code stay valid; a Client may override it.
+    "DEVICE_CODE_LIFETIME": 600,
+    # Minimum seconds between two polls of the token endpoint (RFC 8628 3.2 "interval"); a Client
+    # may override it. Every slow_down adds 5 seconds for that device code (RFC 8628 3.5).
+    "DEVICE_POLL_INTERVAL": 5,
+    # Characters of a user code (from BCDFGHJKLMNPQRSTVWXZ, shown as XXXX-XXXX); 8 gives ~34 bits.
+    "DEVICE_USER_CODE_LENGTH": 8,
+    # The verification_uri devices show; None: this server's /oauth/device/ page.
+    "DEVICE_VERIFICATION_URI": None,
     # --- client secrets -----------------------------------------------------------------------
     # Length in bytes of generated client secrets (before base64url encoding).
     "CLIENT_SECRET_BYTES": 48,
@@ -103,7 +113,8 @@ DEFAULTS: dict[str, Any] = {
     # Keys left out keep these defaults; None for a key disables that limit, None for the whole
     # setting disables rate limiting. client_auth_failures counts only failed client
     # authentications (401 invalid_client) at the token, introspection and revocation endpoints;
-    # login_failures only refused passwords at views/login.py's LoginView. Both count per address
+    # login_failures only refused passwords at views/login.py's LoginView; user_code_failures only
+    # wrong user codes at the device verification page. Both count per address
     # ("ip") and per client/account *and* address ("client_ip", "account_ip"), so the guesser is
     # throttled and not the victim; "client"/"account" is a ceiling over all addresses that, once
     # reached, refuses only addresses that already failed for that client or account (no lockout).
@@ -115,8 +126,13 @@ DEFAULTS: dict[str, Any] = {
         "par": "60/m",
         # The RFC 7591/7592 endpoints, per client IP (every policy; open registration relies on it).
         "register": "20/h",
+        "device_authorization": "30/m",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
+        # Wrong user codes at the device verification page (RFC 8628 5.1), per address, per
+        # signed-in user and address, and a per-user ceiling (counted per user: a new session of
+        # the same user does not reset it).
+        "user_code_failures": {"ip": "20/m", "user_ip": "5/m", "user": "20/m"},
     },
     # The cache alias holding the counters; shared by every process (Redis) in production.
     "RATE_LIMIT_CACHE": "default",

@@ -159,7 +159,10 @@ class Client(AbstractApplication):
         _("grant types"),
         default=list,
         blank=True,
-        help_text=_("Any of authorization_code, refresh_token, client_credentials."),
+        help_text=_(
+            "Any of authorization_code, refresh_token, client_credentials, "
+            "urn:ietf:params:oauth:grant-type:device_code."
+        ),
     )
     # Stored as a hash (hashers.py); the clear value is shown once, when created or rotated.
     client_secret = models.CharField(_("client secret (hashed)"), max_length=255, blank=True, default="")
@@ -246,6 +249,20 @@ class Client(AbstractApplication):
             "The client must push its authorization requests (RFC 9126, PAR): parameters never travel "
             "through the browser."
         ),
+    )
+    # RFC 8628: how long a device code lives and how often the device may poll; empty: the site's
+    # DEVICE_CODE_LIFETIME / DEVICE_POLL_INTERVAL (docs/device.md).
+    device_code_lifetime = models.PositiveIntegerField(
+        _("device code lifetime (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Device authorization grant only. Leave empty for the site default."),
+    )
+    device_poll_interval = models.PositiveIntegerField(
+        _("device polling interval (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Device authorization grant only. Leave empty for the site default."),
     )
     access_token_format = models.CharField(
         _("access token format"),
@@ -653,6 +670,10 @@ class AuditEvent(models.Model):
         CLIENT_REGISTRATION_UPDATED = "client_registration_updated", _("client registration updated")
         CLIENT_REGISTRATION_DELETED = "client_registration_deleted", _("client registration deleted")
         CLIENT_REGISTRATION_REFUSED = "client_registration_refused", _("client registration refused")
+        DEVICE_AUTHORIZATION_REQUESTED = "device_authorization_requested", _("device authorization requested")
+        DEVICE_CODE_REPLAYED = "device_code_replayed", _("device code presented again")
+        USER_CODE_FAILED = "user_code_failed", _("wrong device user code")
+        USER_CODE_THROTTLED = "user_code_throttled", _("device user code entry throttled")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("success")
@@ -790,3 +811,72 @@ class ClientRegistration(models.Model):
 
     def __str__(self) -> str:
         return str(self.client)
+
+
+class DeviceAuthorizationQuerySet(models.QuerySet):
+    def pending(self) -> DeviceAuthorizationQuerySet:
+        """Waiting for the user's decision and not expired."""
+        return self.filter(status=DeviceAuthorization.Status.PENDING, expires__gt=timezone.now())
+
+
+class DeviceAuthorization(models.Model):
+    """One device authorization request (RFC 8628 3.1-3.5): the device polls with ``device_code``,
+    the user enters ``user_code`` at the verification page and decides.
+
+    Both codes are stored as SHA-256 (``tokens.token_checksum``; the user code after normalisation,
+    ``device.normalize_user_code``), never in clear, as authorization codes are. Status moves once
+    from ``pending`` to ``approved`` or ``denied`` (conditional updates, ``device.py``), and from
+    ``approved`` to ``redeemed`` when the device gets its tokens (single use). Not DOT's
+    ``DeviceGrant``: that model stores both codes in clear, names the client by a string and writes
+    on read (docs/device.md).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting for the user")
+        APPROVED = "approved", _("approved")
+        DENIED = "denied", _("denied")
+        REDEEMED = "redeemed", _("tokens issued")
+
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="device_authorizations", verbose_name=_("client")
+    )
+    device_code = models.CharField(_("device code (hashed)"), max_length=64, unique=True, editable=False)
+    user_code = models.CharField(_("user code (hashed)"), max_length=64, unique=True, editable=False)
+    scope = models.TextField(_("scopes"), blank=True, default="", help_text=_("Space-separated scope names."))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    expires = models.DateTimeField(_("expires"), db_index=True)
+    # RFC 8628 3.5: the current minimum polling interval, grown by 5 s on every slow_down.
+    interval = models.PositiveIntegerField(_("polling interval (seconds)"))
+    last_polled = models.DateTimeField(_("last polled"), null=True, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    redeemed_at = models.DateTimeField(_("tokens issued at"), null=True, blank=True)
+    # When the approving user authenticated (OIDC Core auth_time), carried to the refresh tokens.
+    auth_time = models.DateTimeField(_("authentication time"), null=True, blank=True)
+
+    objects = DeviceAuthorizationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("device authorization")
+        verbose_name_plural = _("device authorizations")
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.client} ({self.get_status_display()})"
+
+    @property
+    def scopes(self) -> list[str]:
+        return _split(self.scope)
+
+    def is_expired(self) -> bool:
+        return self.expires <= timezone.now()

@@ -54,20 +54,22 @@ from .request_state import credentials_of
 
 logger = logging.getLogger("oauth_server.ratelimit")
 
-ENDPOINTS = ("token", "authorize", "introspect", "revoke", "par", "register")
+ENDPOINTS = ("token", "authorize", "introspect", "revoke", "par", "register", "device_authorization")
 # Endpoints where nobody authenticates with a client secret: a string rate limits per IP only.
 IP_ONLY_ENDPOINTS = frozenset(("authorize", "register"))
 FAILURES = "client_auth_failures"
 LOGIN_FAILURES = "login_failures"
-KNOWN_LIMITS = frozenset((*ENDPOINTS, FAILURES, LOGIN_FAILURES))
+USER_CODE_FAILURES = "user_code_failures"
+KNOWN_LIMITS = frozenset((*ENDPOINTS, FAILURES, LOGIN_FAILURES, USER_CODE_FAILURES))
 # Endpoints where clients authenticate, so a 401 is a failed client authentication.
-CLIENT_AUTH_ENDPOINTS = frozenset(("token", "introspect", "revoke", "par"))
+CLIENT_AUTH_ENDPOINTS = frozenset(("token", "introspect", "revoke", "par", "device_authorization"))
 SCOPES = ("ip", "client")
 # Failure limits: (per address, per subject and address, per subject ceiling). The ceiling never
 # locks a subject out: it only refuses addresses that already failed for it (FailureLimiter).
 FAILURE_SCOPES = {
     FAILURES: ("ip", "client_ip", "client"),
     LOGIN_FAILURES: ("ip", "account_ip", "account"),
+    USER_CODE_FAILURES: ("ip", "user_ip", "user"),
 }
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")

@@ -80,5 +80,5 @@ urlpatterns = [
     path(".well-known/jwks.json", public_cors()(views.JwksView.as_view()), name="jwks-info"),
 ]
 # Endpoints of grants that have their own (RFC 8628's device authorization endpoint, say); each grant
-# module wraps its views with headers, CORS and rate limits itself. None of the built-in grants has one.
+# module wraps its views with headers, CORS and rate limits itself (grants/device_code.py, views/device.py).
 urlpatterns += grants.registry.urlpatterns()

@@ -18,12 +18,13 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from oauth_server import admin as oauth_admin
-from oauth_server import keys, registration, signals
+from oauth_server import device, keys, registration, signals
 from oauth_server.models import (
     AccessToken,
     BlockedClientHost,
     Client,
     Consent,
+    DeviceAuthorization,
     Grant,
     GrantType,
     IDToken,
@@ -126,8 +127,18 @@ def dataset(minted, user, oidc_client, machine_client, browser):
     AccessTokenFactory(user=other, application=oidc_client, expires=timezone.now() - timedelta(hours=1))
     keys.rotate()
     keys.clear_cache()
+    device_client = PublicClientFactory(
+        grant_types=["urn:ietf:params:oauth:grant-type:device_code"], redirect_uris="", scopes=["files:read"]
+    )
+    codes = device.start(device_client, ["files:read"])
     initial_token, _row = registration.create_initial_access_token(expires_in=600, description="for CI")
-    return {**minted, "machine_token": response.json()["access_token"], "initial_token": initial_token}
+    return {
+        **minted,
+        "machine_token": response.json()["access_token"],
+        "device_code": codes.device_code,
+        "user_code": codes.user_code,
+        "initial_token": initial_token,
+    }
 
 
 def secrets_in_db(dataset, *clients) -> list[str]:
@@ -145,6 +156,11 @@ def secrets_in_db(dataset, *clients) -> list[str]:
         dataset["machine_token"],
         dataset["initial_token"],
         *InitialAccessToken.objects.values_list("token_checksum", flat=True),
+        dataset["device_code"],
+        dataset["user_code"],
+        dataset["user_code"].replace("-", ""),
+        *DeviceAuthorization.objects.values_list("device_code", flat=True),
+        *DeviceAuthorization.objects.values_list("user_code", flat=True),
         *AccessToken.objects.values_list("token_checksum", flat=True),
         *RefreshToken.objects.values_list("token_checksum", flat=True),
         *Grant.objects.values_list("code", flat=True),
@@ -174,6 +190,7 @@ MODELS = [
     "refreshtoken",
     "idtoken",
     "grant",
+    "deviceauthorization",
     "signingkey",
     "subject",
     "initialaccesstoken",

@@ -17,7 +17,7 @@ from oauth_server.server import OAuth2Server
 from oauth_server.validator import OAuthServerValidator
 from tests.factories import ClientFactory
 
-DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
+EXAMPLE = "urn:example:params:oauth:grant-type:example"
 
 
 def test_grant_type_choices_are_the_registry():
@@ -28,6 +28,7 @@ def test_grant_type_choices_are_the_registry():
             "authorization_code",
             "refresh_token",
             "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
         ]
     )
     assert [str(label) for label in GrantType.labels] == [str(s.label) for s in grants.registry]
@@ -82,18 +83,18 @@ def test_client_rules_come_from_the_specs():
         registry.register(spec)
     registry.register(
         GrantSpec(
-            name=DEVICE, member="DEVICE_CODE", label="Device", public_clients=False, issues_refresh_token=True
+            name=EXAMPLE, member="EXAMPLE", label="Device", public_clients=False, issues_refresh_token=True
         )
     )
-    assert registry.client_errors([DEVICE, "refresh_token"], confidential=True) == []
-    assert [str(m) for m in registry.client_errors([DEVICE, "refresh_token"], confidential=False)] == [
+    assert registry.client_errors([EXAMPLE, "refresh_token"], confidential=True) == []
+    assert [str(m) for m in registry.client_errors([EXAMPLE, "refresh_token"], confidential=False)] == [
         "Only confidential clients may use this grant type."
     ]
     assert [
         str(m) for m in registry.client_errors(["client_credentials", "refresh_token"], confidential=False)
     ] == [
         "Only confidential clients may use client_credentials.",
-        "refresh_token only makes sense together with authorization_code.",
+        "refresh_token only makes sense together with authorization_code or the device authorization grant.",
     ]
 
 
@@ -105,46 +106,46 @@ class _EchoGrant(GrantTypeBase):
 
 
 @pytest.fixture
-def with_device_grant(monkeypatch):
+def with_example_grant(monkeypatch):
     """The built-in grants plus a URN grant with a discovery member, as a new module would add."""
     registry = GrantRegistry()
     for spec in grants.registry:
         registry.register(spec)
     registry.register(
         GrantSpec(
-            name=DEVICE,
-            member="DEVICE_CODE",
-            label="Device code",
+            name=EXAMPLE,
+            member="EXAMPLE",
+            label="Example",
             build=_EchoGrant,
-            metadata=lambda request: {"device_authorization_endpoint": "https://as.example/oauth/device/"},
+            metadata=lambda request: {"example_endpoint": "https://as.example/oauth/example/"},
         )
     )
     monkeypatch.setattr(grants, "registry", registry)
     return registry
 
 
-def test_a_registered_urn_grant_is_served_and_advertised(with_device_grant, client, db):
+def test_a_registered_urn_grant_is_served_and_advertised(with_example_grant, client, db):
     server = OAuth2Server(OAuthServerValidator())
     _headers, body, status = server.create_token_response(
-        "https://as.example/oauth/token/", "POST", f"grant_type={DEVICE}", {}
+        "https://as.example/oauth/token/", "POST", f"grant_type={EXAMPLE}", {}
     )
-    assert status == 200 and json.loads(body) == {"grant_type": DEVICE}
+    assert status == 200 and json.loads(body) == {"grant_type": EXAMPLE}
 
     doc = client.get("/oauth/.well-known/openid-configuration").json()
-    assert DEVICE in doc["grant_types_supported"]
-    assert doc["device_authorization_endpoint"] == "https://as.example/oauth/device/"
+    assert EXAMPLE in doc["grant_types_supported"]
+    assert doc["example_endpoint"] == "https://as.example/oauth/example/"
 
-    web = ClientFactory(grant_types=["authorization_code", DEVICE])
+    web = ClientFactory(grant_types=["authorization_code", EXAMPLE])
     web.full_clean()
 
 
 def test_an_unregistered_urn_grant_is_unsupported(db):
     _headers, body, status = OAuth2Server(OAuthServerValidator()).create_token_response(
-        "https://as.example/oauth/token/", "POST", f"grant_type={DEVICE}", {}
+        "https://as.example/oauth/token/", "POST", f"grant_type={EXAMPLE}", {}
     )
     assert status == 400 and json.loads(body)["error"] == "unsupported_grant_type"
     client = Client(
-        name="x", client_type=Client.CLIENT_CONFIDENTIAL, client_secret="s" * 40, grant_types=[DEVICE]
+        name="x", client_type=Client.CLIENT_CONFIDENTIAL, client_secret="s" * 40, grant_types=[EXAMPLE]
     )
     with pytest.raises(ValidationError, match="Unsupported grant types"):
         client.clean()

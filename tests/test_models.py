@@ -45,7 +45,7 @@ def test_valid_clients_pass(db):
 
 
 @pytest.mark.parametrize(
-    "grant", ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "x"]
+    "grant", ["password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer", "x"]
 )
 def test_unknown_grant_type_is_refused(db, grant):
     messages = errors_of(make_client(grant_types=[GrantType.AUTHORIZATION_CODE, grant]))

@@ -204,8 +204,8 @@ def test_openid_consent_post_issues_an_id_token(client, user, oidc_client):
 
 
 def test_dot_runs_our_server_with_oidc_on():
-    """DOT swaps in OIDC_SERVER_CLASS when OIDC is enabled; it must still be ours (no implicit, hybrid,
-    password or device grants registered)."""
+    """DOT swaps in OIDC_SERVER_CLASS when OIDC is enabled; it must still be ours (no implicit, hybrid
+    or password grants registered; the device grant is ours, grants/device_code.py)."""
     from oauth2_provider.settings import oauth2_settings
 
     from oauth_server.server import OAuth2Server
@@ -214,4 +214,9 @@ def test_dot_runs_our_server_with_oidc_on():
     assert oauth2_settings.OAUTH2_SERVER_CLASS is OAuth2Server
     server = OAuth2Server(oauth2_settings.OAUTH2_VALIDATOR_CLASS())
     assert set(server.response_types) == {"code"}
-    assert set(server.grant_types) == {"authorization_code", "client_credentials", "refresh_token"}
+    assert set(server.grant_types) == {
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    }

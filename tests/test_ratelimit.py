@@ -77,8 +77,10 @@ def test_defaults_are_on():
         "revoke": "120/m",
         "par": "60/m",
         "register": "20/h",
+        "device_authorization": "30/m",
         "client_auth_failures": {"ip": "10/m", "client_ip": "5/m", "client": "30/m"},
         "login_failures": {"ip": "30/m", "account_ip": "5/m", "account": "30/m"},
+        "user_code_failures": {"ip": "20/m", "user_ip": "5/m", "user": "20/m"},
     }
     configured = ratelimit.configured_limits()
     assert configured["token"] == {"ip": ratelimit.Rate(120, 60), "client": ratelimit.Rate(120, 60)}

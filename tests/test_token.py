@@ -341,7 +341,6 @@ def test_refresh_for_disabled_client_is_invalid_client(logged_in, web_client):
         "password",
         "implicit",
         "token",
-        "urn:ietf:params:oauth:grant-type:device_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
         "urn:ietf:params:oauth:grant-type:token-exchange",
         "something-else",
@@ -355,9 +354,10 @@ def test_unsupported_grant_types(client, web_client, grant_type):
 
 
 def test_device_code_grant_without_device_code_is_not_a_500(client, web_client):
+    """DOT's token view answered 500 here; the device grant (tests/test_device.py) answers the error."""
     data = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code"}
     response = token_request(client, data, client=web_client, secret=web_client.raw_secret)
-    assert_error(response, "unsupported_grant_type")
+    assert_error(response, "invalid_request")
 
 
 def test_password_grant_is_unsupported_even_for_a_real_user(client, web_client):
@@ -410,7 +410,9 @@ def test_authorization_server_metadata_lists_exactly_what_is_supported(client, d
         "authorization_code",
         "client_credentials",
         "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
     ]
+    assert meta["device_authorization_endpoint"] == "http://testserver/oauth/device_authorization/"
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert "plain" not in meta["code_challenge_methods_supported"]
     for forbidden in ("implicit", "password", "token"):

@@ -123,7 +123,18 @@ FILES_API = DemoClient(
     resource_paths=[FILES_API_PATH],
     description="The files API (a resource server): introspects the tokens issued for it.",
 )
-CLIENTS = [WEB_APP, SPA, REPORTS_SERVICE, FILES_API]
+CLI = DemoClient(
+    key="cli",
+    name="Demo CLI",
+    client_id="demo-cli",
+    client_type=Client.CLIENT_PUBLIC,
+    grant_types=[GrantType.DEVICE_CODE, GrantType.REFRESH_TOKEN],
+    scopes=["offline_access", "files:read"],
+    audience_paths=[FILES_API_PATH],
+    description="A command-line tool (public): the device authorization grant (RFC 8628), refresh "
+    "tokens; python -m example_project.demo.cli login.",
+)
+CLIENTS = [WEB_APP, SPA, REPORTS_SERVICE, FILES_API, CLI]
 
 # What the printed authorization URL asks for.
 AUTHORIZATION_SCOPE = "openid profile email offline_access files:read"

@@ -10,7 +10,7 @@ INSTALLED_APPS, because nothing here imports ``oauth2_provider.admin``. See docs
 from django.contrib import admin
 
 from ..models import Consent, InitialAccessToken, Scope, SigningKey, Subject
-from . import audit, registration  # noqa: F401  (register AuditEvent, BlockedClientHost)
+from . import audit, device, registration  # noqa: F401  (register AuditEvent, DeviceAuthorization, BlockedClientHost)
 from .accounts import ConsentAdmin, ScopeAdmin, SubjectAdmin
 from .clients import ClientAdmin, GrantTypeFilter, InitialAccessTokenAdmin, SelfRegisteredFilter
 from .signing_keys import SigningKeyAdmin

@@ -47,5 +47,7 @@ GRANT = GrantSpec(
     build=build,
     issues_refresh_token=True,
     needs_refresh_issuer=True,
-    needs_refresh_issuer_message=_("refresh_token only makes sense together with authorization_code."),
+    needs_refresh_issuer_message=_(
+        "refresh_token only makes sense together with authorization_code or the device authorization grant."
+    ),
 )

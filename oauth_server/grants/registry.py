@@ -168,11 +168,11 @@ class GrantRegistry:
         return {s.name: s.build(request_validator) for s in self._specs.values() if s.build is not None}
 
     def urlpatterns(self) -> list:
-        """URL patterns of grants with their own endpoints (hook; none of the built-in grants has one)."""
+        """URL patterns of grants with their own endpoints (hook: the device grant's endpoint and page)."""
         return [pattern for s in self._specs.values() if s.urls is not None for pattern in s.urls()]
 
     def metadata(self, request: Any) -> dict[str, Any]:
-        """Extra discovery members contributed by grants (hook; none of the built-in grants has one)."""
+        """Extra discovery members contributed by grants (hook: ``device_authorization_endpoint``)."""
         extra: dict[str, Any] = {}
         for spec in self._specs.values():
             if spec.metadata is not None:

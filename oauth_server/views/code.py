@@ -32,7 +32,7 @@ from django.views import View
 
 from ..models import Grant
 from ..tokens import token_checksum
-from .discovery import _url
+from .discovery import endpoint_url
 
 TEMPLATE = "oauth_server/code.html"
 MAX_CODE_LENGTH = 255  # Grant.code's column; a longer value cannot be one of ours
@@ -107,7 +107,7 @@ class CodePageView(View):
 
     def _code_context(self, request: HttpRequest, grant: Grant, code: str) -> dict[str, Any]:
         client = grant.application
-        token_url = _url(request, "token")
+        token_url = endpoint_url(request, "token")
         command = " \\\n     ".join(
             [
                 f'curl -s -u "{_shell(client.client_id)}:$CLIENT_SECRET"',

@@ -20,7 +20,7 @@ from ..conf import settings
 from ..models import Scope, SigningKey
 
 
-def _url(request: HttpRequest, name: str) -> str:
+def endpoint_url(request: HttpRequest, name: str) -> str:
     """An endpoint's absolute URL: on the pinned issuer's origin when the issuer is pinned.
 
     The documents are cacheable (``Cache-Control: public``), and a pinned issuer says where the
@@ -41,14 +41,14 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
     ]
     return {
         "issuer": oauth2_settings.oidc_issuer(request),
-        "authorization_endpoint": _url(request, "authorize"),
-        "token_endpoint": _url(request, "token"),
-        "userinfo_endpoint": _url(request, "user-info"),
-        "jwks_uri": _url(request, "jwks-info"),
-        "introspection_endpoint": _url(request, "introspect"),
-        "revocation_endpoint": _url(request, "revoke-token"),
-        "end_session_endpoint": _url(request, "rp-initiated-logout"),
-        "pushed_authorization_request_endpoint": _url(request, "pushed-authorization-request"),
+        "authorization_endpoint": endpoint_url(request, "authorize"),
+        "token_endpoint": endpoint_url(request, "token"),
+        "userinfo_endpoint": endpoint_url(request, "user-info"),
+        "jwks_uri": endpoint_url(request, "jwks-info"),
+        "introspection_endpoint": endpoint_url(request, "introspect"),
+        "revocation_endpoint": endpoint_url(request, "revoke-token"),
+        "end_session_endpoint": endpoint_url(request, "rp-initiated-logout"),
+        "pushed_authorization_request_endpoint": endpoint_url(request, "pushed-authorization-request"),
         "require_pushed_authorization_requests": settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS,
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "response_types_supported": grants.registry.response_types(),
@@ -71,7 +71,7 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         **({"client_id_metadata_document_supported": True} if settings.CIMD_ENABLED else {}),
         # RFC 7591: only while someone may register (REGISTRATION_POLICY is not "closed").
         **(
-            {"registration_endpoint": _url(request, "register")}
+            {"registration_endpoint": endpoint_url(request, "register")}
             if registration.policy() != registration.CLOSED
             else {}
         ),

@@ -2,8 +2,8 @@
 
 DOT's view answers ``grant_type=urn:ietf:params:oauth:grant-type:device_code`` itself, before
 oauthlib and before client authentication: ``404 device_not_found`` for any code, and a 500 when
-``device_code`` is missing. The device grant is not supported here, so every request goes to our
-oauthlib server, which answers ``unsupported_grant_type`` (RFC 6749 5.2).
+``device_code`` is missing. Here every request goes to our oauthlib server: the device grant is
+served by ``grants/device_code.py`` after client authentication (docs/device.md).
 
 Errors oauthlib raises before a grant runs (credentials in the query string, RFC 6749 2.3.1) come
 back without headers, so DOT would send them as uncacheable-unmarked text/html: every response

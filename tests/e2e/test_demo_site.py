@@ -645,7 +645,7 @@ def test_seed_demo_twice_changes_nothing_and_prints_the_same_credentials():
         assert first[key] == second[key]
     # A fresh PKCE pair and state per run; everything else is fixed.
     assert first["authorization"]["code_verifier"] != second["authorization"]["code_verifier"]
-    assert len({c["client_id"] for c in first["clients"]}) == 4
+    assert len({c["client_id"] for c in first["clients"]}) == len(seed.CLIENTS) == 5
     assert len(before["files"]) == len(seed.FILES) == 4
 
 
