@@ -172,6 +172,7 @@ class ClientAdminForm(forms.ModelForm):
             "jwks_uri",
             "audiences",
             "resource_identifiers",
+            "token_exchange_impersonation",
             "logo_uri",
             "client_uri",
             "policy_uri",

@@ -343,7 +343,6 @@ def test_refresh_for_disabled_client_is_invalid_client(logged_in, web_client):
         "token",
         "urn:ietf:params:oauth:grant-type:device_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        "urn:ietf:params:oauth:grant-type:token-exchange",
         "something-else",
     ],
 )
@@ -410,6 +409,7 @@ def test_authorization_server_metadata_lists_exactly_what_is_supported(client, d
         "authorization_code",
         "client_credentials",
         "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert "plain" not in meta["code_challenge_methods_supported"]
