@@ -97,16 +97,18 @@ def _params(request) -> dict[str, list[str]]:
 def _active_token(value: str):
     """The live access-token row whose value this is (by checksum), with its user and client; None
     for anything else: a refresh token, an ID token, a foreign or forged JWT, garbage."""
+    from ..codes import locked
     from ..models import AccessToken
     from ..tokens import token_checksum
 
     if not value or len(value) > MAX_TOKEN_LENGTH or "\x00" in value:
         return None
-    token = (
-        AccessToken.objects.select_related("user", "application", "user__oauth_subject")
-        .filter(token_checksum=token_checksum(value))
-        .first()
+    # Locked (TokenView's transaction, PostgreSQL): a revocation running now either finishes first
+    # (the token is then gone) or waits for the new token's row, which it then deletes with this one.
+    rows = AccessToken.objects.select_related("user", "application", "user__oauth_subject").filter(
+        token_checksum=token_checksum(value)
     )
+    token = locked(rows, of=("self",)).first()
     if token is None or token.expires <= timezone.now():
         return None
     if not token.application.is_enabled or (token.user_id and not token.user.is_active):
