@@ -208,6 +208,21 @@ def test_a_chain_of_two_exchanges_nests_act(logged_in, web, reports, files):
     assert AccessToken.objects.get(jti=claims["jti"]).act == claims["act"]
 
 
+def test_the_delegation_chain_is_bounded(logged_in, web):
+    """A client exchanging its own exchanged tokens in a loop cannot nest act without end."""
+    from oauth_server.grants.token_exchange import MAX_ACT_DEPTH
+
+    web.grant_types = [*web.grant_types, GrantType.TOKEN_EXCHANGE]
+    web.save()
+    token = user_tokens(logged_in, web)["access_token"]
+    for depth in range(1, MAX_ACT_DEPTH + 1):
+        response = exchange(logged_in, web, token)
+        assert response.status_code == 200, (depth, response.content)
+        token = response.json()["access_token"]
+    assert error_of(exchange(logged_in, web, token)) == "invalid_request"
+    assert AuditEvent.objects.filter(details__reason="delegation_chain_too_long").exists()
+
+
 def test_an_opaque_subject_token_and_an_opaque_issued_token(logged_in, web, reports, files):
     web.access_token_format = reports.access_token_format = "opaque"
     web.save()

@@ -65,6 +65,17 @@ SINGLE_PARAMETERS = (
     "requested_token_type",
 )
 MAX_TOKEN_LENGTH = 8192
+# Longest delegation chain (nested act): each exchange of an exchanged token adds one level; a client
+# exchanging its own tokens in a loop must not grow a token (and the APIs' JSON parsers) without end.
+MAX_ACT_DEPTH = 8
+
+
+def act_depth(act: Any) -> int:
+    depth = 0
+    while isinstance(act, dict) and depth <= MAX_ACT_DEPTH:
+        depth += 1
+        act = act.get("act")
+    return depth
 
 
 class InvalidTargetError(errors.OAuth2Error):
@@ -241,6 +252,12 @@ class TokenExchangeGrant(GrantTypeBase):
             if act["sub"] != client.client_id:
                 act["client_id"] = client.client_id
             if subject.act:
+                if act_depth(subject.act) >= MAX_ACT_DEPTH:
+                    raise _refuse_token(
+                        request,
+                        "delegation_chain_too_long",
+                        f"subject_token's delegation chain is already {MAX_ACT_DEPTH} actors long.",
+                    )
                 act["act"] = subject.act  # RFC 8693 4.1: the chain, most recent actor outermost
         state = state_of(request)
         state.exchange = TokenExchange(
