@@ -82,9 +82,7 @@ WEB_APP = DemoClient(
     redirect_paths=["/demo/callback"],
     # Where RP-initiated logout sends the user back: the app's own "signed out" page, then the home.
     post_logout_paths=["/demo/app/logged-out", "/"],
-    # Its tokens are for the files API and for the reports API, whose service may exchange them for
-    # a narrower files token acting for the user (token exchange, docs/token-exchange.md).
-    audience_paths=[FILES_API_PATH, REPORTS_API_PATH],
+    audience_paths=[FILES_API_PATH],
     description="A server-side web application (confidential): code + PKCE, refresh tokens; "
     "calls the files API.",
 )
@@ -106,14 +104,10 @@ REPORTS_SERVICE = DemoClient(
     client_id="reports-service",
     client_type=Client.CLIENT_CONFIDENTIAL,
     client_secret="reports-service-secret-DEMO-ONLY-never-use-in-production",
-    grant_types=[GrantType.CLIENT_CREDENTIALS, GrantType.TOKEN_EXCHANGE],
-    scopes=["reports:read", "files:read"],
-    # Its own tokens are for the reports API (listed first: the default); token exchange may target
-    # the files API. It serves the reports API, so users' tokens for it may be exchanged by it.
-    audience_paths=[REPORTS_API_PATH, FILES_API_PATH],
-    resource_paths=[REPORTS_API_PATH],
-    description="A backend service: client credentials for itself; token exchange to read a "
-    "user's files for them (delegation).",
+    grant_types=[GrantType.CLIENT_CREDENTIALS],
+    scopes=["reports:read"],
+    audience_paths=[REPORTS_API_PATH],
+    description="A backend service acting for itself: client credentials.",
 )
 FILES_API = DemoClient(
     key="files_api",
