@@ -636,3 +636,14 @@ def test_nothing_is_written_for_a_refused_exchange(logged_in, web, reports):
     before = AccessToken.objects.count()
     exchange(logged_in, reports, subject["access_token"], scope="files:read admin")
     assert AccessToken.objects.count() == before
+
+
+# --- rate limits: the token endpoint's ---------------------------------------------------------------
+def test_exchanges_count_against_the_token_endpoints_rate_limit(logged_in, web, reports, settings):
+    subject = user_tokens(logged_in, web)
+    settings.OAUTH_SERVER = {"RATE_LIMITS": {"token": {"client": "2/m", "ip": None}}}
+    for _ in range(2):
+        assert exchange(logged_in, reports, subject["access_token"]).status_code == 200
+    limited = exchange(logged_in, reports, subject["access_token"])
+    assert limited.status_code == 429, limited.content
+    assert limited.json()["error"] and "Retry-After" in limited
