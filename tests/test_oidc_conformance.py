@@ -214,4 +214,9 @@ def test_dot_runs_our_server_with_oidc_on():
     assert oauth2_settings.OAUTH2_SERVER_CLASS is OAuth2Server
     server = OAuth2Server(oauth2_settings.OAUTH2_VALIDATOR_CLASS())
     assert set(server.response_types) == {"code"}
-    assert set(server.grant_types) == {"authorization_code", "client_credentials", "refresh_token"}
+    assert set(server.grant_types) == {
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    }
