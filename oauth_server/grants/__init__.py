@@ -5,18 +5,14 @@ The registration order is the order of discovery's lists and of the admin's choi
 
 from __future__ import annotations
 
-from . import (
-    authorization_code,
-    client_credentials,
-    refresh_token,
-    token_exchange,  # noqa: I001 -- one line per grant, to ease merging
-)
+from . import authorization_code, client_credentials, refresh_token
 from .registry import GrantRegistry, GrantSpec
+from .token_exchange import GRANT as TOKEN_EXCHANGE
 
 registry = GrantRegistry()
 registry.register(authorization_code.GRANT)
 registry.register(refresh_token.GRANT)
 registry.register(client_credentials.GRANT)
-registry.register(token_exchange.GRANT)
+registry.register(TOKEN_EXCHANGE)
 
 __all__ = ["GrantRegistry", "GrantSpec", "registry"]
