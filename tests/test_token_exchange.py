@@ -647,3 +647,13 @@ def test_exchanges_count_against_the_token_endpoints_rate_limit(logged_in, web, 
     limited = exchange(logged_in, reports, subject["access_token"])
     assert limited.status_code == 429, limited.content
     assert limited.json()["error"] and "Retry-After" in limited
+
+
+def test_refusals_do_not_tell_a_live_token_from_garbage(logged_in, web):
+    """A client holding someone's live token must not learn from the exchange that it is live."""
+    thief = ClientFactory(
+        grant_types=[GrantType.TOKEN_EXCHANGE], redirect_uris="", scopes=["files:read"], audiences=[FILES_API]
+    )
+    live = user_tokens(logged_in, web)["access_token"]
+    answers = {exchange(logged_in, thief, token).json()["error_description"] for token in (live, "garbage")}
+    assert len(answers) == 1

@@ -65,6 +65,9 @@ SINGLE_PARAMETERS = (
     "requested_token_type",
 )
 MAX_TOKEN_LENGTH = 8192
+# One answer for every refused subject token, whichever check refused it (the audit event's reason
+# says which): a client must not learn whether a token it may not exchange is live (an oracle).
+SUBJECT_REFUSED = "subject_token is not an active access token that this client may exchange."
 # Longest delegation chain (nested act): each exchange of an exchanged token adds one level; a client
 # exchanging its own tokens in a loop must not grow a token (and the APIs' JSON parsers) without end.
 MAX_ACT_DEPTH = 8
@@ -211,18 +214,16 @@ class TokenExchangeGrant(GrantTypeBase):
             raise _refuse_token(
                 request,
                 "invalid_subject_token",
-                "subject_token is not an active access token issued by this server.",
+                SUBJECT_REFUSED,
             )
         if subject.user_id is None:
-            raise _refuse_token(
-                request, "subject_not_a_user", "subject_token must be a user's token, not a client's."
-            )
+            raise _refuse_token(request, "subject_not_a_user", SUBJECT_REFUSED)
         serves = set(client.resource_identifiers or []) & set(subject.audience.split())
         if subject.application_id != client.pk and not serves:
             raise _refuse_token(
                 request,
                 "subject_token_not_for_client",
-                "subject_token was neither issued to this client nor for an API it serves.",
+                SUBJECT_REFUSED,
             )
         request.user = subject.user
         _token_subject(subject)  # the user's sub, from the row just loaded: the JWT's sub, no query
@@ -243,7 +244,7 @@ class TokenExchangeGrant(GrantTypeBase):
 
         remaining = math.floor((subject.expires - timezone.now()).total_seconds())
         if remaining < 1:
-            raise _refuse_token(request, "invalid_subject_token", "subject_token has expired.")
+            raise _refuse_token(request, "invalid_subject_token", SUBJECT_REFUSED)
 
         if client.token_exchange_impersonation and actor is None:
             act = None
