@@ -357,7 +357,42 @@ def token_issued(token: Mapping[str, Any], request: Any) -> None:
         details["token_family"] = refresh.token_family
         details["previous_refresh_token_id"] = refresh.pk
     event = Event.TOKEN_REFRESHED if grant_type == "refresh_token" else Event.TOKEN_ISSUED
+    if state.exchange is not None:
+        event = Event.TOKEN_EXCHANGED
+        details.update(_exchange_details(state.exchange))
     record(event, request=request, user=getattr(request, "user", None), client=request.client, **details)
+
+
+def _exchange_details(exchange: Any) -> dict[str, Any]:
+    """RFC 8693: who the token is for (the subject token's client and row), who acts, how."""
+    subject = exchange.subject
+    details: dict[str, Any] = {
+        "subject_client_id": subject.application.client_id,
+        "subject_token_id": subject.pk,
+        "subject_jti": subject.jti,
+        "impersonation": exchange.act is None,
+        "requested_token_type": exchange.requested_token_type,
+    }
+    if exchange.act is not None:
+        details["actor"] = exchange.act.get("sub")
+        details["act"] = exchange.act
+    if exchange.actor is not None:
+        details["actor_token_id"] = exchange.actor.pk
+    return details
+
+
+def token_exchange_refused(request: Any, reason: str) -> None:
+    """``token_exchanged`` (failure) when a subject or actor token is refused (RFC 8693 2.2.2):
+    an unknown, expired, revoked or foreign token presented by an authenticated client."""
+    record(
+        Event.TOKEN_EXCHANGED,
+        request=request,
+        client=getattr(request, "client", None),
+        outcome=FAILURE,
+        reason=reason,
+        endpoint=endpoint(request),
+        grant_type=getattr(request, "grant_type", None),
+    )
 
 
 def refresh_token_reused(checksum: str, client: Any, request: Any) -> None:

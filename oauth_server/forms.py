@@ -173,6 +173,7 @@ class ClientAdminForm(forms.ModelForm):
             "require_pushed_authorization_requests",
             "audiences",
             "resource_identifiers",
+            "token_exchange_impersonation",
             "logo_uri",
             "client_uri",
             "policy_uri",

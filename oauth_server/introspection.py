@@ -81,6 +81,8 @@ def access_token_claims(token: AccessToken, caller: Any, request: Any) -> dict[s
         data["aud"] = audience[0] if len(audience) == 1 else audience
     if token.jti:
         data["jti"] = token.jti
+    if token.act:
+        data["act"] = token.act  # RFC 8693 4.1: a delegation token says who acts for the user
     return data
 
 

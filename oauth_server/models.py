@@ -264,6 +264,16 @@ class Client(AbstractApplication):
         blank=True,
         help_text=_("Device authorization grant only. Leave empty for the site default."),
     )
+    # RFC 8693 1.1: with token exchange, a client gets tokens that say it acts for the user (``act``);
+    # only a client trusted with this flag gets tokens that are the user's own (no ``act``).
+    token_exchange_impersonation = models.BooleanField(
+        _("may impersonate users (token exchange)"),
+        default=False,
+        help_text=_(
+            "Token exchange normally issues delegation tokens that name this client as the actor (act "
+            "claim). Allow only for a fully trusted service: its exchanged tokens look like the user's own."
+        ),
+    )
     access_token_format = models.CharField(
         _("access token format"),
         max_length=10,
@@ -464,6 +474,21 @@ class AccessToken(AbstractAccessToken):
         Grant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
 
+    # Token exchange (RFC 8693): the actor chain of a delegation token (the JWT's ``act`` claim, kept
+    # for opaque tokens, introspection and the next exchange), and the access token it was exchanged
+    # from: deleting (revoking) that one deletes this one, so every revocation of the user's grant
+    # (refresh-token family, consent, a user's tokens at a client) reaches exchanged tokens too.
+    act = models.JSONField(_("actor (act)"), null=True, blank=True, default=None, editable=False)
+    exchanged_from = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="exchanged_tokens",
+        editable=False,
+        verbose_name=_("exchanged from"),
+    )
+
     objects = AccessTokenQuerySet.as_manager()
 
     class Meta(AbstractAccessToken.Meta):
@@ -657,6 +682,7 @@ class AuditEvent(models.Model):
         TOKEN_ISSUED = "token_issued", _("token issued")
         TOKEN_REFRESHED = "token_refreshed", _("token refreshed")
         TOKEN_REVOKED = "token_revoked", _("token revoked")
+        TOKEN_EXCHANGED = "token_exchanged", _("token exchanged")
         REFRESH_TOKEN_REUSE_DETECTED = "refresh_token_reuse_detected", _("refresh token reuse detected")
         CODE_REPLAY_DETECTED = "code_replay_detected", _("authorization code replay detected")
         CLIENT_AUTH_FAILED = "client_auth_failed", _("client authentication failed")

@@ -38,6 +38,19 @@ class AccessTokenMeta:
     format: str = "jwt"  # "jwt" or "opaque" (an opaque token has a jti too: the row's identifier)
 
 
+@dataclass(eq=False)
+class TokenExchange:
+    """What ``grants/token_exchange.py`` decided for a token-exchange request (RFC 8693): the token
+    generator (``act``, the lifetime cap), the validator (the row's link and ``act``) and the audit
+    trail read it."""
+
+    subject: AccessToken  # the subject token's row: the new token is deleted with it
+    act: dict[str, Any] | None  # the new token's act claim; None for impersonation
+    lifetime_cap: int  # seconds the subject token has left: the new token's expires_in never exceeds it
+    actor: AccessToken | None = None  # the actor token's row, if one was presented
+    requested_token_type: str = ""
+
+
 @dataclass(eq=False, repr=False)
 class TokenRequestState:
     """Per token request; every field starts empty and is written by one place."""
@@ -54,6 +67,7 @@ class TokenRequestState:
     # (replay and reuse revocations, audit records of failures) are committed.
     issued: bool = False
     access_token: AccessToken | None = None  # the row saved, for TokenView's app_authorized (no re-read)
+    exchange: TokenExchange | None = None  # grants/token_exchange.py: a validated RFC 8693 exchange
 
     @property
     def grant_resource(self) -> list[str]:

@@ -23,6 +23,7 @@ from oauthlib.openid.connect.core.endpoints.userinfo import UserInfoEndpoint
 
 from . import grants, tokens
 from .grants.authorization_code import NAME as DEFAULT_GRANT_TYPE
+from .request_state import state_of
 
 
 def client_token_lifetime(request) -> int:
@@ -32,8 +33,9 @@ def client_token_lifetime(request) -> int:
     changed setting (``override_settings`` in tests) takes effect.
     """
     client = getattr(request, "client", None)
-    lifetime = getattr(client, "access_token_lifetime", None)
-    return lifetime or oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
+    lifetime = getattr(client, "access_token_lifetime", None) or oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
+    exchange = state_of(request).exchange  # RFC 8693: never beyond the subject token's remaining lifetime
+    return min(lifetime, exchange.lifetime_cap) if exchange is not None else lifetime
 
 
 class OAuth2Server(

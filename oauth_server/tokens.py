@@ -156,6 +156,9 @@ def access_token_claims(request, *, jti: str, audience: list[str]) -> dict[str, 
     authenticated_at = auth_time(request) if is_user_token else None
     if authenticated_at is not None:
         payload["auth_time"] = authenticated_at
+    exchange = state_of(request).exchange
+    if exchange is not None and exchange.act is not None:
+        payload["act"] = exchange.act  # RFC 8693 4.1: who acts for the user (grants/token_exchange.py)
     return claim_utils.apply_hook("ACCESS_TOKEN_CLAIMS", request, payload, PROTECTED_ACCESS_TOKEN_CLAIMS)
 
 

@@ -216,6 +216,7 @@ class OAuthServerValidator(OAuth2Validator):
             # The JWT's own exp, so the row (introspection, admin) never differs from it by a second.
             expires = datetime.fromtimestamp(meta.exp, tz=UTC)
         id_token = getattr(request, "id_token", None)
+        exchange = state.exchange  # RFC 8693: linked to the subject token, revoked with it
         access_token = AccessToken(
             user=request.user,
             scope=token["scope"],
@@ -227,6 +228,8 @@ class OAuthServerValidator(OAuth2Validator):
             jti=meta.jti if meta is not None else "",
             audience=" ".join(meta.audience) if meta is not None else "",
             grant=codes.redeemed_grant(request) if source_refresh_token is None else None,
+            act=exchange.act if exchange is not None else None,
+            exchanged_from=exchange.subject if exchange is not None else None,
         )
         self._set_token_value(access_token, token["access_token"])
         access_token.save()

@@ -862,6 +862,15 @@ def test_skip_consent_is_read_only_without_manage_trusted_client(db, web_client)
     )
 
 
+def test_token_exchange_impersonation_is_read_only_without_manage_trusted_client(db, web_client):
+    field = "token_exchange_impersonation"
+    browser = _staffer(*CLIENT_PERMS)
+    for page in (url("client", "add"), url("client", "change", web_client.pk)):
+        assert field not in browser.get(page).context["adminform"].form.fields, page
+    browser = _staffer(*CLIENT_PERMS, "manage_trusted_client")
+    assert field in browser.get(url("client", "change", web_client.pk)).context["adminform"].form.fields
+
+
 def test_a_trusted_client_cannot_be_changed_without_manage_trusted_client(db):
     trusted = ClientFactory(name="Trusted", skip_consent=True, redirect_uris="https://good.example/cb")
     browser = _staffer(*CLIENT_PERMS)

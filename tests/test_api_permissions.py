@@ -316,6 +316,18 @@ def test_turning_skip_consent_on_needs_the_trusted_permission(world):
     assert world.web.skip_consent
 
 
+def test_turning_token_exchange_impersonation_on_needs_the_trusted_permission(world):
+    """RFC 8693 impersonation tokens are indistinguishable from the user's own: a trust power."""
+    url = client_url(world)
+    change = {"token_exchange_impersonation": True}
+    assert_error(send(session(CHANGE_CLIENT), "patch", url, change), 403, "forbidden")
+    world.web.refresh_from_db()
+    assert not world.web.token_exchange_impersonation
+    assert send(session(CHANGE_CLIENT, TRUSTED), "patch", url, change).status_code == 200
+    world.web.refresh_from_db()
+    assert world.web.token_exchange_impersonation
+
+
 @pytest.mark.parametrize(
     "change",
     [

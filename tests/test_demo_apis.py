@@ -310,3 +310,41 @@ def test_reports_audience_follows_the_base_url(demo_site, db, machine_token):
     token = machine_token()
     demo_site.DEMO_BASE_URL = "http://other.example:8000"  # manage.py demo on another address
     assert_bearer_error(api("get", "/api/reports/", token), 401, "invalid_token")
+
+
+# --- token exchange (RFC 8693): the reports service reads a user's files for them ---------------------
+def test_the_files_api_shows_who_acts_for_whom(alice, token_for, web_app, django_capture_on_commit_callbacks):
+    from oauth_server.grants.token_exchange import ACCESS_TOKEN_TYPE, NAME
+
+    DemoFileFactory(owner=alice, name="notes.txt")
+    web_app.audiences = [FILES, REPORTS]
+    web_app.save()
+    reports = ClientFactory(
+        grant_types=["urn:ietf:params:oauth:grant-type:token-exchange"],
+        redirect_uris="",
+        client_id="reports-service",
+        scopes=["files:read"],
+        audiences=[FILES],
+        resource_identifiers=[REPORTS],
+    )
+    user_token = token_for(alice)
+    assert "delegation" not in api("get", FILES, user_token).json()  # the user's own app
+    data = {"grant_type": NAME, "subject_token": user_token, "subject_token_type": ACCESS_TOKEN_TYPE}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_request(
+            BrowserClient(),
+            {**data, "resource": FILES, "scope": "files:read"},
+            client=reports,
+            secret=reports.raw_secret,
+        )
+    assert response.status_code == 200, response.content
+    listed = api("get", FILES, response.json()["access_token"])
+    assert listed.status_code == 200, listed.content
+    assert names(listed) == ["notes.txt"]
+    assert listed.json()["delegation"] == {
+        "on_behalf_of": "alice",
+        "actor": "reports-service",
+        "actor_chain": ["reports-service"],
+    }
+    # files:read only: the exchanged token cannot write.
+    assert post_json(FILES, response.json()["access_token"], {"name": "x", "content": "y"}).status_code == 403

@@ -29,6 +29,7 @@ def test_grant_type_choices_are_the_registry():
             "refresh_token",
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
         ]
     )
     assert [str(label) for label in GrantType.labels] == [str(s.label) for s in grants.registry]

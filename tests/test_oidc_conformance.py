@@ -219,4 +219,5 @@ def test_dot_runs_our_server_with_oidc_on():
         "client_credentials",
         "refresh_token",
         "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     }

@@ -342,7 +342,6 @@ def test_refresh_for_disabled_client_is_invalid_client(logged_in, web_client):
         "implicit",
         "token",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        "urn:ietf:params:oauth:grant-type:token-exchange",
         "something-else",
     ],
 )
@@ -411,6 +410,7 @@ def test_authorization_server_metadata_lists_exactly_what_is_supported(client, d
         "client_credentials",
         "refresh_token",
         "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
     assert meta["device_authorization_endpoint"] == "http://testserver/oauth/device_authorization/"
     assert meta["code_challenge_methods_supported"] == ["S256"]

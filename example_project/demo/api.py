@@ -124,8 +124,17 @@ class FilesAPIView(DemoAPIView):
 
 class FileListView(FilesAPIView):
     def get(self, request: Request) -> Response:
-        files = self.files(request)
-        return Response({"files": FileSerializer(files, many=True, context={"request": request}).data})
+        owner = self.owner(request)
+        files = File.objects.filter(owner=owner)
+        body: dict[str, Any] = {"files": FileSerializer(files, many=True, context={"request": request}).data}
+        if request.auth.is_delegated:
+            # RFC 8693: a service called with a token it got by token exchange: who acts for whom.
+            body["delegation"] = {
+                "on_behalf_of": owner.get_username(),
+                "actor": request.auth.actor,
+                "actor_chain": list(request.auth.actor_chain),
+            }
+        return Response(body)
 
     def post(self, request: Request) -> Response:
         owner = self.owner(request)

@@ -151,6 +151,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "access_token_format",
                     "audiences",
                     "resource_identifiers",
+                    "token_exchange_impersonation",
                 ]
             },
         ),
@@ -181,6 +182,7 @@ class ClientAdmin(admin.ModelAdmin):
             fields.append("user")
         if not permissions.may_set_skip_consent(request.user):
             fields.append("skip_consent")
+            fields.append("token_exchange_impersonation")  # as trusting: tokens that are the user's own
         if (
             obj is not None
             and obj.client_type != Client.CLIENT_CONFIDENTIAL

@@ -171,6 +171,10 @@ class ClientSerializer(StrictSerializer):
     post_logout_redirect_uris = URIListField()
     scopes = ScopeNamesField(source="allowed_scopes")
     skip_consent = StrictBooleanField(required=False)
+    token_exchange_impersonation = StrictBooleanField(
+        required=False,
+        help_text=_("Token exchange (RFC 8693): issue impersonation tokens (no act claim). Trusted clients."),
+    )
     is_enabled = StrictBooleanField(required=False)
     logo_uri = serializers.URLField(max_length=500, required=False, allow_blank=True)
     client_uri = serializers.URLField(max_length=500, required=False, allow_blank=True)

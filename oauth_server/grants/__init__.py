@@ -5,7 +5,7 @@ The registration order is the order of discovery's lists and of the admin's choi
 
 from __future__ import annotations
 
-from . import authorization_code, client_credentials, device_code, refresh_token
+from . import authorization_code, client_credentials, device_code, refresh_token, token_exchange
 from .registry import GrantRegistry, GrantSpec
 
 registry = GrantRegistry()
@@ -13,5 +13,6 @@ registry.register(authorization_code.GRANT)
 registry.register(refresh_token.GRANT)
 registry.register(client_credentials.GRANT)
 registry.register(device_code.GRANT)
+registry.register(token_exchange.GRANT)
 
 __all__ = ["GrantRegistry", "GrantSpec", "registry"]

@@ -43,6 +43,35 @@ class AccessTokenClaims(Mapping):
             f"AccessTokenClaims(sub={self.sub!r}, client_id={self.client_id!r}, scopes={sorted(self.scopes)})"
         )
 
+    @property
+    def act(self) -> Mapping[str, Any] | None:
+        """RFC 8693 4.1: the ``act`` claim of a token obtained by token exchange (delegation): who
+        acts for ``sub``; None for a token the user's client holds itself (or an impersonation)."""
+        value = self.claims.get("act")
+        return value if isinstance(value, Mapping) else None
+
+    @property
+    def actor(self) -> str | None:
+        """The current actor's ``sub`` (for a client, its ``client_id``): who is calling for ``sub``."""
+        act = self.act
+        sub = act.get("sub") if act is not None else None
+        return sub if isinstance(sub, str) else None
+
+    @property
+    def actor_chain(self) -> tuple[str, ...]:
+        """Every actor, the current one first, then whoever it acted for (nested ``act``): RFC 8693
+        4.1 says only the current actor is for access decisions; the rest is for audit and display."""
+        chain: list[str] = []
+        act = self.act
+        while isinstance(act, Mapping) and isinstance(act.get("sub"), str) and len(chain) < 16:
+            chain.append(act["sub"])
+            act = act.get("act")
+        return tuple(chain)
+
+    @property
+    def is_delegated(self) -> bool:
+        return self.act is not None
+
     def has_scopes(self, *scopes: str) -> bool:
         """True when every one of ``scopes`` was granted."""
         return set(scopes) <= self.scopes

@@ -9,6 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from oauth_server.grants.token_exchange import ACCESS_TOKEN_TYPE as ACCESS
+from oauth_server.grants.token_exchange import ID_TOKEN_TYPE as ID
+from oauth_server.grants.token_exchange import NAME as EXCHANGE
+from oauth_server.grants.token_exchange import REFRESH_TOKEN_TYPE as REFRESH
 from oauth_server.models import AccessToken, IDToken
 from tests.fuzz.harness import FUZZ, NUL_CLIENT, Sent, check_token, describe, diff, observe, snapshot
 from tests.fuzz.strategies import bodies, headers, latin1, methods, parameters
@@ -20,7 +24,8 @@ from tests.helpers import basic_auth, exchange_code
 def token_parameters(world: World) -> dict[str, list[str]]:
     return {
         "grant_type": ["authorization_code", "refresh_token", "client_credentials", "password", "implicit"]
-        + ["urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        + ["urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"]
+        + [EXCHANGE, EXCHANGE],
         "code": [world.code, world.access_token],
         "redirect_uri": [CALLBACK, SPA_CALLBACK, CALLBACK + "/", "https://evil.example/cb"],
         "code_verifier": [world.verifier, world.challenge, "a" * 43, "a" * 129],
@@ -30,6 +35,14 @@ def token_parameters(world: World) -> dict[str, list[str]]:
         "scope": ["openid", "files:read", "reports:read", "oauth:admin", "openid files:read", "nope"],
         "resource": ["https://api.example.com", "urn:x", "not a uri", "https://api.example.com#f"],
         "device_code": ["x"],
+        # Token exchange (RFC 8693)
+        "subject_token": [world.access_token, world.refresh_token, world.id_token, world.other_access_token]
+        + [world.admin_token, "x", "a.b.c"],
+        "subject_token_type": [ACCESS, ID, REFRESH, "urn:x", ""],
+        "actor_token": [world.access_token, world.admin_token, "x"],
+        "actor_token_type": [ACCESS, ID, "urn:x"],
+        "requested_token_type": [ACCESS, REFRESH, "urn:ietf:params:oauth:token-type:jwt"],
+        "audience": ["https://api.example.com", "https://evil.example", "x"],
     }
 
 
@@ -42,6 +55,31 @@ def test_token_endpoint(world, data):
         query=data.draw(st.one_of(st.just([]), parameters({"client_secret": world.secrets()}))),
         body=data.draw(parameters(token_parameters(world)).flatmap(bodies)),
         meta=data.draw(headers(world)),
+    )
+    response, changed = observe(world, sent)
+    check_token(sent, response, changed)
+
+
+@FUZZ
+@given(data=st.data())
+def test_token_exchange(world, data):
+    """Token exchange requests only: every parameter drawn, the web client authenticated (it may
+    exchange its own tokens), so the hostile values reach the grant's checks."""
+    every = token_parameters(world)
+    params = {
+        "grant_type": [EXCHANGE],
+        "subject_token": [world.access_token, *every["subject_token"]],
+        "subject_token_type": [ACCESS, ACCESS, *every["subject_token_type"]],
+        **{name: every[name] for name in ("actor_token", "actor_token_type", "requested_token_type")},
+        **{name: every[name] for name in ("scope", "resource", "audience", "client_id")},
+    }
+    body = data.draw(parameters(params).flatmap(bodies))
+    sent = Sent(
+        method="POST",
+        path="/oauth/token/",
+        query=[],
+        body=body,
+        meta={"HTTP_AUTHORIZATION": basic_auth(world.web.client_id, world.web.raw_secret)},
     )
     response, changed = observe(world, sent)
     check_token(sent, response, changed)

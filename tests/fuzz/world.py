@@ -8,7 +8,7 @@ from typing import Any
 
 from django.test import Client as BrowserClient
 
-from oauth_server.models import Client
+from oauth_server.models import Client, GrantType
 from tests.factories import (
     AccessTokenFactory,
     ClientFactory,
@@ -77,6 +77,9 @@ def make_world() -> World:
         scopes=["openid", "profile", "email", "files:read"],
         redirect_uris=f"{CALLBACK} https://client.example.com/other",
         post_logout_redirect_uris=BYE,
+        # Token exchange (RFC 8693): the web client may exchange its own tokens for the API.
+        grant_types=[GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.TOKEN_EXCHANGE],
+        audiences=["https://api.example.com"],
     )
     spa = PublicClientFactory(scopes=["openid", "files:read"], redirect_uris=SPA_CALLBACK)
     machine = MachineClientFactory(scopes=["reports:read"])

@@ -108,6 +108,11 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
         skips = data.get("skip_consent", client.skip_consent if client is not None else False)
         if skips or (client is not None and client.skip_consent):
             require(request, MANAGE_TRUSTED_CLIENT)
+        # Token exchange impersonation: tokens indistinguishable from the user's own (RFC 8693 1.1).
+        if data.get("token_exchange_impersonation") and not (
+            client is not None and client.token_exchange_impersonation
+        ):
+            require(request, MANAGE_TRUSTED_CLIENT)
         if client is not None and not client.client_secret:
             client_type = data.get("client_type", client.client_type)
             if client_type == Client.CLIENT_CONFIDENTIAL:

@@ -44,6 +44,7 @@ OPTION_FOR_FIELD = {
     "audiences": "--audience",
     "resource_identifiers": "--resource-identifier",
     "access_token_format": "--access-token-format",
+    "token_exchange_impersonation": "--token-exchange-impersonation",
     "token_endpoint_auth_method": "--auth-method",
     "jwks": "--jwks-file",
     "require_pushed_authorization_requests": "--require-par",
@@ -198,6 +199,12 @@ class Command(BaseCommand):
             help="Trusted first-party client: users are never shown the consent screen.",
         )
         parser.add_argument(
+            "--token-exchange-impersonation",
+            action="store_true",
+            help="Token exchange: issue impersonation tokens (no act claim) instead of delegation "
+            "tokens. Only for a fully trusted service.",
+        )
+        parser.add_argument(
             "--owner",
             metavar="USERNAME",
             help="The user who owns the client. For a client allowed the admin scope (ADMIN_API_SCOPE) "
@@ -246,6 +253,7 @@ class Command(BaseCommand):
         fields: dict[str, Any] = {
             "user": owner,
             "skip_consent": options["skip_consent"],
+            "token_exchange_impersonation": options["token_exchange_impersonation"],
             "audiences": audiences,
             "resource_identifiers": resource_identifiers,
             "post_logout_redirect_uris": " ".join(post_logout),
@@ -369,6 +377,7 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "audiences": list(client.audiences),
         "resource_identifiers": list(client.resource_identifiers),
         "skip_consent": client.skip_consent,
+        "token_exchange_impersonation": client.token_exchange_impersonation,
         "access_token_format": client.access_token_format or None,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "jwks_uri": client.jwks_uri or None,
