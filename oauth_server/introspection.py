@@ -81,6 +81,9 @@ def access_token_claims(token: AccessToken, caller: Any, request: Any) -> dict[s
         data["aud"] = audience[0] if len(audience) == 1 else audience
     if token.jti:
         data["jti"] = token.jti
+    if token.dpop_jkt:  # RFC 9449 6.2: a DPoP-bound token
+        data["token_type"] = "DPoP"
+        data["cnf"] = {"jkt": token.dpop_jkt}
     return data
 
 
