@@ -358,3 +358,17 @@ def test_a_bad_proof_at_code_exchange_leaves_the_code_usable(public_app):
     assert not AccessToken.objects.exists()
     response = browser.post(TOKEN_URL, data, HTTP_DPOP=proofs.proof("POST", HTU))
     assert response.status_code == 200, response.content
+
+
+# --- cost ---------------------------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_a_dpop_token_request_costs_no_extra_statement(machine, django_assert_num_queries, settings):
+    """The binding rides on the rows already written (tests/test_audit.py pins the Bearer count)."""
+    from tests.test_audit import TOKEN_QUERIES
+
+    cc_request(machine)  # creates the signing keys
+    settings.OAUTH_SERVER = {"AUDIT_LOG": False}
+    with django_assert_num_queries(TOKEN_QUERIES):
+        assert cc_request(machine).status_code == 200
+    with django_assert_num_queries(TOKEN_QUERIES):
+        assert cc_request(machine, proofs.proof("POST", HTU)).status_code == 200
