@@ -65,14 +65,20 @@ def expected_urls(request: Any) -> list[str]:
     """The URLs a proof's ``htu`` may name: the endpoint's absolute URL as Django built it (TokenView;
     behind a proxy, right only with USE_X_FORWARDED_HOST / SECURE_PROXY_SSL_HEADER), and with a
     fixed issuer (``OIDC_ISS_ENDPOINT``) the same path under the issuer's origin (docs/dpop.md)."""
+    return public_urls(state_of(request).url or "")
+
+
+def public_urls(absolute_url: str) -> list[str]:
+    """``absolute_url`` and, with a fixed issuer (``OIDC_ISS_ENDPOINT``), its path under the issuer's
+    origin, which no Host header can change (the token endpoint and UserInfo)."""
     from oauth2_provider.settings import oauth2_settings
 
-    urls = [state_of(request).url or ""]
+    urls = [absolute_url] if absolute_url else []
     issuer = oauth2_settings.OIDC_ISS_ENDPOINT
-    if issuer:
+    if issuer and absolute_url:
         base = urlsplit(issuer)
-        urls.append(urlunsplit((base.scheme, base.netloc, urlsplit(request.uri).path, "", "")))
-    return [url for url in urls if url]
+        urls.append(urlunsplit((base.scheme, base.netloc, urlsplit(absolute_url).path, "", "")))
+    return urls
 
 
 def check(proof: str, *, method: str, urls: list[str], namespace: str, access_token: str | None = None):

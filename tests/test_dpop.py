@@ -140,6 +140,17 @@ def test_wrong_claims_are_refused(machine, claims, words):
     assert not AccessToken.objects.exists()
 
 
+def test_behind_a_proxy_the_fixed_issuers_origin_is_accepted(machine, monkeypatch):
+    """With OIDC_ISS_ENDPOINT, a proof naming the public URL passes though Django sees another host."""
+    from oauth2_provider.settings import oauth2_settings
+
+    public = "https://id.example.com/oauth/token/"
+    assert_dpop_error(cc_request(machine, proofs.proof("POST", public)))
+    monkeypatch.setattr(oauth2_settings, "OIDC_ISS_ENDPOINT", "https://id.example.com/oauth")
+    assert cc_request(machine, proofs.proof("POST", public)).status_code == 200
+    assert_dpop_error(cc_request(machine, proofs.proof("POST", "https://evil.example/oauth/token/")))
+
+
 def test_htu_is_compared_normalised_without_query(machine):
     proof = proofs.proof("POST", "HTTP://TestServer:80/oauth/token/?x=1#frag")
     assert cc_request(machine, proof).status_code == 200

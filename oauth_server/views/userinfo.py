@@ -106,7 +106,7 @@ class UserInfoDPoP(DPoPScheme):
         return row, row.dpop_jkt or None
 
     def urls(self, request: Any) -> list[str]:
-        return [request.build_absolute_uri(request.path)]
+        return dpop.public_urls(request.build_absolute_uri(request.path))
 
     def nonces_required(self) -> bool:
         return bool(settings.DPOP_NONCES)
