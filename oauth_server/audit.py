@@ -353,6 +353,8 @@ def token_issued(token: Mapping[str, Any], request: Any) -> None:
         details["jti"] = meta.jti
     if meta is not None and meta.audience:
         details["audience"] = list(meta.audience)
+    if state.dpop_jkt:
+        details["dpop_jkt"] = state.dpop_jkt  # RFC 9449: the key the tokens are bound to
     if grant_type == "refresh_token" and refresh is not None:
         details["token_family"] = refresh.token_family
         details["previous_refresh_token_id"] = refresh.pk

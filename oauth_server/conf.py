@@ -141,6 +141,17 @@ DEFAULTS: dict[str, Any] = {
     "PAR_LIFETIME": 60,
     # True: every client must push its authorization requests (a client's own flag also requires it).
     "REQUIRE_PUSHED_AUTHORIZATION_REQUESTS": False,
+    # --- DPoP sender-constrained tokens (RFC 9449, docs/dpop.md) ---------------------------------
+    # True: every client must send a DPoP proof to the token endpoint (a client's own flag too).
+    "REQUIRE_DPOP": False,
+    # Algorithms a DPoP proof may use (asymmetric only); advertised as dpop_signing_alg_values_supported.
+    "DPOP_SIGNING_ALGORITHMS": ["ES256", "RS256", "PS256", "EdDSA"],
+    # Seconds a proof's iat may lie in the past (plus CLOCK_SKEW_SECONDS either way).
+    "DPOP_PROOF_MAX_AGE": 60,
+    # True: proofs must carry a server nonce (use_dpop_nonce, DPoP-Nonce header); stateless nonces.
+    "DPOP_NONCES": False,
+    # Seconds per nonce window; the current and previous windows' nonces are accepted.
+    "DPOP_NONCE_LIFETIME": 300,
     # --- private_key_jwt client authentication (RFC 7523, docs/client-authentication.md) -------
     # Signature algorithms a client assertion may use: asymmetric only (never none or HS*).
     "CLIENT_ASSERTION_ALGORITHMS": ["RS256", "PS256", "ES256", "EdDSA"],

@@ -37,9 +37,10 @@ from .conf import settings
 from .models import Client
 from .ratelimit import presented_client
 
-ALLOWED_HEADERS = "Authorization, Content-Type"
-# Headers a browser application needs to read: when to retry, and why a bearer token was refused.
-EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
+# DPoP: a browser client sends its proof (RFC 9449) and reads the server's next nonce.
+ALLOWED_HEADERS = "Authorization, Content-Type, DPoP"
+# Headers a browser application needs to read: when to retry, why a token was refused, the DPoP nonce.
+EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, DPoP-Nonce"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -171,6 +171,7 @@ class ClientAdminForm(forms.ModelForm):
             "jwks",
             "jwks_uri",
             "require_pushed_authorization_requests",
+            "require_dpop",
             "audiences",
             "resource_identifiers",
             "token_exchange_impersonation",

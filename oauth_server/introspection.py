@@ -83,6 +83,9 @@ def access_token_claims(token: AccessToken, caller: Any, request: Any) -> dict[s
         data["jti"] = token.jti
     if token.act:
         data["act"] = token.act  # RFC 8693 4.1: a delegation token says who acts for the user
+    if token.dpop_jkt:  # RFC 9449 6.2: a DPoP-bound token
+        data["token_type"] = "DPoP"
+        data["cnf"] = {"jkt": token.dpop_jkt}
     return data
 
 

@@ -274,6 +274,14 @@ class Client(AbstractApplication):
             "claim). Allow only for a fully trusted service: its exchanged tokens look like the user's own."
         ),
     )
+    require_dpop = models.BooleanField(
+        _("require DPoP"),
+        default=False,
+        help_text=_(
+            "The client must prove possession of a key (RFC 9449, DPoP) at the token endpoint: its "
+            "tokens are bound to that key and useless to a thief."
+        ),
+    )
     access_token_format = models.CharField(
         _("access token format"),
         max_length=10,
@@ -468,6 +476,10 @@ class AccessToken(AbstractAccessToken):
     # work without the token value (which is never stored).
     jti = models.CharField(_("JWT ID"), max_length=64, blank=True, default="", db_index=True)
     audience = models.TextField(_("audience"), blank=True, default="", help_text=_("Space-separated."))
+    # RFC 9449: the RFC 7638 thumbprint of the DPoP key the token is bound to ("" for bearer tokens).
+    dpop_jkt = models.CharField(
+        _("DPoP key thumbprint"), max_length=64, blank=True, default="", editable=False
+    )
     # The authorization code this token was issued from (null for refresh and client_credentials
     # tokens): a replayed code revokes what it issued (RFC 6749 4.1.2).
     grant = models.ForeignKey(
@@ -514,6 +526,10 @@ class RefreshToken(AbstractRefreshToken):
     # replayed code revokes the family through it.
     grant = models.ForeignKey(
         Grant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    # RFC 9449 5: a public client's refresh token is bound to its DPoP key (thumbprint; "" unbound).
+    dpop_jkt = models.CharField(
+        _("DPoP key thumbprint"), max_length=64, blank=True, default="", editable=False
     )
 
     class Meta(AbstractRefreshToken.Meta):

@@ -66,6 +66,8 @@ class TokenRequestState:
     # after that point must leave nothing behind, so TokenView rolls back; errors before it
     # (replay and reuse revocations, audit records of failures) are committed.
     issued: bool = False
+    url: str | None = None  # TokenView: the endpoint's absolute URL (a DPoP proof's htu names it)
+    dpop_jkt: str | None = None  # dpop.validate_token_request: the proof's key thumbprint (RFC 9449)
     access_token: AccessToken | None = None  # the row saved, for TokenView's app_authorized (no re-read)
     exchange: TokenExchange | None = None  # grants/token_exchange.py: a validated RFC 8693 exchange
 

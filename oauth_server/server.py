@@ -21,7 +21,7 @@ from oauthlib.oauth2.rfc6749.endpoints import (
 from oauthlib.oauth2.rfc6749.tokens import BearerToken
 from oauthlib.openid.connect.core.endpoints.userinfo import UserInfoEndpoint
 
-from . import grants, tokens
+from . import dpop, grants, tokens
 from .grants.authorization_code import NAME as DEFAULT_GRANT_TYPE
 from .request_state import state_of
 
@@ -58,6 +58,7 @@ class OAuth2Server(
         # One handler per grant, shared by its grant_type and its response types.
         self.grant_handlers = grants.registry.handlers(request_validator)
         for handler in self.grant_handlers.values():
+            handler.custom_validators.post_token.append(dpop.validate_token_request)
             handler.custom_validators.post_token.append(tokens.resolve_audience)
 
         if isinstance(token_expires_in, int):

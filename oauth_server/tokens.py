@@ -153,6 +153,9 @@ def access_token_claims(request, *, jti: str, audience: list[str]) -> dict[str, 
         "jti": jti,
         "scope": " ".join(request.scopes or []),
     }
+    jkt = state_of(request).dpop_jkt
+    if jkt:  # RFC 9449 6.1: the token is bound to the DPoP proof's key
+        payload["cnf"] = {"jkt": jkt}
     authenticated_at = auth_time(request) if is_user_token else None
     if authenticated_at is not None:
         payload["auth_time"] = authenticated_at

@@ -25,7 +25,7 @@ from oauthlib.oauth2.rfc6749.utils import scope_to_list
 from . import audit, cimd, claims, client_auth, codes, grants, hashers, introspection, keys, tokens
 from .conf import settings
 from .flows import tokens as token_flows
-from .models import AccessToken, GrantType, IDToken, RefreshToken, plausible_client_id
+from .models import AccessToken, Client, GrantType, IDToken, RefreshToken, plausible_client_id
 from .request_state import credentials_of, state_of
 from .scopes import describe_refused_scopes
 from .tokens import token_checksum
@@ -141,6 +141,8 @@ class OAuthServerValidator(OAuth2Validator):
             or (spec is not None and not spec.issues_refresh_token)
         ):
             del token["refresh_token"]
+        if state_of(request).dpop_jkt:
+            token["token_type"] = "DPoP"  # RFC 9449 5: the access token is DPoP-bound
         saved = super().save_bearer_token(token, request, *args, **kwargs)
         audit.token_issued(token, request)
         return saved
@@ -226,6 +228,7 @@ class OAuthServerValidator(OAuth2Validator):
             source_refresh_token=source_refresh_token,
             resource=getattr(request, "resource", []),
             jti=meta.jti if meta is not None else "",
+            dpop_jkt=state.dpop_jkt or "",
             audience=" ".join(meta.audience) if meta is not None else "",
             grant=codes.redeemed_grant(request) if source_refresh_token is None else None,
             act=exchange.act if exchange is not None else None,
@@ -273,6 +276,9 @@ class OAuthServerValidator(OAuth2Validator):
         grant = codes.redeemed_grant(request) if previous_refresh_token is None else None
         if grant is not None:
             extra["grant"] = grant
+        jkt = state_of(request).dpop_jkt
+        if jkt and request.client.client_type == Client.CLIENT_PUBLIC:
+            extra["dpop_jkt"] = jkt  # RFC 9449 5: a public client's refresh token is bound too
         if extra:
             RefreshToken.objects.filter(pk=refresh_token.pk).update(**extra)
             for name, value in extra.items():

@@ -75,7 +75,7 @@ def test_preflight_from_a_registered_origin(client, spa, url):
     assert "POST" in methods
     assert ("GET" in methods) == (url == USERINFO_URL)
     headers = {h.strip().lower() for h in response["Access-Control-Allow-Headers"].split(",")}
-    assert headers == {"authorization", "content-type"}
+    assert headers == {"authorization", "content-type", "dpop"}  # RFC 9449: a browser's DPoP proof
     assert response["Access-Control-Max-Age"] == "3600"
     assert response["Cache-Control"] == "no-store"
 
@@ -220,6 +220,7 @@ def test_userinfo_and_revocation(client, user, spa):
     assert info.status_code == 200
     assert_cors(info, SPA_ORIGIN)
     assert "WWW-Authenticate" in info["Access-Control-Expose-Headers"]
+    assert "DPoP-Nonce" in info["Access-Control-Expose-Headers"]  # RFC 9449 8: a browser reads it
     assert_no_cors(client.get(USERINFO_URL, HTTP_ORIGIN="https://evil.example", **bearer))
     revoked = client.post(
         REVOKE_URL, {"token": tokens["refresh_token"], "client_id": spa.client_id}, HTTP_ORIGIN=SPA_ORIGIN

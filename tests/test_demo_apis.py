@@ -17,7 +17,7 @@ from example_project.demo.models import File
 from oauth_server.resource import jwks
 from oauth_server.revocation import revoke_tokens
 from tests.factories import ClientFactory, DemoFileFactory, MachineClientFactory, UserFactory
-from tests.helpers import exchange_code, get_code, token_request
+from tests.helpers import basic_auth, exchange_code, get_code, token_request
 from tests.resource_urls import token_parts
 
 BASE = "http://testserver"
@@ -212,7 +212,10 @@ def test_no_token_gets_the_bare_bearer_challenge_naming_the_apis_metadata(db):
         response = api("get", url)
         assert response.status_code == 401
         metadata = f"{BASE}/.well-known/oauth-protected-resource{url}"
-        assert response["WWW-Authenticate"] == f'Bearer realm="api", resource_metadata="{metadata}"'
+        assert response["WWW-Authenticate"] == (
+            f'Bearer realm="api", resource_metadata="{metadata}", '
+            f'DPoP realm="api", algs="ES256 RS256 PS256 EdDSA", resource_metadata="{metadata}"'
+        )
         assert response["Content-Type"] == "application/json"  # no browsable API page
         document = api("get", metadata.removeprefix(BASE)).json()
         assert document["resource"] == BASE + url
@@ -348,3 +351,32 @@ def test_the_files_api_shows_who_acts_for_whom(alice, token_for, web_app, django
     }
     # files:read only: the exchanged token cannot write.
     assert post_json(FILES, response.json()["access_token"], {"name": "x", "content": "y"}).status_code == 403
+
+
+def test_the_files_api_accepts_dpop_and_refuses_the_bound_token_as_bearer(alice, web_app):
+    """RFC 9449 7: a DPoP-bound token from the code flow, with a proof per request."""
+    from tests import dpop_proofs as proofs
+
+    DemoFileFactory(owner=alice, name="alice-1.txt")
+    browser = BrowserClient()
+    browser.force_login(alice)
+    code, verifier = get_code(browser, web_app, scope="files:read")
+    response = browser.post(
+        "/oauth/token/",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": web_app.redirect_uri_list[0],
+            "code_verifier": verifier,
+        },
+        HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.raw_secret),
+        HTTP_DPOP=proofs.proof("POST", f"{BASE}/oauth/token/"),
+    )
+    assert response.status_code == 200, response.content
+    token = response.json()["access_token"]
+    url = f"{BASE}/api/files/"
+    proof = proofs.proof("GET", url, access_token=token)
+    answer = BrowserClient().get("/api/files/", HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=proof)
+    assert answer.status_code == 200, answer.content
+    assert names(answer) == ["alice-1.txt"]
+    assert_bearer_error(api("get", "/api/files/", token), 401, "invalid_token")

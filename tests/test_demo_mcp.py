@@ -21,7 +21,12 @@ MCP = site.mcp_url(BASE)
 FILES = site.files_api_url(BASE)
 METADATA = "http://testserver/.well-known/oauth-protected-resource/mcp/"
 # MCP: a 401 names the scope to ask for (RFC 6750 3's scope attribute) and the metadata (RFC 9728 5.1).
-CHALLENGE = f'Bearer realm="api", scope="mcp:tools", resource_metadata="{METADATA}"'
+BEARER_CHALLENGE = f'Bearer realm="api", scope="mcp:tools", resource_metadata="{METADATA}"'
+# RFC 9449 7.1: the kit offers DPoP alongside Bearer (an MCP client reads resource_metadata from either).
+CHALLENGE = (
+    f'{BEARER_CHALLENGE}, DPoP realm="api", scope="mcp:tools", algs="ES256 RS256 PS256 EdDSA", '
+    f'resource_metadata="{METADATA}"'
+)
 # What the SDK's client sends: both media types accepted, JSON-RPC in the body.
 MCP_HEADERS = {"HTTP_ACCEPT": "application/json, text/event-stream"}
 

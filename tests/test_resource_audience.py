@@ -305,7 +305,9 @@ def test_with_audience_makes_a_named_subclass_and_validates_now():
 def test_a_missing_token_still_gets_the_bare_challenge():
     response = BrowserClient().get("/reports/drf/")
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert (
+        response["WWW-Authenticate"] == 'Bearer realm="api", DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
+    )
 
 
 # --- revocation.remember: a site that issues the tokens tells its APIs' cache ------------------------------

@@ -25,7 +25,8 @@ from tests.factories import MachineClientFactory
 from tests.resource_urls import API, RS_SETTINGS, JWKSServer, client_credentials_token
 
 pytestmark = pytest.mark.urls("tests.resource_urls")
-BARE_CHALLENGE = 'Bearer realm="api"'
+# Both schemes the kit accepts (RFC 9449 7.1: DPoP alongside Bearer).
+BARE_CHALLENGE = 'Bearer realm="api", DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
 FORM = "application/x-www-form-urlencoded"
 
 

@@ -195,7 +195,10 @@ def test_misconfiguration_is_loud(settings, resources):
 def test_no_token_401_names_the_views_metadata(db, url, expected):
     response = get(url)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == f'Bearer realm="api", resource_metadata="{expected}"'
+    assert response["WWW-Authenticate"] == (
+        f'Bearer realm="api", resource_metadata="{expected}", '
+        f'DPoP realm="api", algs="ES256 RS256 PS256 EdDSA", resource_metadata="{expected}"'
+    )
 
 
 @pytest.mark.parametrize(
@@ -243,7 +246,10 @@ def test_malformed_request_400_names_the_metadata_too(db):
 
 def test_a_view_whose_resource_has_no_metadata_sends_none(settings, db):
     settings.OAUTH_RESOURCE_SERVER = {**RS_SETTINGS, "PROTECTED_RESOURCES": {REPORTS_API: {}}}
-    assert get("/rs/plain/files/")["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert (
+        get("/rs/plain/files/")["WWW-Authenticate"]
+        == 'Bearer realm="api", DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
+    )
     assert get("/rs/drf/reports/")["WWW-Authenticate"].endswith(f'resource_metadata="{REPORTS_METADATA}"')
 
 
@@ -264,5 +270,12 @@ def test_a_missing_token_error_with_scopes_names_them():
     exc = metadata.attach(MissingToken(scopes=["mcp:tools"]), REPORTS_API)
     expected = f'Bearer realm="api", scope="mcp:tools", resource_metadata="{REPORTS_METADATA}"'
     assert exc.www_authenticate() == expected
-    assert protector.challenge(exc) == expected
-    assert protector.challenge(MissingToken()) == 'Bearer realm="api"'
+    dpop = (
+        f'DPoP realm="api", scope="mcp:tools", algs="ES256 RS256 PS256 EdDSA", '
+        f'resource_metadata="{REPORTS_METADATA}"'
+    )
+    assert protector.challenge(exc) == f"{expected}, {dpop}"
+    assert (
+        protector.challenge(MissingToken())
+        == 'Bearer realm="api", DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
+    )

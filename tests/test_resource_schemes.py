@@ -55,7 +55,7 @@ def test_unregistered_schemes_are_no_token(both):
     assert both.authenticate(rf.get("/", HTTP_AUTHORIZATION="DPoP abc"), optional=True) is None
     with pytest.raises(MissingToken):
         both.authenticate(rf.get("/", HTTP_AUTHORIZATION="DPoP abc"))
-    assert both.challenge() == 'Bearer realm="r"'
+    assert both.challenge() == 'Bearer realm="r", Proof realm="r", algs="ES256"'  # every scheme's
 
 
 def test_a_scheme_name_is_registered_once():
@@ -74,12 +74,12 @@ def test_the_kit_challenge(settings):
         'Bearer realm="api", error="invalid_request", '
         "error_description=\"The Authorization header is malformed: expected 'Bearer <token>'.\""
     )
-    assert protector.challenge() == 'Bearer realm="api"'
+    assert protector.challenge() == 'Bearer realm="api", DPoP realm="api", algs="ES256 RS256 PS256 EdDSA"'
 
 
 def test_the_userinfo_challenges(client, db):
     response = client.get("/oauth/userinfo/")
-    assert response["WWW-Authenticate"] == "Bearer"
+    assert response["WWW-Authenticate"] == 'Bearer, DPoP algs="ES256 RS256 PS256 EdDSA"'
     assert response.content == b'{"error_description": "This endpoint requires an access token."}'
     token = AccessTokenFactory(application=ClientFactory(scopes=["files:read"]), scope="files:read")
     response = client.get("/oauth/userinfo/", HTTP_AUTHORIZATION=f"Bearer {token.raw_token}")

@@ -133,14 +133,16 @@ def test_userinfo_hook_adds_claims(logged_in, user, oidc_client):
 def test_missing_token_is_401_with_a_bare_bearer_challenge(client, db):
     response = client.get(USERINFO_URL)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Bearer"  # RFC 6750 3.1: no error code
+    # RFC 6750 3.1: no error code; RFC 9449 7.1: the DPoP scheme is offered too
+    assert response["WWW-Authenticate"] == 'Bearer, DPoP algs="ES256 RS256 PS256 EdDSA"'
     assert "error" not in response.json()
     assert response.json()["error_description"]
 
 
 def test_other_authorization_schemes_count_as_no_token(client, db):
     response = client.get(USERINFO_URL, HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz")
-    assert response.status_code == 401 and response["WWW-Authenticate"] == "Bearer"
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer, DPoP algs="ES256 RS256 PS256 EdDSA"'
 
 
 def test_token_in_the_query_string_is_refused(logged_in, oidc_client):

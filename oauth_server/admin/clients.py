@@ -138,6 +138,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "post_logout_redirect_uris",
                     "allowed_origins",
                     "require_pushed_authorization_requests",
+                    "require_dpop",
                 ]
             },
         ),

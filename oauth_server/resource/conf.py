@@ -73,6 +73,25 @@ DEFAULTS: dict[str, Any] = {
     "AUTHORIZATION_SERVERS": None,
     # max-age of the metadata documents (Cache-Control: public).
     "RESOURCE_METADATA_MAX_AGE": 3600,
+    # --- DPoP (RFC 9449, docs/dpop.md) ---------------------------------------------------------
+    # Accept "Authorization: DPoP <token>" with a DPoP proof (DPoP-bound tokens are refused as Bearer).
+    "DPOP": True,
+    # True: only DPoP is accepted; a bearer token (bound or not) is refused.
+    "DPOP_REQUIRED": False,
+    # Algorithms a proof may use (asymmetric only), advertised in the challenge's algs.
+    "DPOP_ALGORITHMS": ["ES256", "RS256", "PS256", "EdDSA"],
+    # Seconds a proof's iat may lie in the past (LEEWAY is added either way).
+    "DPOP_PROOF_MAX_AGE": 60,
+    # True: proofs must carry this API's nonce (use_dpop_nonce + DPoP-Nonce header).
+    "DPOP_NONCES": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    # The nonce HMAC key; None: derived from SECRET_KEY. Set the same value on every API process.
+    "DPOP_NONCE_SECRET": None,
+    # The public origin of this API ("https://api.example.com") that proofs' htu name; None: the
+    # request's own (behind a proxy: USE_X_FORWARDED_HOST / SECURE_PROXY_SSL_HEADER must be right).
+    "DPOP_ORIGIN": None,
+    # The cache alias remembering proofs' jti (shared by every API process in production: Redis).
+    "DPOP_REPLAY_CACHE": "default",
 }
 
 JWKS_SOURCES = ("url", "local")

@@ -41,7 +41,7 @@ class BearerAPIException(exceptions.APIException):
     def __init__(self, error: BearerError):
         super().__init__(detail=error.body(), code=error.error_code)
         self.status_code = error.status_code
-        self.auth_header = error.www_authenticate()
+        self.auth_header = protector.challenge(error)  # a missing token: every scheme's challenge
         if isinstance(error, ServiceUnavailable):
             self.wait = error.retry_after
         self.error = error

@@ -9,6 +9,8 @@ exception              status  WWW-Authenticate
 ``MissingToken``       401     ``Bearer realm="api"`` (no error: RFC 6750 3.1)
 ``InvalidRequest``     400     ``Bearer realm="api", error="invalid_request", error_description="..."``
 ``InvalidToken``       401     ``Bearer realm="api", error="invalid_token", error_description="..."``
+``InvalidDPoPProof``   401     ``DPoP realm="api", error="invalid_dpop_proof", ..., algs="ES256 ..."``
+``UseDPoPNonce``       401     ``DPoP ... error="use_dpop_nonce" ...`` and a ``DPoP-Nonce`` header
 ``InsufficientScope``  403     ``Bearer realm="api", error="insufficient_scope", ..., scope="files:read"``
 ``ServiceUnavailable`` 503     none (the token could not be checked; ``Retry-After`` instead)
 =====================  ======  =========================================================================
@@ -191,6 +193,29 @@ class InsufficientScope(BearerError):
     status_code = 403
     error = "insufficient_scope"
     default_description = _("The access token does not grant the scope this request needs.")
+
+
+class InvalidDPoPProof(BearerError):
+    """RFC 9449 7.1: the DPoP proof is missing, malformed, replayed or does not match the request."""
+
+    status_code = 401
+    error = "invalid_dpop_proof"
+    default_description = _("The DPoP proof is invalid.")
+
+
+class UseDPoPNonce(BearerError):
+    """RFC 9449 9: the proof must carry the resource's current nonce, sent in ``DPoP-Nonce``."""
+
+    status_code = 401
+    error = "use_dpop_nonce"
+    default_description = _("A fresh DPoP nonce is required: use the one in the DPoP-Nonce header.")
+
+    def __init__(self, description: str | None = None, *, nonce: str = "", **kwargs):
+        super().__init__(description, **kwargs)
+        self.nonce = nonce
+
+    def headers(self, fmt: ErrorFormat = DEFAULT_FORMAT) -> dict[str, str]:
+        return {**super().headers(fmt), "DPoP-Nonce": self.nonce}
 
 
 class ServiceUnavailable(BearerError):

@@ -163,7 +163,7 @@ def _validate_opaque(token: str, audience: Any) -> AccessTokenClaims:
     if answer is None:
         raise InvalidToken(_("The access token is not active."))
     token_type = answer.get("token_type")
-    if token_type is not None and str(token_type).lower() != "bearer":
+    if token_type is not None and str(token_type).lower() not in ("bearer", "dpop"):
         raise InvalidToken(_("This is not an access token."))
     if answer.get("token_use", "access_token") != "access_token":
         raise InvalidToken(_("This is not an access token."))

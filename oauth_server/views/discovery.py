@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, client_auth, grants, keys, registration
+from .. import claims, client_auth, dpop, grants, keys, registration
 from ..conf import settings
 from ..models import Scope, SigningKey
 
@@ -50,6 +50,7 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "end_session_endpoint": endpoint_url(request, "rp-initiated-logout"),
         "pushed_authorization_request_endpoint": endpoint_url(request, "pushed-authorization-request"),
         "require_pushed_authorization_requests": settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS,
+        "dpop_signing_alg_values_supported": dpop.algorithms(),
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "response_types_supported": grants.registry.response_types(),
         "response_modes_supported": ["query"],

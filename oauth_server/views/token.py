@@ -28,6 +28,8 @@ from django.utils.translation import gettext as _
 from oauth2_provider import views as dot_views
 from oauth2_provider.signals import app_authorized
 
+from .. import dpop
+from ..conf import settings
 from ..models import AccessToken
 from ..request_state import state_of
 
@@ -41,6 +43,7 @@ class TokenView(dot_views.TokenView):
         """DOT's, sending ``app_authorized`` with the AccessToken row the validator just saved:
         DOT re-parses its own JSON body and reads that row back by checksum, one SELECT per token."""
         state = state_of(request)  # before DOT copies META into the oauthlib request (request_state.py)
+        state.url = request.build_absolute_uri(request.path)
         url, headers, body, status = self.create_token_response(request)
         token = state.access_token
         if status == 200 and token is not None:
@@ -78,4 +81,6 @@ class TokenView(dot_views.TokenView):
         response["Pragma"] = "no-cache"
         if response.status_code == 401:
             response["WWW-Authenticate"] = CLIENT_AUTH_CHALLENGE
+        if settings.DPOP_NONCES:  # RFC 9449 8: the nonce the next proof must carry
+            response["DPoP-Nonce"] = dpop.current_nonce()
         return response

@@ -30,10 +30,13 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
 from oauthlib.common import Request as OAuthlibRequest
 
+from .. import dpop
 from ..claims import loaded_subject, subject_for
+from ..conf import settings
 from ..models import AccessToken
+from ..resource import dpop as core_dpop
 from ..resource.errors import BearerError, ErrorFormat, InsufficientScope, InvalidToken
-from ..resource.schemes import ResourceProtector, TokenScheme
+from ..resource.schemes import BOUND_AS_BEARER, DPoPScheme, ResourceProtector, TokenScheme
 from ..resource.transport import TokenTransport
 from ..tokens import token_checksum
 from .introspection import no_store
@@ -76,15 +79,48 @@ def load_access_token(value: str) -> AccessToken:
 
 
 class UserInfoBearer(TokenScheme):
-    """Bearer tokens checked against the provider's table (any format: JWT or opaque)."""
+    """Bearer tokens checked against the provider's table (any format: JWT or opaque); a DPoP-bound
+    token is refused as Bearer (RFC 9449 7.2)."""
 
     name = "Bearer"
 
     def validate(self, request: Any, token: str, **options: Any) -> AccessToken:
-        return load_access_token(token)
+        row = load_access_token(token)
+        if row.dpop_jkt:
+            raise InvalidToken(BOUND_AS_BEARER)
+        return row
 
 
-PROTECTOR = ResourceProtector([UserInfoBearer()], transport=TRANSPORT, fmt=FORMAT)
+class UserInfoDPoP(DPoPScheme):
+    """DPoP-bound tokens (RFC 9449 7) checked against the provider's table, with the provider's
+    DPoP settings (algorithms, nonces) and its shared replay cache."""
+
+    def enabled(self) -> bool:
+        return True
+
+    def algorithms(self) -> list[str]:
+        return dpop.algorithms()
+
+    def load(self, request: Any, token: str, **options: Any) -> tuple[AccessToken, str | None]:
+        row = load_access_token(token)
+        return row, row.dpop_jkt or None
+
+    def urls(self, request: Any) -> list[str]:
+        return dpop.public_urls(request.build_absolute_uri(request.path))
+
+    def nonces_required(self) -> bool:
+        return bool(settings.DPOP_NONCES)
+
+    def current_nonce(self) -> str:
+        return dpop.current_nonce()
+
+    def check_proof(self, proof: str, *, method: str, urls: list[str], access_token: str) -> core_dpop.Proof:
+        return dpop.check(
+            proof, method=method, urls=urls, namespace="dpop:userinfo", access_token=access_token
+        )
+
+
+PROTECTOR = ResourceProtector([UserInfoBearer(), UserInfoDPoP()], transport=TRANSPORT, fmt=FORMAT)
 
 
 @method_decorator(csrf_exempt, name="dispatch")

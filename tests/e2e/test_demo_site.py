@@ -145,8 +145,9 @@ def test_home_page_explains_the_roles_and_links_everything(demo_site):
             metadata = url.replace(
                 demo_site.base_url, demo_site.base_url + "/.well-known/oauth-protected-resource"
             )
-            assert (
-                response.headers["WWW-Authenticate"] == f'Bearer realm="api", resource_metadata="{metadata}"'
+            assert response.headers["WWW-Authenticate"] == (
+                f'Bearer realm="api", resource_metadata="{metadata}", '
+                f'DPoP realm="api", algs="ES256 RS256 PS256 EdDSA", resource_metadata="{metadata}"'
             )
         elif url == apis["management_api_schema"]:
             assert response.status_code in (401, 403), link  # staff or an admin-scope token only
@@ -165,7 +166,8 @@ def test_the_mcp_server_challenges_and_publishes_its_metadata_under_runserver(de
     response = http().post(mcp, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == (
-        f'Bearer realm="api", scope="mcp:tools", resource_metadata="{metadata}"'
+        f'Bearer realm="api", scope="mcp:tools", resource_metadata="{metadata}", '
+        f'DPoP realm="api", scope="mcp:tools", algs="ES256 RS256 PS256 EdDSA", resource_metadata="{metadata}"'
     )
     document = http().get(metadata)
     assert document.status_code == 200

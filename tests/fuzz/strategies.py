@@ -182,6 +182,9 @@ def authorization_headers(world: World) -> st.SearchStrategy[str]:
                 f"Bearer {world.access_token} {world.access_token}",
                 f"Bearer {world.admin_token}",
                 f"Bearer {world.id_token}",
+                f"DPoP {world.access_token}",
+                "DPoP",
+                "DPoP a b",
                 "Bearer \x00",
                 "Bearer ====",
                 "Digest username=x",
@@ -192,7 +195,7 @@ def authorization_headers(world: World) -> st.SearchStrategy[str]:
             ]
         ),
         text.map(latin1),
-        st.tuples(st.sampled_from(["Basic ", "Bearer "]), text).map(lambda t: latin1("".join(t))),
+        st.tuples(st.sampled_from(["Basic ", "Bearer ", "DPoP "]), text).map(lambda t: latin1("".join(t))),
     )
 
 
@@ -217,6 +220,7 @@ def headers(draw, world: World, authorization: bool = True) -> dict[str, str]:
                     "HTTP_X_JUNK",
                     "HTTP_COOKIE",
                     "HTTP_USER_AGENT",
+                    "HTTP_DPOP",
                 ]
             ),
             unique=True,

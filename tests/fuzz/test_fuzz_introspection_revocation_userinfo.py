@@ -128,6 +128,9 @@ def test_introspection_endpoint(world, data):
 
 
 # --- userinfo ---------------------------------------------------------------------------------------
+BARE_CHALLENGE = 'Bearer, DPoP algs="ES256 RS256 PS256 EdDSA"'
+
+
 @FUZZ
 @given(data=st.data())
 def test_userinfo_endpoint(world, data):
@@ -152,7 +155,8 @@ def test_userinfo_endpoint(world, data):
         return
     assert_allowed_status(response, {400, 401, 403, 405, 413, 415, 429})
     # RFC 6750 3.1: a request without any token gets a bare challenge (no error code).
-    bare = response.status_code == 401 and response.get("WWW-Authenticate") == "Bearer"
+    # RFC 9449 7.1: DPoP is offered alongside Bearer.
+    bare = response.status_code == 401 and response.get("WWW-Authenticate") == BARE_CHALLENGE
     if bare:
         assert response["Content-Type"].startswith("application/json")
         if sent.method != "HEAD":
@@ -160,4 +164,5 @@ def test_userinfo_endpoint(world, data):
     else:
         assert_json_error(sent, response)
     if response.status_code in (401, 403):
-        assert response["WWW-Authenticate"].startswith("Bearer"), response.get("WWW-Authenticate")
+        challenge = response["WWW-Authenticate"]
+        assert challenge.startswith(("Bearer", "DPoP ")), challenge

@@ -14,8 +14,9 @@ from oauth_server.grants.token_exchange import ID_TOKEN_TYPE as ID
 from oauth_server.grants.token_exchange import NAME as EXCHANGE
 from oauth_server.grants.token_exchange import REFRESH_TOKEN_TYPE as REFRESH
 from oauth_server.models import AccessToken, IDToken
+from tests import dpop_proofs as proofs
 from tests.fuzz.harness import FUZZ, NUL_CLIENT, Sent, check_token, describe, diff, observe, snapshot
-from tests.fuzz.strategies import bodies, headers, latin1, methods, parameters
+from tests.fuzz.strategies import bodies, control, headers, huge, latin1, methods, parameters, text
 from tests.fuzz.world import CALLBACK, SPA_CALLBACK, World
 from tests.helpers import basic_auth, exchange_code
 
@@ -46,15 +47,48 @@ def token_parameters(world: World) -> dict[str, list[str]]:
     }
 
 
+TOKEN_HTU = "http://testserver/oauth/token/"
+
+
+@st.composite
+def dpop_headers(draw) -> str:
+    """A DPoP header (RFC 9449): a valid proof, one with a wrong claim or header, a tampered or
+    doubled one, or junk."""
+    kind = draw(st.sampled_from(["valid", "claim", "header", "tampered", "two", "junk"]))
+    if kind == "junk":
+        return latin1(draw(st.one_of(text, control, huge, st.just(""), st.just("a.b.c"))))
+    claims: dict = {}
+    header: dict = {}
+    if kind == "claim":
+        name = draw(st.sampled_from(["htm", "htu", "iat", "jti", "nonce", "ath"]))
+        claims[name] = draw(st.one_of(st.none(), st.integers(), st.text(max_size=20), st.just(TOKEN_HTU)))
+    elif kind == "header":
+        name = draw(st.sampled_from(["typ", "alg", "jwk", "crit", "kid"]))
+        header[name] = draw(st.one_of(st.none(), st.text(max_size=10), st.just({}), st.just(["x"])))
+    try:
+        proof = proofs.proof(draw(st.sampled_from(["POST", "GET"])), TOKEN_HTU, header=header, **claims)
+    except Exception:  # noqa: BLE001 - jwcrypto refuses to sign some headers: send junk instead
+        return "x.y.z"
+    if kind == "tampered":
+        position = draw(st.integers(0, len(proof) - 1))
+        proof = proof[:position] + draw(st.sampled_from("A_-.=")) + proof[position + 1 :]
+    elif kind == "two":
+        proof = f"{proof}, {proof}"
+    return proof
+
+
 @FUZZ
 @given(data=st.data())
 def test_token_endpoint(world, data):
+    meta = data.draw(headers(world))
+    if data.draw(st.booleans()):
+        meta["HTTP_DPOP"] = data.draw(dpop_headers())
     sent = Sent(
         method=data.draw(methods("POST")),
         path="/oauth/token/",
         query=data.draw(st.one_of(st.just([]), parameters({"client_secret": world.secrets()}))),
         body=data.draw(parameters(token_parameters(world)).flatmap(bodies)),
-        meta=data.draw(headers(world)),
+        meta=meta,
     )
     response, changed = observe(world, sent)
     check_token(sent, response, changed)

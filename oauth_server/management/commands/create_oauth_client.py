@@ -48,6 +48,7 @@ OPTION_FOR_FIELD = {
     "token_endpoint_auth_method": "--auth-method",
     "jwks": "--jwks-file",
     "require_pushed_authorization_requests": "--require-par",
+    "require_dpop": "--dpop",
     "jwks_uri": "--jwks-uri",
 }
 
@@ -125,6 +126,11 @@ class Command(BaseCommand):
             "--require-par",
             action="store_true",
             help="The client must push its authorization requests (RFC 9126, PAR).",
+        )
+        parser.add_argument(
+            "--dpop",
+            action="store_true",
+            help="The client must send DPoP proofs (RFC 9449): its tokens are bound to its key.",
         )
         parser.add_argument(
             "--jwks-file",
@@ -263,6 +269,7 @@ class Command(BaseCommand):
             "jwks": jwks,
             "jwks_uri": options["jwks_uri"] or "",
             "require_pushed_authorization_requests": options["require_par"],
+            "require_dpop": options["dpop"],
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -382,5 +389,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "jwks_uri": client.jwks_uri or None,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "require_dpop": client.require_dpop,
         "owner": client.user.get_username() if client.user_id else None,
     }

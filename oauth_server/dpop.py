@@ -1,0 +1,129 @@
+"""DPoP at the token endpoint (RFC 9449 5): a valid proof binds the issued tokens to the client's key.
+
+``validate_token_request`` is a token-request validator (every grant, after client authentication
+and the grant's own checks): it validates the ``DPoP`` header with the kit's ``validate_proof``
+(``resource/dpop.py``, shared with resource servers), records the key thumbprint in the request's
+state (``dpop_jkt``), and refuses a request without a proof when the client or the site requires
+DPoP, and a refresh whose refresh token is bound to another key (or presented without a proof).
+
+What reads ``dpop_jkt``: ``tokens.access_token_claims`` (``cnf.jkt``), the validator (the
+AccessToken row's ``dpop_jkt``, the public client's RefreshToken, ``token_type: DPoP``) and the
+audit trail.
+
+Server nonces (``DPOP_NONCES``): stateless, an HMAC of a time window keyed by a secret derived
+from ``SECRET_KEY``; the current and the previous window are accepted, so a nonce lives between one
+and two ``DPOP_NONCE_LIFETIME``. TokenView sends ``DPoP-Nonce`` on every answer while they are on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.utils.crypto import salted_hmac
+from oauthlib.oauth2.rfc6749 import errors
+
+from . import replay
+from .conf import settings
+from .request_state import state_of
+from .resource import dpop as core
+
+
+class InvalidDPoPProofError(errors.OAuth2Error):
+    """RFC 9449 12.2: the proof is missing where required, or invalid."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+
+class UseDPoPNonceError(errors.OAuth2Error):
+    """RFC 9449 8: the proof lacks the server's current nonce (TokenView adds ``DPoP-Nonce``)."""
+
+    error = "use_dpop_nonce"
+    status_code = 400
+
+
+def nonce_secret() -> bytes:
+    """A key for DPoP nonces only, derived from SECRET_KEY (rotating SECRET_KEY rotates it)."""
+    return salted_hmac("oauth_server.dpop.nonce", "key", algorithm="sha256").digest()
+
+
+def current_nonce() -> str:
+    return core.make_nonce(nonce_secret(), settings.DPOP_NONCE_LIFETIME)
+
+
+def nonce_check(value: Any) -> bool:
+    return core.nonce_is_fresh(value, nonce_secret(), settings.DPOP_NONCE_LIFETIME)
+
+
+def algorithms() -> list[str]:
+    """The advertised and accepted proof algorithms (asymmetric ones only, whatever the setting says)."""
+    return [alg for alg in settings.DPOP_SIGNING_ALGORITHMS if alg in core.SUPPORTED_ALGORITHMS]
+
+
+def expected_urls(request: Any) -> list[str]:
+    """The URLs a proof's ``htu`` may name: the endpoint's absolute URL as Django built it (TokenView;
+    behind a proxy, right only with USE_X_FORWARDED_HOST / SECURE_PROXY_SSL_HEADER), and with a
+    fixed issuer (``OIDC_ISS_ENDPOINT``) the same path under the issuer's origin (docs/dpop.md)."""
+    return public_urls(state_of(request).url or "")
+
+
+def public_urls(absolute_url: str) -> list[str]:
+    """``absolute_url`` and, with a fixed issuer (``OIDC_ISS_ENDPOINT``), its path under the issuer's
+    origin, which no Host header can change (the token endpoint and UserInfo)."""
+    from oauth2_provider.settings import oauth2_settings
+
+    urls = [absolute_url] if absolute_url else []
+    issuer = oauth2_settings.OIDC_ISS_ENDPOINT
+    if issuer and absolute_url:
+        base = urlsplit(issuer)
+        urls.append(urlunsplit((base.scheme, base.netloc, urlsplit(absolute_url).path, "", "")))
+    return urls
+
+
+def check(proof: str, *, method: str, urls: list[str], namespace: str, access_token: str | None = None):
+    """``validate_proof`` with the provider's settings and shared replay cache."""
+    return core.validate_proof(
+        proof,
+        method=method,
+        url=urls,
+        algorithms=algorithms(),
+        max_age=settings.DPOP_PROOF_MAX_AGE,
+        skew=settings.CLOCK_SKEW_SECONDS,
+        replay=lambda jti, expires_at: replay.first_use(namespace, jti, expires_at),
+        access_token=access_token,
+        nonce=nonce_check if settings.DPOP_NONCES else None,
+    )
+
+
+def required_for(client: Any) -> bool:
+    return bool(settings.REQUIRE_DPOP or getattr(client, "require_dpop", False))
+
+
+def validate_token_request(request: Any) -> None:
+    """Token-request validator (every grant): see the module docstring."""
+    state = state_of(request)
+    try:
+        proof = core.proof_header(request)
+    except core.DPoPError as exc:
+        raise InvalidDPoPProofError(description=exc.description, request=request) from None
+    refreshed = state.refreshed if request.grant_type == "refresh_token" else None
+    bound = getattr(refreshed, "dpop_jkt", "") or ""
+    if proof is None:
+        if bound:
+            raise errors.InvalidGrantError(
+                description="This refresh token is bound to a DPoP key: send a DPoP proof.", request=request
+            )
+        if required_for(request.client):
+            raise InvalidDPoPProofError(description="This client must send a DPoP proof.", request=request)
+        return
+    try:
+        found = check(proof, method=request.http_method, urls=expected_urls(request), namespace="dpop:token")
+    except core.DPoPError as exc:
+        cls = UseDPoPNonceError if exc.error == "use_dpop_nonce" else InvalidDPoPProofError
+        raise cls(description=exc.description, request=request) from None
+    if bound and found.jkt != bound:
+        raise errors.InvalidGrantError(
+            description="The DPoP proof's key is not the key this refresh token is bound to.", request=request
+        )
+    state.dpop_jkt = found.jkt
