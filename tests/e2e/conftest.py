@@ -182,11 +182,11 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     data = seed_demo(cwd, env, base_url)
     with runservers(cwd, env, [port]) as (log_path,):
         site = DemoSite(base_url=base_url, data=data, env=env, cwd=cwd, log_path=log_path)
-        _running["site"] = site
+        _running["demo_site"] = site
         try:
             yield site
         finally:
-            _running.pop("site", None)
+            _running.pop("demo_site", None)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -258,9 +258,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     """A failing test that used the demo site gets the server's log in its report."""
     outcome = yield
     report = outcome.get_result()
-    site = _running.get("site")
-    if report.failed and site is not None and "demo_site" in getattr(item, "fixturenames", ()):
-        report.sections.append(("demo server log (last lines)", site.log_tail()))
+    if report.failed:
+        for name, site in list(_running.items()):
+            if name in getattr(item, "fixturenames", ()):
+                report.sections.append((f"{name} server log (last lines)", site.log_tail()))
 
 
 # --- headless Chromium (tests/e2e/chromium.py), shared by the browser tests -------------------------
