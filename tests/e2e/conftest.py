@@ -198,6 +198,18 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+def copy_database(site: DemoSite, cwd: Path) -> None:
+    """A copy of ``site``'s migrated and seeded SQLite database in ``cwd`` (``demo.sqlite3``), for a
+    second server: far quicker than migrating and seeding again."""
+    import sqlite3
+
+    source = sqlite3.connect(site.cwd / "demo.sqlite3")
+    target = sqlite3.connect(cwd / "demo.sqlite3")
+    source.backup(target)
+    source.close()
+    target.close()
+
+
 @pytest.fixture(scope="session")
 def production_site(demo_site: DemoSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     """The demo as docs/deployment.md serves it: DEBUG off, collectstatic, gunicorn, WhiteNoise.
@@ -206,14 +218,8 @@ def production_site(demo_site: DemoSite, tmp_path_factory: pytest.TempPathFactor
     set-up time); the seeded redirect URIs stay on ``demo_site``'s address, which is fine for
     reaching the sign-in and consent pages.
     """
-    import sqlite3
-
     cwd = tmp_path_factory.mktemp("production-site")
-    source = sqlite3.connect(demo_site.cwd / "demo.sqlite3")
-    target = sqlite3.connect(cwd / "demo.sqlite3")
-    source.backup(target)
-    source.close()
-    target.close()
+    copy_database(demo_site, cwd)
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {

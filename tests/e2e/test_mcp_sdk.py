@@ -19,6 +19,7 @@ One demo server process (migrated and seeded for this module) serves every test 
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import threading
 import time
@@ -33,7 +34,7 @@ import pytest
 
 from tests.cimd_server import DocumentServer
 from tests.e2e.chromium import wait_for
-from tests.e2e.conftest import DemoSite, _free_port, _running, demo_env, runservers, seed_demo
+from tests.e2e.conftest import DemoSite, _free_port, _running, copy_database, demo_env, runservers
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.once]
 
@@ -50,10 +51,14 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentServ
 
 
 @pytest.fixture(scope="module")
-def mcp_site(tmp_path_factory: pytest.TempPathFactory, documents: DocumentServer) -> Iterator[DemoSite]:
-    """The demo, as ``demo_site`` starts it, that may also fetch metadata documents from
-    ``documents`` (loopback, self-signed): the two development-only switches of issue 12."""
+def mcp_site(
+    tmp_path_factory: pytest.TempPathFactory, demo_site: DemoSite, documents: DocumentServer
+) -> Iterator[DemoSite]:
+    """The demo, on a copy of ``demo_site``'s seeded database (no second migrate and seed), that may
+    also fetch metadata documents from ``documents`` (loopback, self-signed certificate): the two
+    development-only switches of issue 12. Its own address, issuer and MCP audience."""
     cwd = tmp_path_factory.mktemp("mcp-demo-site")
+    copy_database(demo_site, cwd)
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
@@ -61,8 +66,9 @@ def mcp_site(tmp_path_factory: pytest.TempPathFactory, documents: DocumentServer
         "DEMO_CIMD_ALLOW_LOOPBACK": "1",
         "DEMO_CIMD_CA_FILE": str(documents.cert),
     }
-    data = seed_demo(cwd, env, base_url)
     with runservers(cwd, env, [port]) as (log_path,):
+        # seed_demo's accounts, and its endpoints at this server's address.
+        data = json.loads(json.dumps(demo_site.data).replace(demo_site.base_url, base_url))
         site = DemoSite(base_url=base_url, data=data, env=env, cwd=cwd, log_path=log_path)
         _running["mcp_site"] = site
         try:
@@ -191,7 +197,14 @@ class Person:
         return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
 
 
-def make_provider(site: DemoSite, person: Person, *, name: str, client_metadata_url: str | None = None):
+def make_provider(
+    site: DemoSite,
+    person: Person,
+    *,
+    name: str,
+    client_metadata_url: str | None = None,
+    auth_method: str = "none",
+):
     from mcp.client.auth import OAuthClientProvider
     from mcp.shared.auth import OAuthClientMetadata
 
@@ -200,7 +213,7 @@ def make_provider(site: DemoSite, person: Person, *, name: str, client_metadata_
         redirect_uris=[person.callback.url],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
-        token_endpoint_auth_method="none",
+        token_endpoint_auth_method=auth_method,
     )
     return OAuthClientProvider(
         server_url=site.base_url + "/mcp/",
@@ -264,6 +277,7 @@ def test_by_dynamic_registration_then_refused_after_revocation(mcp_site, browser
     provider = make_provider(mcp_site, person, name="SDK agent by DCR")
     exchanges: list[Exchange] = []
 
+    assert mcp_site.issuer == mcp_site.base_url + "/oauth"
     assert call_whoami(mcp_site, provider, exchanges) == USERNAME
 
     # What the SDK did, in order: the 401, RFC 9728, path-aware RFC 8414, RFC 7591, token, retry.
@@ -311,6 +325,18 @@ def test_by_dynamic_registration_then_refused_after_revocation(mcp_site, browser
     assert refresh.status_code == 400, refresh.text
     assert refresh.json()["error"] == "invalid_grant"
     assert len(person.opened) == 2  # the SDK could only ask the person again
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_by_dynamic_registration_as_a_confidential_client(mcp_site, browser, callback, method):
+    """The SDK asking for a secret at registration: the demo issues one, and the SDK's token request
+    authenticates with it the way it registered."""
+    person = Person(browser, mcp_site, callback)
+    provider = make_provider(mcp_site, person, name=f"SDK agent with {method}", auth_method=method)
+    assert call_whoami(mcp_site, provider) == USERNAME
+    info = provider.context.client_info
+    assert info.token_endpoint_auth_method == method
+    assert info.client_secret
 
 
 def test_sdk_refresh_after_revocation_is_refused(mcp_site, browser, callback):
@@ -397,9 +423,7 @@ def _refresh(site: DemoSite, provider):
     with contextlib.closing(requests.Session()) as http:
         http.trust_env = False
         return http.post(
-            site.endpoints["token_endpoint"]
-            if "token_endpoint" in site.endpoints
-            else site.issuer + "/token/",
+            site.base_url + "/oauth/token/",
             data={
                 "grant_type": "refresh_token",
                 "refresh_token": provider.context.current_tokens.refresh_token
