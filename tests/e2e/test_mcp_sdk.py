@@ -236,6 +236,11 @@ class Exchange:
 def call_whoami(site: DemoSite, provider, exchanges: list[Exchange] | None = None) -> str:
     """A fresh MCP session through ``provider``: initialize, call ``whoami``; its text. Every HTTP
     exchange the SDK makes (MCP, discovery, registration, token) is appended to ``exchanges``."""
+    return call_tool(site, provider, "whoami", exchanges).content[0].text
+
+
+def call_tool(site: DemoSite, provider, name: str, exchanges: list[Exchange] | None = None):
+    """A fresh MCP session through ``provider``: initialize, call the tool ``name``; its result."""
     import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
@@ -248,7 +253,7 @@ def call_whoami(site: DemoSite, provider, exchanges: list[Exchange] | None = Non
             Exchange(response.request.method, str(response.request.url), response.status_code, response.text)
         )
 
-    async def session() -> str:
+    async def session():
         with anyio.fail_after(FLOW_TIMEOUT):
             async with (
                 httpx2.AsyncClient(
@@ -258,9 +263,9 @@ def call_whoami(site: DemoSite, provider, exchanges: list[Exchange] | None = Non
                 ClientSession(read, write) as mcp,
             ):
                 await mcp.initialize()
-                result = await mcp.call_tool("whoami", {})
+                result = await mcp.call_tool(name, {})
                 assert not result.is_error, result
-                return result.content[0].text
+                return result
 
     return anyio.run(session)
 
@@ -376,7 +381,7 @@ def test_sdk_refresh_after_revocation_is_refused(mcp_site, browser, callback):
     assert ("POST", "/mcp/", 401) in paths(after), paths(after)
 
 
-def test_by_client_id_metadata_document(mcp_site, documents, browser, callback):
+def test_by_client_id_metadata_document_then_step_up(mcp_site, documents, browser, callback):
     person = Person(browser, mcp_site, callback)
     path = "/mcp-sdk-client.json"
     document = documents.document(path, client_name="SDK agent by CIMD", redirect_uris=[callback.url])
@@ -392,6 +397,21 @@ def test_by_client_id_metadata_document(mcp_site, documents, browser, callback):
     assert documents.hits.get(path, 0) >= 1  # the demo fetched the document
     assert f"client_id={_quote(client_id)}" in person.opened[0]
     assert "127.0.0.1" in person.consent_texts[0]  # where the client comes from
+
+    # list_files needs files:read too: the SDK steps up when refused with insufficient_scope.
+    stepped: list[Exchange] = []
+    files = call_tool(mcp_site, provider, "list_files", stepped)
+    assert "files" in files.structured_content
+    assert ("POST", "/mcp/", 403) in paths(stepped), paths(stepped)
+    assert len(person.opened) == 2
+    first = parse_qs(urlsplit(person.opened[0]).query)["scope"][0].split()
+    second = parse_qs(urlsplit(person.opened[1]).query)["scope"][0].split()
+    assert "files:read" not in first
+    assert set(second) == {*first, "files:read"}  # the union (SEP-2350)
+    # The consent page asked only for what is new, and listed what she allowed before.
+    new, _, before = person.consent_texts[1].partition("You already allowed it to")
+    assert "Read your files" in new
+    assert "Use the demo's MCP tools" in before and "Use the demo's MCP tools" not in new
 
 
 # --- helpers -------------------------------------------------------------------------------------------
