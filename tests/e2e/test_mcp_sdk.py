@@ -13,7 +13,12 @@ running demo, with no pre-registration (issue 12's "Done means"):
   call is refused: the access token gets a 401, the SDK's refresh is refused too (the revocation
   took the refresh token family with it), and the SDK can only ask the person to authorize again.
 
-One demo server process (migrated and seeded for this module) serves every test here.
+* step-up: after the metadata-document flow, ``list_files`` (which needs ``files:read`` too) is
+  refused with 403 ``insufficient_scope``; the SDK asks for the union of scopes, and the consent
+  page lists only what is new.
+
+One demo server process serves every test here, on a copy of ``demo_site``'s seeded database.
+Marked ``once``: the server has its own SQLite database whatever the test run's database is.
 """
 
 from __future__ import annotations
