@@ -45,6 +45,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.once]
 
 USERNAME = "alice"
 FLOW_TIMEOUT = 60  # seconds for one whole SDK flow (discovery, sign-in, consent, token, tool call)
+PAGE_TIMEOUT = 20  # seconds for one page in Chromium (a loaded CI machine)
 
 
 # --- the site, the document server, the callback --------------------------------------------------------
@@ -174,7 +175,11 @@ class Person:
 
         browser = self.browser
         browser.get(url)
-        wait_for(browser, lambda d: d.find_elements(By.ID, "id_password") or d.find_elements(By.ID, "allow"))
+        wait_for(
+            browser,
+            lambda d: d.find_elements(By.ID, "id_password") or d.find_elements(By.ID, "allow"),
+            timeout=PAGE_TIMEOUT,
+        )
         if browser.find_elements(By.ID, "id_password"):
             username = browser.find_element(By.ID, "id_username")
             username.clear()
@@ -182,10 +187,10 @@ class Person:
             browser.find_element(By.ID, "id_password").send_keys(
                 self.site.account(USERNAME)["password"], Keys.ENTER
             )
-            wait_for(browser, lambda d: d.find_elements(By.ID, "allow"))
+            wait_for(browser, lambda d: d.find_elements(By.ID, "allow"), timeout=PAGE_TIMEOUT)
         self.consent_texts.append(browser.find_element(By.TAG_NAME, "main").text)
         browser.find_element(By.ID, "allow").click()
-        wait_for(browser, lambda d: d.current_url.startswith(self.callback.url), timeout=20)
+        wait_for(browser, lambda d: d.current_url.startswith(self.callback.url), timeout=PAGE_TIMEOUT)
 
     async def redirect_handler(self, url: str) -> None:
         self.opened.append(url)
