@@ -6,9 +6,10 @@ Three parts, one registration:
 - the device authorization endpoint (``POST /oauth/device_authorization/``, RFC 8628 3.1-3.2) and
   the verification page (``/oauth/device/``, 3.3), both in ``views/device.py``, mounted through
   ``urls`` and advertised through ``metadata`` (``device_authorization_endpoint``);
-- this module's token handler for ``grant_type=urn:ietf:params:oauth:grant-type:device_code``
-  (3.4-3.5): client authentication as at every token request (a public client names itself with
-  ``client_id``, the ``none`` method), then ``device.redeemable`` (pending, slow_down, denied,
+- the token handler (``grants/handlers/device_code.py``) for
+  ``grant_type=urn:ietf:params:oauth:grant-type:device_code`` (3.4-3.5): client authentication as
+  at every token request (a public client names itself with ``client_id``, the ``none`` method),
+  then ``device.redeemable`` (pending, slow_down, denied,
   expired, single use) and the tokens; refresh tokens as for the code flow.
 
 oauthlib's own ``DeviceCodeGrant`` checks no device code at all (it leaves that to the caller), and
@@ -18,91 +19,19 @@ DOT's token view answers the polling itself before authenticating the client; ne
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from django.utils.translation import gettext_lazy as _
-from oauthlib.oauth2.rfc6749 import errors
-from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
 from .registry import GrantSpec
 
 NAME = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-class DeviceCodeGrant(GrantTypeBase):
-    """RFC 8628 3.4: exchange an approved device code for tokens, once."""
-
-    def create_token_response(self, request, token_handler) -> tuple[dict, str, int]:
-        from .. import device
-
-        headers = self._get_default_headers()
-        try:
-            self.validate_token_request(request)
-            token = token_handler.create_token(request, refresh_token=self.refresh_token)
-            for modifier in self._token_modifiers:
-                token = modifier(token, token_handler, request)
-            self.request_validator.save_token(token, request)
-            # After the save, as codes are: a concurrent winner makes this raise, and TokenView
-            # rolls back the tokens just written.
-            device.redeem(request.device_authorization, request)
-        except errors.OAuth2Error as e:
-            device.described(e)
-            headers.update(e.headers)
-            return headers, e.json, e.status_code
-        return headers, json.dumps(token), 200
-
-    def validate_token_request(self, request) -> None:
-        from .. import device
-
-        if request.grant_type != NAME:
-            raise errors.UnsupportedGrantTypeError(request=request)
-        for validator in self.custom_validators.pre_token:
-            validator(request)
-        for param in ("client_id", "grant_type", "device_code"):
-            if param in request.duplicate_params:
-                raise errors.InvalidRequestError(description=f"Duplicate {param} parameter.", request=request)
-        device_code = dict(request.decoded_body or []).get("device_code")
-        if not device_code:
-            raise errors.InvalidRequestError(description="Missing device_code parameter.", request=request)
-        if self.request_validator.client_authentication_required(request):
-            if not self.request_validator.authenticate_client(request):
-                raise errors.InvalidClientError(request=request)
-        elif not self.request_validator.authenticate_client_id(request.client_id, request):
-            raise errors.InvalidClientError(request=request)
-        request.client_id = request.client_id or request.client.client_id
-        self.validate_grant_type(request)
-        authorization = device.redeemable(device_code, request.client, request)
-        request.device_authorization = authorization
-        request.user = authorization.user
-        request.scopes = authorization.scopes
-        request.auth_time = authorization.auth_time
-        for validator in self.custom_validators.post_token:  # tokens.resolve_audience, added by the server
-            validator(request)
-
-
-def build(request_validator: Any) -> DeviceCodeGrant:
-    return DeviceCodeGrant(request_validator)
-
-
-def urls() -> list:
-    from ..views import device as views
-
-    return views.urlpatterns()
-
-
-def metadata(request: Any) -> dict[str, str]:
-    from ..views.discovery import endpoint_url  # on the pinned issuer's origin, whatever the Host
-
-    return {"device_authorization_endpoint": endpoint_url(request, "device-authorization")}
-
+HANDLERS = "oauth_server.grants.handlers.device_code"
 
 GRANT = GrantSpec(
     name=NAME,
     member="DEVICE_CODE",
     label=_("Device authorization (RFC 8628)"),
-    build=build,
+    build=f"{HANDLERS}.build",
     issues_refresh_token=True,
-    urls=urls,
-    metadata=metadata,
+    urls=f"{HANDLERS}.urls",
+    metadata=f"{HANDLERS}.metadata",
 )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 # oauthlib grant handler (a ``GrantTypeBase``) built for one request validator.
@@ -37,6 +38,11 @@ class GrantSpec:
         not an identifier.
     ``label``
         Shown in the admin and the management API (translatable).
+    ``build``, ``urls``, ``metadata``
+        Each a callable or the import path of one (``"oauth_server.grants.handlers.device_code.build"``).
+        A grant whose handler needs the models names it by path: the registry is read by the model
+        and the settings, so a spec module imports nothing of the app (no import cycle), and the
+        handler module is imported when the server is built.
     ``build``
         ``build(request_validator)`` returns the oauthlib handler (already wrapped for OpenID Connect
         if it issues ID tokens). One handler per grant and server, shared by its token endpoint
@@ -71,15 +77,15 @@ class GrantSpec:
     name: str
     member: str
     label: Any
-    build: HandlerFactory | None = None
+    build: HandlerFactory | str | None = None
     token_endpoint: bool = True
     response_types: tuple[str, ...] = ()
     public_clients: bool = True
     issues_refresh_token: bool = False
     needs_refresh_issuer: bool = False
     dot_grant: str = ""
-    urls: Callable[[], list] | None = None
-    metadata: Callable[[Any], Mapping[str, Any]] | None = None
+    urls: Callable[[], list] | str | None = None
+    metadata: Callable[[Any], Mapping[str, Any]] | str | None = None
     confidential_only_message: Any = field(default=_("Only confidential clients may use this grant type."))
     needs_refresh_issuer_message: Any = field(
         default=_("refresh_token needs a grant type that issues refresh tokens.")
@@ -165,16 +171,23 @@ class GrantRegistry:
 
     def handlers(self, request_validator: Any) -> dict[str, Any]:
         """One oauthlib handler per grant that has one, by grant name (``server.OAuth2Server``)."""
-        return {s.name: s.build(request_validator) for s in self._specs.values() if s.build is not None}
+        return {
+            s.name: _hook(s.build)(request_validator) for s in self._specs.values() if s.build is not None
+        }
 
     def urlpatterns(self) -> list:
         """URL patterns of grants with their own endpoints (hook: the device grant's endpoint and page)."""
-        return [pattern for s in self._specs.values() if s.urls is not None for pattern in s.urls()]
+        return [pattern for s in self._specs.values() if s.urls is not None for pattern in _hook(s.urls)()]
 
     def metadata(self, request: Any) -> dict[str, Any]:
         """Extra discovery members contributed by grants (hook: ``device_authorization_endpoint``)."""
         extra: dict[str, Any] = {}
         for spec in self._specs.values():
             if spec.metadata is not None:
-                extra.update(spec.metadata(request))
+                extra.update(_hook(spec.metadata)(request))
         return extra
+
+
+def _hook(value: Any) -> Any:
+    """A spec's hook: the callable itself, or the one its import path names (imported on first use)."""
+    return import_string(value) if isinstance(value, str) else value

@@ -1,0 +1,1 @@
+"""Grant handlers that need the models: imported by path when the server is built (registry.py)."""
