@@ -38,6 +38,7 @@ CLASSES = {
     "token": TOKEN,
     "revoke-token": TOKEN,
     "introspect": TOKEN,
+    "pushed-authorization-request": TOKEN,
     "user-info": TOKEN,
     "rp-initiated-logout": PAGE,
     "connected-apps": PAGE,

@@ -355,8 +355,7 @@ class AuthorizationView(DOTAuthorizationView):
 
     def get_initial(self) -> dict[str, Any]:
         initial = super().get_initial()
-        if self.pushed is not None:
-            initial["request_uri"] = self.pushed.request_uri
+        initial["request_uri"] = self.pushed.request_uri if self.pushed is not None else None
         return initial
 
     # --- POST: the user's decision ------------------------------------------------------------
