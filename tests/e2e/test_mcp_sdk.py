@@ -322,9 +322,7 @@ def test_by_dynamic_registration_then_refused_after_revocation(mcp_site, browser
     heading = next(h for h in browser.find_elements(By.CSS_SELECTOR, "h2") if h.text == "SDK agent by DCR")
     number = heading.get_attribute("id").split("-")[1]
     browser.find_element(By.ID, f"revoke-{number}").click()
-    wait_for(
-        browser, lambda d: "SDK agent by DCR" not in [h.text for h in d.find_elements(By.TAG_NAME, "h2")]
-    )
+    wait_for(browser, lambda d: _app_gone(d, "SDK agent by DCR"))
     assert client_id not in browser.page_source
 
     # The next call: the access token is refused (401) ...
@@ -376,7 +374,7 @@ def test_sdk_refresh_after_revocation_is_refused(mcp_site, browser, callback):
     browser.find_element(By.ID, f"revoke-{heading.get_attribute('id').split('-')[1]}").click()
     wait_for(
         browser,
-        lambda d: "SDK agent that refreshes" not in [h.text for h in d.find_elements(By.TAG_NAME, "h2")],
+        lambda d: _app_gone(d, "SDK agent that refreshes"),
     )
 
     person.authorize = False
@@ -463,3 +461,15 @@ def _refresh(site: DemoSite, provider):
             },
             timeout=30,
         )
+
+
+def _app_gone(driver, name: str) -> bool:
+    """Whether Connected apps no longer lists ``name``; False while the page is being replaced (the
+    revoke button's POST and redirect make the old headings stale)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return name not in [h.text for h in driver.find_elements(By.TAG_NAME, "h2")]
+    except StaleElementReferenceException:
+        return False
