@@ -11,6 +11,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -19,537 +20,184 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="Scope",
+            name='Scope',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "name",
-                    models.CharField(
-                        help_text="e.g. files:read",
-                        max_length=100,
-                        unique=True,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                re.compile("^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$"),
-                                "A scope name is printable ASCII without spaces, double quotes or backslashes (RFC 6749 3.3).",
-                            )
-                        ],
-                        verbose_name="name",
-                    ),
-                ),
-                (
-                    "description",
-                    models.CharField(
-                        help_text="Shown to users on the consent screen.",
-                        max_length=255,
-                        verbose_name="description",
-                    ),
-                ),
-                (
-                    "is_default",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Granted when a client asks for no scope and is allowed this one.",
-                        verbose_name="default",
-                    ),
-                ),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(help_text='e.g. files:read', max_length=100, unique=True, validators=[django.core.validators.RegexValidator(re.compile('^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$'), 'A scope name is printable ASCII without spaces, double quotes or backslashes (RFC 6749 3.3).')], verbose_name='name')),
+                ('description', models.CharField(help_text='Shown to users on the consent screen.', max_length=255, verbose_name='description')),
+                ('is_default', models.BooleanField(default=False, help_text='Granted when a client asks for no scope and is allowed this one.', verbose_name='default')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
             ],
             options={
-                "verbose_name": "scope",
-                "verbose_name_plural": "scopes",
-                "ordering": ["name"],
+                'verbose_name': 'scope',
+                'verbose_name_plural': 'scopes',
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="Client",
+            name='Client',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                (
-                    "client_id",
-                    models.CharField(
-                        db_index=True,
-                        default=oauth2_provider.generators.generate_client_id,
-                        max_length=255,
-                        unique=True,
-                        verbose_name="client ID",
-                    ),
-                ),
-                (
-                    "redirect_uris",
-                    models.TextField(
-                        blank=True,
-                        help_text="Allowed URIs list, space separated",
-                        verbose_name="redirect URIs",
-                    ),
-                ),
-                (
-                    "post_logout_redirect_uris",
-                    models.TextField(
-                        blank=True,
-                        default="",
-                        help_text="Allowed Post Logout URIs list, space separated",
-                        verbose_name="post logout redirect URIs",
-                    ),
-                ),
-                (
-                    "client_type",
-                    models.CharField(
-                        choices=[("confidential", "Confidential"), ("public", "Public")],
-                        max_length=32,
-                        verbose_name="client type",
-                    ),
-                ),
-                ("name", models.CharField(blank=True, max_length=255, verbose_name="name")),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                (
-                    "algorithm",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("", "No OIDC support"),
-                            ("RS256", "RSA with SHA-2 256"),
-                            ("HS256", "HMAC with SHA-2 256"),
-                        ],
-                        default="",
-                        max_length=5,
-                        verbose_name="algorithm",
-                    ),
-                ),
-                (
-                    "allowed_origins",
-                    models.TextField(
-                        blank=True,
-                        default="",
-                        help_text="Allowed origins list to enable CORS, space separated",
-                        verbose_name="allowed origins",
-                    ),
-                ),
-                (
-                    "registration_source",
-                    models.CharField(
-                        choices=[
-                            ("manual", "Manual"),
-                            ("dcr", "Dynamic Client Registration"),
-                            ("cimd", "Client ID Metadata Document"),
-                        ],
-                        default="manual",
-                        help_text="How this application was registered (manual, DCR per RFC 7591, or CIMD)",
-                        max_length=32,
-                        verbose_name="registration source",
-                    ),
-                ),
-                (
-                    "cimd_expires_at",
-                    models.DateTimeField(
-                        blank=True,
-                        default=None,
-                        help_text="When the cached Client ID Metadata Document should be re-fetched",
-                        null=True,
-                        verbose_name="CIMD expires at",
-                    ),
-                ),
-                (
-                    "authorization_grant_type",
-                    models.CharField(
-                        blank=True,
-                        choices=[
-                            ("authorization-code", "Authorization code"),
-                            ("urn:ietf:params:oauth:grant-type:device_code", "Device Code"),
-                            ("implicit", "Implicit"),
-                            ("password", "Resource owner password-based"),
-                            ("client-credentials", "Client credentials"),
-                            ("openid-hybrid", "OpenID connect hybrid"),
-                        ],
-                        editable=False,
-                        max_length=44,
-                        verbose_name="primary grant type",
-                    ),
-                ),
-                (
-                    "grant_types",
-                    models.JSONField(
-                        blank=True,
-                        default=list,
-                        help_text="Any of authorization_code, refresh_token, client_credentials.",
-                        verbose_name="grant types",
-                    ),
-                ),
-                (
-                    "client_secret",
-                    models.CharField(
-                        blank=True, default="", max_length=255, verbose_name="client secret (hashed)"
-                    ),
-                ),
-                ("hash_client_secret", models.BooleanField(default=True, editable=False)),
-                (
-                    "skip_consent",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Trusted first-party client: users are never shown the consent screen.",
-                        verbose_name="skip consent",
-                    ),
-                ),
-                ("logo_uri", models.URLField(blank=True, max_length=500, verbose_name="logo URI")),
-                ("client_uri", models.URLField(blank=True, max_length=500, verbose_name="home page URI")),
-                (
-                    "policy_uri",
-                    models.URLField(blank=True, max_length=500, verbose_name="privacy policy URI"),
-                ),
-                ("tos_uri", models.URLField(blank=True, max_length=500, verbose_name="terms of service URI")),
-                (
-                    "access_token_lifetime",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="Leave empty for the site default.",
-                        null=True,
-                        verbose_name="access token lifetime (seconds)",
-                    ),
-                ),
-                (
-                    "refresh_token_lifetime",
-                    models.PositiveIntegerField(
-                        blank=True,
-                        help_text="Leave empty for the site default.",
-                        null=True,
-                        verbose_name="refresh token lifetime (seconds)",
-                    ),
-                ),
-                (
-                    "is_enabled",
-                    models.BooleanField(
-                        default=True,
-                        help_text="A disabled client gets invalid_client everywhere and its tokens stop working.",
-                        verbose_name="enabled",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="%(app_label)s_%(class)s",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
-                (
-                    "allowed_scopes",
-                    models.ManyToManyField(
-                        blank=True,
-                        related_name="clients",
-                        to="oauth_server.scope",
-                        verbose_name="allowed scopes",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('client_id', models.CharField(db_index=True, default=oauth2_provider.generators.generate_client_id, max_length=255, unique=True, verbose_name='client ID')),
+                ('redirect_uris', models.TextField(blank=True, help_text='Allowed URIs list, space separated', verbose_name='redirect URIs')),
+                ('post_logout_redirect_uris', models.TextField(blank=True, default='', help_text='Allowed Post Logout URIs list, space separated', verbose_name='post logout redirect URIs')),
+                ('client_type', models.CharField(choices=[('confidential', 'Confidential'), ('public', 'Public')], max_length=32, verbose_name='client type')),
+                ('name', models.CharField(blank=True, max_length=255, verbose_name='name')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('algorithm', models.CharField(blank=True, choices=[('', 'No OIDC support'), ('RS256', 'RSA with SHA-2 256'), ('HS256', 'HMAC with SHA-2 256')], default='', max_length=5, verbose_name='algorithm')),
+                ('allowed_origins', models.TextField(blank=True, default='', help_text='Allowed origins list to enable CORS, space separated', verbose_name='allowed origins')),
+                ('registration_source', models.CharField(choices=[('manual', 'Manual'), ('dcr', 'Dynamic Client Registration'), ('cimd', 'Client ID Metadata Document')], default='manual', help_text='How this application was registered (manual, DCR per RFC 7591, or CIMD)', max_length=32, verbose_name='registration source')),
+                ('cimd_expires_at', models.DateTimeField(blank=True, default=None, help_text='When the cached Client ID Metadata Document should be re-fetched', null=True, verbose_name='CIMD expires at')),
+                ('authorization_grant_type', models.CharField(blank=True, choices=[('authorization-code', 'Authorization code'), ('urn:ietf:params:oauth:grant-type:device_code', 'Device Code'), ('implicit', 'Implicit'), ('password', 'Resource owner password-based'), ('client-credentials', 'Client credentials'), ('openid-hybrid', 'OpenID connect hybrid')], editable=False, max_length=44, verbose_name='primary grant type')),
+                ('grant_types', models.JSONField(blank=True, default=list, help_text='Any of authorization_code, refresh_token, client_credentials.', verbose_name='grant types')),
+                ('client_secret', models.CharField(blank=True, default='', max_length=255, verbose_name='client secret (hashed)')),
+                ('hash_client_secret', models.BooleanField(default=True, editable=False)),
+                ('skip_consent', models.BooleanField(default=False, help_text='Trusted first-party client: users are never shown the consent screen.', verbose_name='skip consent')),
+                ('logo_uri', models.URLField(blank=True, max_length=500, verbose_name='logo URI')),
+                ('client_uri', models.URLField(blank=True, max_length=500, verbose_name='home page URI')),
+                ('policy_uri', models.URLField(blank=True, max_length=500, verbose_name='privacy policy URI')),
+                ('tos_uri', models.URLField(blank=True, max_length=500, verbose_name='terms of service URI')),
+                ('access_token_lifetime', models.PositiveIntegerField(blank=True, help_text='Leave empty for the site default.', null=True, verbose_name='access token lifetime (seconds)')),
+                ('refresh_token_lifetime', models.PositiveIntegerField(blank=True, help_text='Leave empty for the site default.', null=True, verbose_name='refresh token lifetime (seconds)')),
+                ('is_enabled', models.BooleanField(default=True, help_text='A disabled client gets invalid_client everywhere and its tokens stop working.', verbose_name='enabled')),
+                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='%(app_label)s_%(class)s', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                ('allowed_scopes', models.ManyToManyField(blank=True, related_name='clients', to='oauth_server.scope', verbose_name='allowed scopes')),
             ],
             options={
-                "verbose_name": "client",
-                "verbose_name_plural": "clients",
-                "ordering": ["name", "id"],
-                "abstract": False,
-                "swappable": "OAUTH2_PROVIDER_APPLICATION_MODEL",
+                'verbose_name': 'client',
+                'verbose_name_plural': 'clients',
+                'ordering': ['name', 'id'],
+                'abstract': False,
+                'swappable': 'OAUTH2_PROVIDER_APPLICATION_MODEL',
             },
         ),
         migrations.CreateModel(
-            name="IDToken",
+            name='IDToken',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                (
-                    "jti",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, unique=True, verbose_name="JWT Token ID"
-                    ),
-                ),
-                ("expires", models.DateTimeField(verbose_name="expires")),
-                ("scope", models.TextField(blank=True, verbose_name="scope")),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                (
-                    "application",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
-                        verbose_name="application",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="%(app_label)s_%(class)s",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('jti', models.UUIDField(default=uuid.uuid4, editable=False, unique=True, verbose_name='JWT Token ID')),
+                ('expires', models.DateTimeField(verbose_name='expires')),
+                ('scope', models.TextField(blank=True, verbose_name='scope')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, verbose_name='application')),
+                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='%(app_label)s_%(class)s', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "abstract": False,
-                "swappable": "OAUTH2_PROVIDER_ID_TOKEN_MODEL",
+                'abstract': False,
+                'swappable': 'OAUTH2_PROVIDER_ID_TOKEN_MODEL',
             },
         ),
         migrations.CreateModel(
-            name="AccessToken",
+            name='AccessToken',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                ("token", models.TextField(verbose_name="token")),
-                (
-                    "token_checksum",
-                    oauth2_provider.models.TokenChecksumField(
-                        db_index=True, max_length=64, unique=True, verbose_name="token checksum"
-                    ),
-                ),
-                ("expires", models.DateTimeField(verbose_name="expires")),
-                ("scope", models.TextField(blank=True, verbose_name="scope")),
-                (
-                    "resource",
-                    oauth2_provider.models.ResourceJSONField(
-                        blank=True, default=list, verbose_name="resource"
-                    ),
-                ),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                (
-                    "user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="%(app_label)s_%(class)s",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
-                (
-                    "application",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
-                        verbose_name="application",
-                    ),
-                ),
-                (
-                    "id_token",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="access_token",
-                        to=settings.OAUTH2_PROVIDER_ID_TOKEN_MODEL,
-                        verbose_name="ID token",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('token', models.TextField(verbose_name='token')),
+                ('token_checksum', oauth2_provider.models.TokenChecksumField(db_index=True, max_length=64, unique=True, verbose_name='token checksum')),
+                ('expires', models.DateTimeField(verbose_name='expires')),
+                ('scope', models.TextField(blank=True, verbose_name='scope')),
+                ('resource', oauth2_provider.models.ResourceJSONField(blank=True, default=list, verbose_name='resource')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='%(app_label)s_%(class)s', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, verbose_name='application')),
+                ('id_token', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='access_token', to=settings.OAUTH2_PROVIDER_ID_TOKEN_MODEL, verbose_name='ID token')),
             ],
             options={
-                "abstract": False,
-                "swappable": "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL",
+                'abstract': False,
+                'swappable': 'OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL',
             },
         ),
         migrations.CreateModel(
-            name="RefreshToken",
+            name='RefreshToken',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                ("token", models.TextField(verbose_name="token")),
-                (
-                    "token_checksum",
-                    oauth2_provider.models.TokenChecksumField(max_length=64, verbose_name="token checksum"),
-                ),
-                (
-                    "token_family",
-                    models.UUIDField(blank=True, editable=False, null=True, verbose_name="token family"),
-                ),
-                (
-                    "resource",
-                    oauth2_provider.models.ResourceJSONField(
-                        blank=True, default=list, verbose_name="resource"
-                    ),
-                ),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                ("revoked", models.DateTimeField(null=True, verbose_name="revoked")),
-                (
-                    "access_token",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="refresh_token",
-                        to=settings.OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL,
-                        verbose_name="access token",
-                    ),
-                ),
-                (
-                    "application",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
-                        verbose_name="application",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="%(app_label)s_%(class)s",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('token', models.TextField(verbose_name='token')),
+                ('token_checksum', oauth2_provider.models.TokenChecksumField(max_length=64, verbose_name='token checksum')),
+                ('token_family', models.UUIDField(blank=True, editable=False, null=True, verbose_name='token family')),
+                ('resource', oauth2_provider.models.ResourceJSONField(blank=True, default=list, verbose_name='resource')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('revoked', models.DateTimeField(null=True, verbose_name='revoked')),
+                ('access_token', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='refresh_token', to=settings.OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL, verbose_name='access token')),
+                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, verbose_name='application')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='%(app_label)s_%(class)s', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "abstract": False,
-                "swappable": "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL",
+                'abstract': False,
+                'swappable': 'OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL',
             },
         ),
         migrations.AddField(
-            model_name="accesstoken",
-            name="source_refresh_token",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="refreshed_access_token",
-                to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL,
-                verbose_name="source refresh token",
-            ),
+            model_name='accesstoken',
+            name='source_refresh_token',
+            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='refreshed_access_token', to=settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL, verbose_name='source refresh token'),
         ),
         migrations.CreateModel(
-            name="Consent",
+            name='Consent',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "scope",
-                    models.TextField(
-                        blank=True, help_text="Space-separated scope names.", verbose_name="granted scopes"
-                    ),
-                ),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                ("revoked_at", models.DateTimeField(blank=True, null=True, verbose_name="revoked at")),
-                (
-                    "client",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="consents",
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
-                        verbose_name="client",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="oauth_consents",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('scope', models.TextField(blank=True, help_text='Space-separated scope names.', verbose_name='granted scopes')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked at')),
+                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consents', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, verbose_name='client')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='oauth_consents', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "verbose_name": "consent",
-                "verbose_name_plural": "consents",
-                "ordering": ["-updated"],
+                'verbose_name': 'consent',
+                'verbose_name_plural': 'consents',
+                'ordering': ['-updated'],
             },
         ),
         migrations.CreateModel(
-            name="Grant",
+            name='Grant',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                ("code", models.CharField(max_length=255, unique=True, verbose_name="code")),
-                ("expires", models.DateTimeField(verbose_name="expires")),
-                ("redirect_uri", models.TextField(verbose_name="redirect URI")),
-                ("scope", models.TextField(blank=True, verbose_name="scope")),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("updated", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                (
-                    "code_challenge",
-                    models.CharField(blank=True, default="", max_length=128, verbose_name="code challenge"),
-                ),
-                (
-                    "code_challenge_method",
-                    models.CharField(
-                        blank=True,
-                        choices=[("plain", "plain"), ("S256", "S256")],
-                        default="",
-                        max_length=10,
-                        verbose_name="code challenge method",
-                    ),
-                ),
-                ("nonce", models.CharField(blank=True, default="", max_length=255, verbose_name="nonce")),
-                ("claims", models.TextField(blank=True, verbose_name="claims")),
-                (
-                    "resource",
-                    oauth2_provider.models.ResourceJSONField(
-                        blank=True, default=list, verbose_name="resource"
-                    ),
-                ),
-                (
-                    "application",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
-                        verbose_name="application",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="%(app_label)s_%(class)s",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('code', models.CharField(max_length=255, unique=True, verbose_name='code')),
+                ('expires', models.DateTimeField(verbose_name='expires')),
+                ('redirect_uri', models.TextField(verbose_name='redirect URI')),
+                ('scope', models.TextField(blank=True, verbose_name='scope')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('updated', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('code_challenge', models.CharField(blank=True, default='', max_length=128, verbose_name='code challenge')),
+                ('code_challenge_method', models.CharField(blank=True, choices=[('plain', 'plain'), ('S256', 'S256')], default='', max_length=10, verbose_name='code challenge method')),
+                ('nonce', models.CharField(blank=True, default='', max_length=255, verbose_name='nonce')),
+                ('claims', models.TextField(blank=True, verbose_name='claims')),
+                ('resource', oauth2_provider.models.ResourceJSONField(blank=True, default=list, verbose_name='resource')),
+                ('application', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, verbose_name='application')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='%(app_label)s_%(class)s', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "abstract": False,
-                "swappable": "OAUTH2_PROVIDER_GRANT_MODEL",
-                "indexes": [models.Index(fields=["expires"], name="oauth_grant_expires_idx")],
+                'abstract': False,
+                'swappable': 'OAUTH2_PROVIDER_GRANT_MODEL',
+                'indexes': [models.Index(fields=['expires'], name='oauth_grant_expires_idx')],
             },
         ),
         migrations.AddIndex(
-            model_name="refreshtoken",
-            index=models.Index(fields=["token_family"], name="oauth_serve_token_f_e1821a_idx"),
+            model_name='refreshtoken',
+            index=models.Index(fields=['token_family'], name='oauth_serve_token_f_e1821a_idx'),
         ),
         migrations.AddIndex(
-            model_name="refreshtoken",
-            index=models.Index(fields=["user", "application"], name="oauth_rt_user_client_idx"),
+            model_name='refreshtoken',
+            index=models.Index(fields=['user', 'application'], name='oauth_rt_user_client_idx'),
         ),
         migrations.AlterUniqueTogether(
-            name="refreshtoken",
-            unique_together={("token_checksum", "revoked")},
+            name='refreshtoken',
+            unique_together={('token_checksum', 'revoked')},
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(fields=["user", "application"], name="oauth_at_user_client_idx"),
+            model_name='accesstoken',
+            index=models.Index(fields=['user', 'application'], name='oauth_at_user_client_idx'),
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(fields=["expires"], name="oauth_at_expires_idx"),
+            model_name='accesstoken',
+            index=models.Index(fields=['expires'], name='oauth_at_expires_idx'),
         ),
         migrations.AddConstraint(
-            model_name="consent",
-            constraint=models.UniqueConstraint(
-                fields=("user", "client"), name="oauth_consent_user_client_uniq"
-            ),
+            model_name='consent',
+            constraint=models.UniqueConstraint(fields=('user', 'client'), name='oauth_consent_user_client_uniq'),
         ),
     ]

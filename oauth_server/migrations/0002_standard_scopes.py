@@ -11,9 +11,7 @@ STANDARD_SCOPES = [
 def create_scopes(apps, schema_editor):
     Scope = apps.get_model("oauth_server", "Scope")
     for name, description, is_default in STANDARD_SCOPES:
-        Scope.objects.get_or_create(
-            name=name, defaults={"description": description, "is_default": is_default}
-        )
+        Scope.objects.get_or_create(name=name, defaults={"description": description, "is_default": is_default})
 
 
 def delete_scopes(apps, schema_editor):

@@ -6,151 +6,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("oauth_server", "0002_standard_scopes"),
+        ('oauth_server', '0002_standard_scopes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="accesstoken",
-            name="audience",
-            field=models.TextField(
-                blank=True, default="", help_text="Space-separated.", verbose_name="audience"
-            ),
+            model_name='accesstoken',
+            name='audience',
+            field=models.TextField(blank=True, default='', help_text='Space-separated.', verbose_name='audience'),
         ),
         migrations.AddField(
-            model_name="accesstoken",
-            name="jti",
-            field=models.CharField(
-                blank=True, db_index=True, default="", max_length=64, verbose_name="JWT ID"
-            ),
+            model_name='accesstoken',
+            name='jti',
+            field=models.CharField(blank=True, db_index=True, default='', max_length=64, verbose_name='JWT ID'),
         ),
         migrations.AddField(
-            model_name="client",
-            name="access_token_format",
-            field=models.CharField(
-                blank=True,
-                choices=[("", "Site default"), ("jwt", "JWT (RFC 9068)"), ("opaque", "Opaque")],
-                default="",
-                max_length=10,
-                verbose_name="access token format",
-            ),
+            model_name='client',
+            name='access_token_format',
+            field=models.CharField(blank=True, choices=[('', 'Site default'), ('jwt', 'JWT (RFC 9068)'), ('opaque', 'Opaque')], default='', max_length=10, verbose_name='access token format'),
         ),
         migrations.AddField(
-            model_name="client",
-            name="audiences",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text="APIs (resource URIs) this client's access tokens are for. A token's aud is the requested resource (RFC 8707) if listed here, else all of these, else the site default.",
-                verbose_name="audiences",
-            ),
+            model_name='client',
+            name='audiences',
+            field=models.JSONField(blank=True, default=list, help_text="APIs (resource URIs) this client's access tokens are for. A token's aud is the requested resource (RFC 8707) if listed here, else all of these, else the site default.", verbose_name='audiences'),
         ),
         migrations.AddField(
-            model_name="client",
-            name="resource_identifiers",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text="If this client is an API: the audiences it serves. It may introspect tokens issued for them.",
-                verbose_name="resource server identifiers",
-            ),
+            model_name='client',
+            name='resource_identifiers',
+            field=models.JSONField(blank=True, default=list, help_text='If this client is an API: the audiences it serves. It may introspect tokens issued for them.', verbose_name='resource server identifiers'),
         ),
         migrations.AddField(
-            model_name="grant",
-            name="auth_time",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="authentication time"),
+            model_name='grant',
+            name='auth_time',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='authentication time'),
         ),
         migrations.CreateModel(
-            name="SigningKey",
+            name='SigningKey',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("kid", models.CharField(editable=False, max_length=64, unique=True, verbose_name="key ID")),
-                (
-                    "algorithm",
-                    models.CharField(
-                        choices=[("RS256", "RS256"), ("ES256", "ES256"), ("EdDSA", "EdDSA")],
-                        default="RS256",
-                        max_length=10,
-                        verbose_name="algorithm",
-                    ),
-                ),
-                (
-                    "state",
-                    models.CharField(
-                        choices=[("next", "next"), ("active", "active"), ("retired", "retired")],
-                        db_index=True,
-                        max_length=10,
-                        verbose_name="state",
-                    ),
-                ),
-                ("private_key", models.TextField(editable=False, verbose_name="private key (encrypted)")),
-                ("public_jwk", models.JSONField(editable=False, verbose_name="public key")),
-                ("created", models.DateTimeField(auto_now_add=True, verbose_name="created")),
-                ("activated_at", models.DateTimeField(blank=True, null=True, verbose_name="activated")),
-                ("retired_at", models.DateTimeField(blank=True, null=True, verbose_name="retired")),
-                (
-                    "retire_after",
-                    models.DateTimeField(
-                        blank=True,
-                        help_text="Retired keys leave the JWKS after this time.",
-                        null=True,
-                        verbose_name="published until",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kid', models.CharField(editable=False, max_length=64, unique=True, verbose_name='key ID')),
+                ('algorithm', models.CharField(choices=[('RS256', 'RS256'), ('ES256', 'ES256'), ('EdDSA', 'EdDSA')], default='RS256', max_length=10, verbose_name='algorithm')),
+                ('state', models.CharField(choices=[('next', 'next'), ('active', 'active'), ('retired', 'retired')], db_index=True, max_length=10, verbose_name='state')),
+                ('private_key', models.TextField(editable=False, verbose_name='private key (encrypted)')),
+                ('public_jwk', models.JSONField(editable=False, verbose_name='public key')),
+                ('created', models.DateTimeField(auto_now_add=True, verbose_name='created')),
+                ('activated_at', models.DateTimeField(blank=True, null=True, verbose_name='activated')),
+                ('retired_at', models.DateTimeField(blank=True, null=True, verbose_name='retired')),
+                ('retire_after', models.DateTimeField(blank=True, help_text='Retired keys leave the JWKS after this time.', null=True, verbose_name='published until')),
             ],
             options={
-                "verbose_name": "signing key",
-                "verbose_name_plural": "signing keys",
-                "ordering": ["-created"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        condition=models.Q(("state", "active")),
-                        fields=("state",),
-                        name="oauth_signingkey_one_active",
-                    ),
-                    models.UniqueConstraint(
-                        condition=models.Q(("state", "next")),
-                        fields=("state",),
-                        name="oauth_signingkey_one_next",
-                    ),
-                ],
+                'verbose_name': 'signing key',
+                'verbose_name_plural': 'signing keys',
+                'ordering': ['-created'],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('state', 'active')), fields=('state',), name='oauth_signingkey_one_active'), models.UniqueConstraint(condition=models.Q(('state', 'next')), fields=('state',), name='oauth_signingkey_one_next')],
             },
         ),
         migrations.CreateModel(
-            name="Subject",
+            name='Subject',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "sub",
-                    models.CharField(
-                        editable=False, max_length=64, unique=True, verbose_name="subject identifier"
-                    ),
-                ),
-                ("created", models.DateTimeField(auto_now_add=True)),
-                (
-                    "user",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="oauth_subject",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('sub', models.CharField(editable=False, max_length=64, unique=True, verbose_name='subject identifier')),
+                ('created', models.DateTimeField(auto_now_add=True)),
+                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='oauth_subject', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "subject identifier",
-                "verbose_name_plural": "subject identifiers",
+                'verbose_name': 'subject identifier',
+                'verbose_name_plural': 'subject identifiers',
             },
         ),
     ]

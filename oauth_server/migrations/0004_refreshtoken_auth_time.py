@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("oauth_server", "0003_oidc_keys_audiences"),
+        ('oauth_server', '0003_oidc_keys_audiences'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="refreshtoken",
-            name="auth_time",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="authentication time"),
+            model_name='refreshtoken',
+            name='auth_time',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='authentication time'),
         ),
     ]
