@@ -21,18 +21,12 @@ authorization, token, revocation and introspection endpoints all see the same cl
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
-import socket
-import ssl
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-import urllib3
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -40,42 +34,25 @@ from django.http.request import validate_host
 from django.utils import timezone
 from oauth2_provider import cimd as dot_cimd
 
-from . import audit, registration
+from . import audit, fetcher, registration
 from .conf import settings
 from .validators import is_exact_uri
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 MAX_CLIENT_ID_LENGTH = 255
 MAX_NAME_LENGTH = 100
 # Members a metadata document must not carry (draft section 4.1: no shared secret).
 FORBIDDEN_MEMBERS = ("client_secret", "client_secret_expires_at")
 LIST_MEMBERS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
 TEXT_MEMBERS = ("client_name", "scope", "logo_uri", "client_uri", "policy_uri", "tos_uri")
-# Resolver used for every lookup (a module attribute, so tests can answer with any address).
-getaddrinfo = socket.getaddrinfo
 
 
-class DocumentRefused(dot_cimd.CIMDError):
-    """A metadata document that could not be fetched or was refused; ``reason`` is a short code
-    for the audit trail, the message says why in words (never the document's content)."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+# A refused fetch or document; ``reason`` is a short code for the audit trail (fetcher.py).
+DocumentRefused = fetcher.FetchRefused
 
 
 # --- which URLs are document URLs -------------------------------------------------------------------
-def _is_loopback_host(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def is_document_url(client_id: object) -> bool:
     """Whether ``client_id`` names a metadata document this site would fetch (a cheap gate: the
     URL's full checks come with the fetch)."""
@@ -86,7 +63,7 @@ def is_document_url(client_id: object) -> bool:
         return True
     if settings.CIMD_ALLOW_HTTP_LOOPBACK and lowered.startswith("http://"):
         try:
-            return _is_loopback_host(urlsplit(client_id).hostname or "")
+            return fetcher.is_loopback_host(urlsplit(client_id).hostname or "")
         except ValueError:
             return False
     return False
@@ -106,7 +83,7 @@ def document_url(client_id: str) -> SplitResult:
     if (
         parts.scheme == "http"
         and settings.CIMD_ALLOW_HTTP_LOOPBACK
-        and _is_loopback_host(parts.hostname or "")
+        and fetcher.is_loopback_host(parts.hostname or "")
     ):
         checked = "https" + client_id[4:]  # the same rules otherwise
     try:
@@ -133,175 +110,25 @@ def host_allowed(host: str) -> bool:
 
 
 # --- fetching ----------------------------------------------------------------------------------------
-def _embedded(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
-    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 (64:ff9b::/96) address carries, else itself."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in dot_cimd.NAT64_PREFIX:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return embedded
-    return address
+class CIMDFetcher(fetcher.SafeJSONFetcher):
+    """The hardened fetcher (fetcher.py) on a client_id URL: the draft's URL rules and the
+    document's cache bounds; ``fetch(client_id)`` returns ``(document, max_age)`` or raises
+    ``DocumentRefused``."""
 
+    user_agent = "oauth_server (client ID metadata document fetch)"
 
-def address_allowed(ip: str) -> bool:
-    """Public unicast addresses: DOT's rule (``_ip_is_public``: private, loopback, link-local,
-    shared, reserved, IPv4 embedded in IPv6 decoded) and no multicast, which Python's ``is_global``
-    counts as global (224.0.0.0/4, ff00::/8). Loopback too with CIMD_ALLOW_HTTP_LOOPBACK."""
-    try:
-        address = _embedded(ipaddress.ip_address(ip))
-    except ValueError:
-        return False
-    if address.is_multicast or address.is_unspecified or address.is_reserved:
-        return False
-    if dot_cimd._ip_is_public(ip):
-        return True
-    return bool(settings.CIMD_ALLOW_HTTP_LOOPBACK) and address.is_loopback
+    def check_url(self, url: str) -> SplitResult:
+        return document_url(url)
+
+    def max_age(self, cache_control: str | None) -> int:
+        return cache_seconds(cache_control)
 
 
 def cache_seconds(cache_control: str | None) -> int:
-    """Cache-Control max-age (no-store/no-cache: the minimum), within the configured bounds."""
-    floor, ceiling = settings.CIMD_MIN_CACHE_SECONDS, settings.CIMD_MAX_CACHE_SECONDS
-    age = ceiling
-    if cache_control:
-        lowered = cache_control.lower()
-        directives = {part.strip().split("=", 1)[0] for part in lowered.split(",")}
-        if "no-store" in directives or "no-cache" in directives:
-            age = floor
-        else:
-            for part in lowered.split(","):
-                name, _, value = part.strip().partition("=")
-                if name == "max-age" and value.strip().strip('"').isdigit():
-                    age = int(value.strip().strip('"'))
-                    break
-    return max(floor, min(age, ceiling))
-
-
-class CIMDFetcher(dot_cimd.SafeMetadataFetcher):
-    """DOT's hardened fetcher with a whole-body deadline, identity encoding only, the development
-    settings and reasons; ``fetch(client_id)`` returns ``(document, max_age)`` or raises
-    ``DocumentRefused``."""
-
-    chunk_size = 4096
-
-    def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if settings.CIMD_CA_FILE:
-            context.load_verify_locations(cafile=settings.CIMD_CA_FILE)
-        return context
-
-    def resolve(self, host: str, port: int) -> list[str]:
-        """Every address the host resolves to, each checked: one refused refuses the host (a split
-        answer cannot smuggle an internal address in)."""
-        try:
-            infos = getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError) as exc:
-            raise DocumentRefused("dns_failed", f"could not resolve {host!r}: {exc}") from exc
-        ips = list(dict.fromkeys(info[4][0] for info in infos))
-        for ip in ips:
-            if not address_allowed(ip):
-                raise DocumentRefused("address_refused", f"{host!r} resolves to a non-public address ({ip})")
-        if not ips:
-            raise DocumentRefused("dns_failed", f"{host!r} has no address")
-        return ips
-
-    def fetch(self, client_id: str) -> tuple[dict[str, Any], int]:
-        parts = document_url(client_id)
-        https = parts.scheme == "https"
-        port = parts.port or (443 if https else 80)
-        ips = self.resolve(parts.hostname, port)
-        deadline = time.monotonic() + settings.CIMD_FETCH_TIMEOUT
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {
-            "Host": parts.netloc,
-            "Accept": "application/json, application/*+json",
-            "Accept-Encoding": "identity",
-            "User-Agent": "oauth_server (client ID metadata document fetch)",
-        }
-        last_error: Exception | None = None
-        for ip in ips:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            timeout = urllib3.Timeout(connect=remaining, read=remaining, total=remaining)
-            # Connect to the checked address; SNI, certificate and Host use the URL's host name.
-            if https:
-                pool = urllib3.HTTPSConnectionPool(
-                    host=ip,
-                    port=port,
-                    timeout=timeout,
-                    retries=False,
-                    maxsize=1,
-                    ssl_context=self.ssl_context(),
-                    server_hostname=parts.hostname,
-                )
-            else:
-                pool = urllib3.HTTPConnectionPool(
-                    host=ip, port=port, timeout=timeout, retries=False, maxsize=1
-                )
-            try:
-                response = pool.urlopen(
-                    "GET", path, headers=headers, redirect=False, preload_content=False, decode_content=False
-                )
-                try:
-                    return self.read(response, deadline)
-                finally:
-                    response.release_conn()
-            except urllib3.exceptions.TimeoutError as exc:
-                last_error = DocumentRefused("timeout", "the document server did not answer in time")
-                last_error.__cause__ = exc
-            except urllib3.exceptions.HTTPError as exc:
-                last_error = exc
-            finally:
-                pool.close()
-        if isinstance(last_error, DocumentRefused):
-            raise last_error
-        if last_error is None:
-            raise DocumentRefused("timeout", "the document server did not answer in time")
-        raise DocumentRefused("fetch_failed", f"could not fetch the document: {type(last_error).__name__}")
-
-    def read(self, response, deadline: float) -> tuple[dict[str, Any], int]:
-        if response.status != 200:
-            kind = "redirect" if 300 <= response.status < 400 else "http_status"
-            raise DocumentRefused(kind, f"the document URL answered HTTP {response.status} (200 required)")
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type != "application/json" and not (
-            media_type.startswith("application/") and media_type.endswith("+json")
-        ):
-            raise DocumentRefused("content_type", f"the document is not JSON (Content-Type {media_type!r})")
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise DocumentRefused("content_encoding", f"compressed documents are refused ({encoding!r})")
-        limit = settings.CIMD_MAX_DOCUMENT_SIZE
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise DocumentRefused("too_large", f"the document is larger than {limit} bytes")
-        body = bytearray()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DocumentRefused("timeout", "the document server did not answer in time")
-            sock = getattr(getattr(response, "connection", None), "sock", None)
-            if sock is not None:
-                sock.settimeout(remaining)  # the deadline holds for every chunk, not per chunk
-            try:
-                chunk = response.read1(self.chunk_size)
-            except (OSError, urllib3.exceptions.HTTPError) as exc:
-                if isinstance(exc, (TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError)):
-                    raise DocumentRefused("timeout", "the document server did not answer in time") from exc
-                raise
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > limit:
-                raise DocumentRefused("too_large", f"the document is larger than {limit} bytes")
-        try:
-            document = json.loads(bytes(body))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DocumentRefused("invalid_json", "the document is not valid JSON") from exc
-        if not isinstance(document, dict):
-            raise DocumentRefused("invalid_json", "the document is not a JSON object")
-        return document, cache_seconds(response.headers.get("Cache-Control"))
+    """Cache-Control max-age within CIMD_MIN/MAX_CACHE_SECONDS."""
+    return fetcher.cache_seconds(
+        cache_control, settings.CIMD_MIN_CACHE_SECONDS, settings.CIMD_MAX_CACHE_SECONDS
+    )
 
 
 # --- the document's checks ---------------------------------------------------------------------------
@@ -357,7 +184,7 @@ def client_fields(document: dict[str, Any], client_id: str) -> ClientFields:
         parts = urlsplit(uri)
         if parts.scheme.lower() not in ("https", "http"):
             raise _refuse(f"redirect URI {uri!r}: only https, or http to a loopback address, is allowed")
-        if parts.scheme.lower() == "http" and not _is_loopback_host(parts.hostname or ""):
+        if parts.scheme.lower() == "http" and not fetcher.is_loopback_host(parts.hostname or ""):
             raise _refuse(f"redirect URI {uri!r}: plain http is allowed only to a loopback address")
     response_types = document.get("response_types") or ["code"]
     if set(response_types) != {"code"}:

@@ -2,8 +2,10 @@
 
 ``private_key_jwt`` assertions (client_auth/private_key_jwt.py) are verified with these keys; later
 signed request objects too. Keys are registered inline (``Client.jwks``) or published by the client
-at ``Client.jwks_uri``, fetched with DOT's SSRF-hardened fetcher (``CIMD_METADATA_FETCHER``: https
-only, the address resolved once and checked public, no redirects, time and size caps), cached for
+at ``Client.jwks_uri``, fetched with the SSRF-hardened fetcher of fetcher.py (https only, every
+address the host resolves to checked public and the connection made to it, no redirects, one
+deadline for the whole body, identity encoding, a size cap; the same fetcher as client ID metadata
+documents and the same ``CIMD_FETCH_TIMEOUT``/``CIMD_MAX_DOCUMENT_SIZE``), cached for
 ``JWKS_URI_CACHE_SECONDS`` and refetched when an assertion names an unknown ``kid`` (the client
 rotated its key), at most once per ``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us
 hammer the client's server.
@@ -21,6 +23,7 @@ from django.core.cache import caches
 from jwcrypto import jwk
 from jwcrypto.common import JWException
 
+from . import fetcher
 from .conf import settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,19 @@ CACHE_PREFIX = "oauth_server:client_jwks"
 KEY_TYPES = {"RSA", "EC", "OKP"}
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 MIN_RSA_BITS = 2048
+
+
+class JWKSFetcher(fetcher.SafeJSONFetcher):
+    """jwks_uri documents: the cache lifetime is ours (JWKS_URI_CACHE_SECONDS), not the server's."""
+
+    user_agent = "oauth_server (client jwks_uri fetch)"
+
+    def max_age(self, cache_control: str | None) -> int:
+        return settings.JWKS_URI_CACHE_SECONDS
+
+
+# The class used to fetch (a module attribute, so tests can substitute one).
+fetcher_class: type[fetcher.SafeJSONFetcher] = JWKSFetcher
 
 
 class ClientKeysError(Exception):
@@ -115,15 +131,12 @@ def _may_refresh(uri: str) -> bool:
 
 
 def _fetch(uri: str) -> dict[str, Any]:
-    from oauth2_provider.cimd import CIMDError
-    from oauth2_provider.settings import oauth2_settings
-
     started = time.monotonic()
     try:
-        document, _max_age = oauth2_settings.CIMD_METADATA_FETCHER().fetch(uri)
-    except CIMDError as exc:
-        logger.warning("jwks_uri %s could not be fetched: %s", uri, exc)
-        raise ClientKeysError("the client's jwks_uri could not be fetched") from exc
+        document, _max_age = fetcher_class().fetch(uri)
+    except fetcher.FetchRefused as exc:
+        logger.warning("jwks_uri %s could not be fetched (%s): %s", uri, exc.reason, exc)
+        raise ClientKeysError(f"the client's jwks_uri could not be fetched ({exc.reason})") from exc
     problems = jwks_problems(document)
     if problems:
         raise ClientKeysError(f"the client's jwks_uri document is not a usable JWKS: {problems[0]}")

@@ -16,7 +16,7 @@ import pytest
 from django.core.checks import run_checks
 from django.utils import timezone
 
-from oauth_server import cimd
+from oauth_server import cimd, fetcher
 from oauth_server.models import AuditEvent, BlockedClientHost, Client, Scope
 from oauth_server.registration import client_origin
 from tests.cimd_server import DocumentServer
@@ -249,7 +249,7 @@ def test_an_untrusted_certificate_is_refused(docs, db, settings):
 
 def test_the_certificate_must_name_the_url_host(docs, db, monkeypatch):
     """Connecting to the checked address must not skip the host name check."""
-    monkeypatch.setattr(cimd, "getaddrinfo", _answer("127.0.0.1"))
+    monkeypatch.setattr(fetcher, "getaddrinfo", _answer("127.0.0.1"))
     url = f"https://wrong-name.test:{docs.port}/n"
     docs.serve("/n", docs.document("/n", client_id=url))
     refused(url, "fetch_failed")
@@ -267,7 +267,7 @@ def test_the_certificate_must_name_the_url_host(docs, db, monkeypatch):
     ],
 )
 def test_invalid_document_urls_are_refused_before_any_lookup(db, url, monkeypatch):
-    monkeypatch.setattr(cimd, "getaddrinfo", _fail)
+    monkeypatch.setattr(fetcher, "getaddrinfo", _fail)
     assert cimd.load_client(url) is None
     assert [d["reason"] for d in failures(url[:255])] == ["invalid_url"]
 
@@ -310,12 +310,12 @@ INTERNAL = [
 
 @pytest.mark.parametrize("ip", INTERNAL)
 def test_a_host_resolving_to_an_internal_address_is_never_contacted(db, ip, monkeypatch):
-    monkeypatch.setattr(cimd, "getaddrinfo", _answer(ip))
+    monkeypatch.setattr(fetcher, "getaddrinfo", _answer(ip))
     refused("https://mcp-client.example/client.json", "address_refused")
 
 
 def test_a_host_with_one_internal_address_among_public_ones_is_refused(db, monkeypatch):
-    monkeypatch.setattr(cimd, "getaddrinfo", _answer("93.184.216.34", "10.0.0.7"))
+    monkeypatch.setattr(fetcher, "getaddrinfo", _answer("93.184.216.34", "10.0.0.7"))
     refused("https://split.example/client.json", "address_refused")
 
 
@@ -336,7 +336,7 @@ def test_literal_internal_addresses_are_refused_without_the_loopback_setting(db,
 
 @pytest.mark.parametrize("ip", ["10.1.2.3", "169.254.169.254", "192.168.1.1", "::ffff:10.0.0.1"])
 def test_the_loopback_setting_allows_loopback_only(docs, db, ip, monkeypatch):
-    monkeypatch.setattr(cimd, "getaddrinfo", _answer(ip))
+    monkeypatch.setattr(fetcher, "getaddrinfo", _answer(ip))
     refused("https://mcp-client.example/client.json", "address_refused")
 
 

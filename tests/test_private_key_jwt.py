@@ -299,11 +299,9 @@ class CountingFetcher:
 @pytest.fixture
 def fetcher(monkeypatch):
     from django.core.cache import cache
-    from oauth2_provider.settings import oauth2_settings
 
     cache.clear()
-    # DOT's setting for the SSRF-hardened fetcher class, which client_keys uses for jwks_uri too.
-    monkeypatch.setattr(oauth2_settings, "CIMD_METADATA_FETCHER", CountingFetcher)
+    monkeypatch.setattr(client_keys, "fetcher_class", CountingFetcher)
     CountingFetcher.documents, CountingFetcher.calls = {}, []
     yield CountingFetcher
     cache.clear()
