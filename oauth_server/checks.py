@@ -157,6 +157,13 @@ def check_abuse_settings(app_configs=None, **kwargs):
     except ValueError as exc:
         error(f"OAUTH_SERVER['RATE_LIMITS'] is invalid: {exc}.", 'Use rates like "120/m", or None.')
     try:
+        ratelimit.client_overrides()
+    except ValueError as exc:
+        error(
+            f"OAUTH_SERVER['CLIENT_RATE_LIMITS'] is invalid: {exc}.",
+            'Use {"<client_id>": {"token": "6000/m"}}.',
+        )
+    try:
         network.trusted_proxies()
     except (TypeError, ValueError) as exc:
         error(

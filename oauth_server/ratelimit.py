@@ -142,6 +142,27 @@ def configured_limits() -> dict[str, dict[str, Rate | None]]:
     return {name: _parse_limit(name, merged[name]) for name in KNOWN_LIMITS}
 
 
+def client_overrides() -> dict[str, dict[str, dict[str, Rate | None]]]:
+    """``CLIENT_RATE_LIMITS`` parsed: {client_id: {endpoint: {"ip": rate, "client": rate}}}; a
+    ValueError says what is wrong. Only the client-authenticating endpoints can be overridden: an
+    override applies once the client presented its credentials."""
+    value = settings.CLIENT_RATE_LIMITS or {}
+    if not isinstance(value, dict):
+        raise ValueError("CLIENT_RATE_LIMITS must be a dict of client_id to {endpoint: rate}")
+    parsed = {}
+    for client_id, limits in value.items():
+        if not isinstance(client_id, str) or not isinstance(limits, dict):
+            raise ValueError(f"CLIENT_RATE_LIMITS[{client_id!r}] must be a dict of endpoint to rate")
+        unknown = set(limits) - CLIENT_AUTH_ENDPOINTS
+        if unknown:
+            raise ValueError(
+                f"CLIENT_RATE_LIMITS[{client_id!r}]: {sorted(unknown)} cannot be set per client; "
+                f"known: {sorted(CLIENT_AUTH_ENDPOINTS)}"
+            )
+        parsed[client_id] = {name: _parse_limit(name, rate) for name, rate in limits.items()}
+    return parsed
+
+
 def client_ip(request: HttpRequest) -> str:
     """The address requests are counted under (``network.client_address``); IPv6 clients are
     counted per /64, the block one subscriber usually gets."""
@@ -323,6 +344,10 @@ class Limiter:
         self.ip = client_ip(request)
         self.client_id, with_secret = presented_client(request)
         endpoint_limits = limits[endpoint]
+        if with_secret and endpoint in CLIENT_AUTH_ENDPOINTS and settings.CLIENT_RATE_LIMITS:
+            # A wrong secret still counts as a failure (below), so claiming a busy client's id
+            # buys a guesser no more than client_auth_failures allows.
+            endpoint_limits = client_overrides().get(self.client_id, {}).get(endpoint, endpoint_limits)
         self.ip_counter = _counter(endpoint, "ip", self.ip, endpoint_limits["ip"])
         # Only a client that presented a secret is counted as itself; at the authorization
         # endpoint (per-client counting only if configured) the client_id parameter is counted.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, run_checks
 from django.db import connection
@@ -200,6 +201,23 @@ def test_invalid_abuse_settings_are_e003_on_plain_check():
         assert ids(messages) == ["oauth_server.E003"] * 4
         assert all(isinstance(m, Error) for m in messages)
         assert "oauth_server.E003" in ids(run_checks())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["client-a"],
+        {"client-a": "6000/m"},
+        {"client-a": {"authorize": "600/m"}},  # nobody authenticates there: no per-client override
+        {"client-a": {"token": "lots"}},
+        {"client-a": {"token": {"ip": "1/m", "everyone": "2/m"}}},
+    ],
+)
+def test_invalid_client_rate_limits_are_e003(value):
+    with override_settings(OAUTH_SERVER={"CLIENT_RATE_LIMITS": value}):
+        messages = check_abuse_settings()
+    assert ids(messages) == ["oauth_server.E003"]
+    assert "CLIENT_RATE_LIMITS" in messages[0].msg
 
 
 def test_client_uris_are_w008_with_database(db):

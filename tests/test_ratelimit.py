@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import caches
+from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 from freezegun import freeze_time
 
@@ -71,10 +72,10 @@ def assert_throttled(response, retry_after: int | None = None) -> dict:
 # --- defaults -----------------------------------------------------------------------------------
 def test_defaults_are_on():
     assert DEFAULTS["RATE_LIMITS"] == {
-        "token": "120/m",
+        "token": "1200/m",
         "authorize": "60/m",
-        "introspect": "600/m",
-        "revoke": "120/m",
+        "introspect": "6000/m",
+        "revoke": "600/m",
         "par": "60/m",
         "register": "20/h",
         "device_authorization": "30/m",
@@ -83,7 +84,7 @@ def test_defaults_are_on():
         "user_code_failures": {"ip": "20/m", "user_ip": "5/m", "user": "20/m"},
     }
     configured = ratelimit.configured_limits()
-    assert configured["token"] == {"ip": ratelimit.Rate(120, 60), "client": ratelimit.Rate(120, 60)}
+    assert configured["token"] == {"ip": ratelimit.Rate(1200, 60), "client": ratelimit.Rate(1200, 60)}
     # A client_id in a URL is no identity: the authorization endpoint counts per IP by default.
     assert configured["authorize"] == {"ip": ratelimit.Rate(60, 60), "client": None}
     # No client exists yet at the registration endpoint: per IP only.
@@ -117,6 +118,50 @@ def test_client_limit_is_per_client(client, machine, other_machine):
         # Same IP, other client: its own budget.
         assert cc(client, other_machine).status_code == 200
     assert AccessToken.objects.filter(application=machine).count() == 3
+
+
+def test_the_defaults_never_throttle_a_service_asking_ten_tokens_a_second(rf, machine):
+    """600 authenticated token requests in one minute from one address, through the limiter with
+    the shipped defaults: none refused."""
+    cache = caches[ratelimit.settings.RATE_LIMIT_CACHE]
+    window_start = 1_900_000_020.0  # a minute boundary
+    auth = basic_auth(machine.client_id, machine.raw_secret)
+    for i in range(600):
+        request = rf.post(TOKEN_URL, CC, HTTP_AUTHORIZATION=auth, REMOTE_ADDR="203.0.113.5")
+        limiter = ratelimit.Limiter("token", request, ratelimit.configured_limits())
+        now = window_start + i * 0.1
+        assert limiter.check(cache, now) is None, f"request {i + 1} refused"
+        limiter.record(cache, now, HttpResponse(status=200))
+
+
+def busy(client, rates) -> dict:
+    return {
+        "OAUTH_SERVER": {"RATE_LIMITS": {"token": "3/m"}, "CLIENT_RATE_LIMITS": {client.client_id: rates}}
+    }
+
+
+def test_a_client_override_raises_one_clients_limit_only(client, machine, other_machine):
+    with override_settings(**busy(machine, {"token": {"ip": "10/m", "client": "10/m"}})), freeze_time(START):
+        for _ in range(6):
+            assert cc(client, machine).status_code == 200
+        for _ in range(3):
+            assert cc(client, other_machine, ip="198.51.100.7").status_code == 200
+        assert_throttled(cc(client, other_machine, ip="198.51.100.7"))
+
+
+def test_a_client_override_can_lower_a_limit(client, machine, other_machine):
+    with override_settings(**busy(machine, {"token": {"ip": None, "client": "1/m"}})), freeze_time(START):
+        assert cc(client, machine).status_code == 200
+        assert_throttled(cc(client, machine, ip="198.51.100.8"))
+        assert cc(client, other_machine).status_code == 200
+
+
+def test_an_override_is_not_had_by_naming_the_client_without_credentials(client, machine):
+    with override_settings(**busy(machine, {"token": "100/m"})), freeze_time(START):
+        for _ in range(3):
+            response = client.post(TOKEN_URL, {**CC, "client_id": machine.client_id})
+            assert response.status_code == 401
+        assert_throttled(client.post(TOKEN_URL, {**CC, "client_id": machine.client_id}))
 
 
 @override_settings(**limits(token={"client": "3/m", "ip": None}))
