@@ -392,6 +392,63 @@ class Limiter:
             self.client_counter.hit(cache, now)
 
 
+class AttemptThrottle:
+    """The failure counters of one attempt a person makes (a sign-in, a device user code).
+
+    The attempt is counted as a failure before it is checked (``FailureLimiter.reserve``: atomic,
+    so parallel guesses cannot overshoot), then given back if it succeeds or counted against the
+    subject's ceiling if not (``finish``). A refusal is a 429 page, audited once per counter,
+    address and window (``audit_refusal``, the subclass's event). Fails open: a broken cache or
+    setting is logged and the attempt proceeds unthrottled.
+    """
+
+    limit_name: str  # the RATE_LIMITS key
+    label = "Throttling"  # for log lines
+
+    def __init__(self, request: HttpRequest, subject: str | None):
+        self.request = request
+        self.limiter: FailureLimiter | None = None
+        self.refused: Counter | None = None
+        try:
+            limits = configured_limits()
+            self.cache = caches[settings.RATE_LIMIT_CACHE]
+            self.now = time.time()
+            limiter = FailureLimiter(self.limit_name, client_ip(request), subject, limits)
+            self.refused = limiter.reserve(self.cache, self.now)
+            self.limiter = limiter
+        except Exception:
+            logger.exception("%s skipped: the limiter failed.", self.label)
+
+    def audit_refusal(self, counter: Counter, retry_after: int) -> None:
+        raise NotImplementedError
+
+    def refusal(self) -> HttpResponse:
+        """429 with the too-many-requests page; audited once per counter, address and window."""
+        counter = self.refused
+        assert counter is not None and self.limiter is not None
+        retry_after = counter.retry_after(self.now)
+        try:
+            first = self.limiter.first_refusal(counter, self.cache, self.now)
+        except Exception:
+            logger.exception("%s: could not tell whether the refusal was audited.", self.label)
+            first = True
+        if first:
+            self.audit_refusal(counter, retry_after)
+        return too_many_requests(self.request, retry_after, html=True)
+
+    def finish(self, *, succeeded: bool) -> None:
+        """Give the attempt back if it succeeded, else count it against the subject's ceiling."""
+        if self.limiter is None:
+            return
+        try:
+            if succeeded:
+                self.limiter.release(self.cache, self.now)
+            else:
+                self.limiter.confirm(self.cache, self.now)
+        except Exception:
+            logger.exception("%s: could not count the attempt.", self.label)
+
+
 def too_many_requests(request: HttpRequest, retry_after: int, *, html: bool) -> HttpResponse:
     """429 in the endpoint's own error format; a page for browsers, never a redirect to the client."""
     description = _("Too many requests. Try again in %(seconds)s seconds.") % {"seconds": retry_after}

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import caches
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
@@ -183,59 +181,27 @@ class UserCodeForm(forms.Form):
     )  # rendered by device_verify.html itself (hint, error and ARIA attributes)
 
 
-class UserCodeThrottle:
+class UserCodeThrottle(ratelimit.AttemptThrottle):
     """``user_code_failures``: one attempt reserved before the lookup, given back if the code was
-    right (``ratelimit.FailureLimiter``, as the sign-in page does). Fails open on a broken cache."""
+    right, per address and per signed-in user and address, with a per-user ceiling."""
+
+    limit_name = ratelimit.USER_CODE_FAILURES
+    label = "User-code throttling"
 
     def __init__(self, request: HttpRequest):
-        self.request = request
-        self.limiter: ratelimit.FailureLimiter | None = None
-        self.refused: ratelimit.Counter | None = None
-        try:
-            self.cache = caches[settings.RATE_LIMIT_CACHE]
-            self.now = time.time()
-            limiter = ratelimit.FailureLimiter(
-                ratelimit.USER_CODE_FAILURES,
-                ratelimit.client_ip(request),
-                f"user:{request.user.pk}",
-                ratelimit.configured_limits(),
-            )
-            self.refused = limiter.reserve(self.cache, self.now)
-            self.limiter = limiter
-        except Exception:
-            logger.exception("User-code throttling skipped: the limiter failed.")
+        super().__init__(request, f"user:{request.user.pk}")
 
-    def refusal(self) -> HttpResponse:
-        counter = self.refused
-        assert counter is not None and self.limiter is not None
-        retry_after = counter.retry_after(self.now)
-        try:
-            first = self.limiter.first_refusal(counter, self.cache, self.now)
-        except Exception:
-            first = True
-        if first:
-            audit.record(
-                audit.Event.USER_CODE_THROTTLED,
-                request=self.request,
-                user=self.request.user,
-                outcome=audit.FAILURE,
-                scope=counter.scope,
-                limit=counter.rate.limit,
-                period=counter.rate.period,
-                retry_after=retry_after,
-            )
-        return ratelimit.too_many_requests(self.request, retry_after, html=True)
-
-    def finish(self, *, found: bool) -> None:
-        if self.limiter is None:
-            return
-        try:
-            if found:
-                self.limiter.release(self.cache, self.now)
-            else:
-                self.limiter.confirm(self.cache, self.now)
-        except Exception:
-            logger.exception("User-code throttling: could not count the attempt.")
+    def audit_refusal(self, counter: ratelimit.Counter, retry_after: int) -> None:
+        audit.record(
+            audit.Event.USER_CODE_THROTTLED,
+            request=self.request,
+            user=self.request.user,
+            outcome=audit.FAILURE,
+            scope=counter.scope,
+            limit=counter.rate.limit,
+            period=counter.rate.period,
+            retry_after=retry_after,
+        )
 
 
 @method_decorator(login_not_required, name="dispatch")  # it sends anonymous users to sign in itself
@@ -268,7 +234,7 @@ class DeviceVerificationView(SignedInView):
         if throttle.refused is not None:
             return throttle.refusal()
         authorization = device.find_by_user_code(form.cleaned_data["user_code"])
-        throttle.finish(found=authorization is not None)
+        throttle.finish(succeeded=authorization is not None)
         if authorization is None:
             audit.record(
                 audit.Event.USER_CODE_FAILED, request=request, user=request.user, outcome=audit.FAILURE

@@ -17,20 +17,17 @@ same account still signs in from an address that did not fail (no lockout a thir
 from __future__ import annotations
 
 import logging
-import time
 import unicodedata
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth import views as auth_views
-from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.clickjacking import xframe_options_deny
 
 from .. import audit, ratelimit
-from ..conf import settings
 from ..models import Client
 from ..reauthentication import REAUTH_PARAM
 from .authorize import no_frames
@@ -48,65 +45,28 @@ def account_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).strip().casefold()
 
 
-class LoginThrottle:
-    """The ``login_failures`` counters of one sign-in attempt.
+class LoginThrottle(ratelimit.AttemptThrottle):
+    """The ``login_failures`` counters of one sign-in attempt, per address and per account
+    (``account_key``) and address, with a per-account ceiling (docs/abuse.md)."""
 
-    The attempt is counted as a failure before the password is checked (atomically, so parallel
-    guesses cannot overshoot), then given back if it succeeds. Fails open: a broken cache or
-    setting is logged and the sign-in proceeds unthrottled.
-    """
+    limit_name = ratelimit.LOGIN_FAILURES
+    label = "Sign-in throttling"
 
     def __init__(self, request: HttpRequest, username: str):
-        self.request = request
         self.username = username
-        self.limiter: ratelimit.FailureLimiter | None = None
-        self.refused: ratelimit.Counter | None = None
-        try:
-            limits = ratelimit.configured_limits()
-            self.cache = caches[settings.RATE_LIMIT_CACHE]
-            self.now = time.time()
-            limiter = ratelimit.FailureLimiter(
-                ratelimit.LOGIN_FAILURES, ratelimit.client_ip(request), account_key(username) or None, limits
-            )
-            self.refused = limiter.reserve(self.cache, self.now)
-            self.limiter = limiter
-        except Exception:
-            logger.exception("Sign-in throttling skipped: the limiter failed.")
+        super().__init__(request, account_key(username) or None)
 
-    def refusal(self) -> HttpResponse:
-        """429 with the too-many-requests page; audited once per counter, address and window."""
-        counter = self.refused
-        assert counter is not None and self.limiter is not None
-        retry_after = counter.retry_after(self.now)
-        try:
-            first = self.limiter.first_refusal(counter, self.cache, self.now)
-        except Exception:
-            logger.exception("Sign-in throttling: could not tell whether the refusal was audited.")
-            first = True
-        if first:
-            audit.record(
-                audit.Event.LOGIN_THROTTLED,
-                request=self.request,
-                outcome=audit.FAILURE,
-                username=self.username,
-                scope=counter.scope,
-                limit=counter.rate.limit,
-                period=counter.rate.period,
-                retry_after=retry_after,
-            )
-        return ratelimit.too_many_requests(self.request, retry_after, html=True)
-
-    def finish(self, *, signed_in: bool) -> None:
-        """Give the attempt back if it succeeded, else count it against the account's ceiling."""
-        if self.limiter is None:
-            return
-        try:
-            if signed_in:
-                self.limiter.release(self.cache, self.now)
-            else:
-                self.limiter.confirm(self.cache, self.now)
-        except Exception:
-            logger.exception("Sign-in throttling: could not count the attempt.")
+    def audit_refusal(self, counter: ratelimit.Counter, retry_after: int) -> None:
+        audit.record(
+            audit.Event.LOGIN_THROTTLED,
+            request=self.request,
+            outcome=audit.FAILURE,
+            username=self.username,
+            scope=counter.scope,
+            limit=counter.rate.limit,
+            period=counter.rate.period,
+            retry_after=retry_after,
+        )
 
 
 @method_decorator(xframe_options_deny, name="dispatch")
@@ -128,7 +88,7 @@ class LoginView(auth_views.LoginView):
             return throttle.refusal()
         self.signed_in = False
         response = super().post(request, *args, **kwargs)
-        throttle.finish(signed_in=self.signed_in)
+        throttle.finish(succeeded=self.signed_in)
         return response
 
     def form_valid(self, form):
