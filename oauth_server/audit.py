@@ -51,6 +51,17 @@ Event = AuditEvent.Event
 SUCCESS = AuditEvent.Outcome.SUCCESS
 FAILURE = AuditEvent.Outcome.FAILURE
 
+
+class AuditWriteFailed(Exception):
+    """An ``IN_TRANSACTION`` event could not be written; its transaction must be rolled back."""
+
+
+# Events written inside the request's transaction rather than after it commits: the token
+# endpoint's, the hottest path. The row commits with the token (one commit, one fsync on SQLite,
+# instead of two) and no token exists without its event. Other success events wait for the commit,
+# so a failed audit write can never undo what it describes.
+IN_TRANSACTION = frozenset({Event.TOKEN_ISSUED, Event.TOKEN_REFRESHED, Event.TOKEN_EXCHANGED})
+
 #: Detail keys that would carry a credential: dropped, whatever the caller passes (defence in depth).
 SECRET_DETAIL_KEYS = frozenset(
     {
@@ -220,7 +231,9 @@ def record(
     ``username=`` and ``client_id=`` fill the copies when there is no user or client object (a
     failed login, an unknown client). Returns the event, or None when auditing is off or the event
     could not be built. A success event is saved when the transaction commits (its ``pk`` is set
-    then); a failure event at once.
+    then); a failure event at once; a token event inside the token endpoint's transaction, in it
+    (``IN_TRANSACTION``), and if that INSERT fails, ``AuditWriteFailed`` is raised: the caller's
+    transaction cannot commit (it must roll back, and answer with an error).
     """
     mode = settings.AUDIT_LOG
     if not mode:
@@ -235,9 +248,27 @@ def record(
     save = mode != "log-only"
     if instance.outcome == FAILURE:
         _save_and_emit(instance, fields, using, save)
+    elif event in IN_TRANSACTION and transaction.get_connection(using).in_atomic_block:
+        _save_in_transaction(instance, fields, using, save)
     else:
         transaction.on_commit(functools.partial(_save_and_emit, instance, fields, using, save), using=using)
     return instance
+
+
+def _save_in_transaction(instance: AuditEvent, fields: dict[str, Any], using: str, save: bool) -> None:
+    """The INSERT now, in the caller's transaction (no savepoint); the log record and the signal
+    once it commits. The event commits with what it records or not at all, and a failed INSERT
+    fails the request: no token is issued without its event."""
+    if save:
+        try:
+            saved = AuditEvent.objects.create(**fields)
+        except Exception as exc:
+            logger.exception("Audit event %s could not be saved; what it records is undone", instance.event)
+            raise AuditWriteFailed(instance.event) from exc
+        instance.pk = saved.pk
+        instance._state.adding = False
+        instance._state.db = saved._state.db
+    transaction.on_commit(functools.partial(_emit, instance), using=using)
 
 
 def _save_and_emit(instance: AuditEvent, fields: dict[str, Any], using: str, save: bool) -> None:

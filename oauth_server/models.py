@@ -8,6 +8,7 @@ swappable-model migration problems of DOT (#634, #871, #1221) do not arise.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -92,7 +93,41 @@ def plausible_client_id(value: object) -> bool:
     return isinstance(value, str) and bool(value) and "\x00" not in value
 
 
+class AllowedScopeRows(models.Expression):
+    """The client's allowed scopes as a JSON text ``[[name, is_default], ...]``, by a correlated
+    subquery in the client's own SELECT: the token endpoint needs both, and one statement is cheaper
+    than two. On a backend without a JSON aggregate it is NULL and the scopes are read apart."""
+
+    output_field = models.TextField(null=True)
+
+    def as_sql(self, compiler, connection):
+        field = Client._meta.get_field("allowed_scopes")
+        through = connection.ops.quote_name(field.remote_field.through._meta.db_table)
+        scope_table = connection.ops.quote_name(Scope._meta.db_table)
+        owner = connection.ops.quote_name(field.m2m_column_name())
+        scope_id = connection.ops.quote_name(field.m2m_reverse_name())
+        if connection.vendor == "postgresql":
+            rows = "COALESCE(json_agg(json_build_array(s.name, s.is_default))::text, '[]')"
+        elif connection.vendor == "sqlite":
+            rows = "json_group_array(json_array(s.name, s.is_default))"
+        else:
+            return "NULL", []
+        client = (
+            f"{compiler.quote_name_unless_alias(compiler.query.base_table)}.{connection.ops.quote_name('id')}"
+        )
+        # Only quoted table and column names are interpolated: no value reaches this string.
+        return (
+            f"(SELECT {rows} FROM {scope_table} s INNER JOIN {through} t ON t.{scope_id} = s.id"  # noqa: S608
+            f" WHERE t.{owner} = {client})",
+            [],
+        )
+
+
 class ClientQuerySet(models.QuerySet):
+    def with_scopes(self) -> ClientQuerySet:
+        """Clients with their allowed scopes read in the same statement (``Client.scope_rows``)."""
+        return self.annotate(_allowed_scope_rows=AllowedScopeRows())
+
     def enabled(self) -> ClientQuerySet:
         return self.filter(is_enabled=True)
 
@@ -362,6 +397,19 @@ class Client(AbstractApplication):
         if len(uris) == 1:
             return uris[0]
         raise errors.MissingRedirectURIError()
+
+    def scope_rows(self) -> list[tuple[str, bool]]:
+        """(name, is_default) of the allowed scopes, read once per instance: from the
+        ``with_scopes()`` annotation when the client was loaded with it, else by one query."""
+        cached = self.__dict__.get("_scope_rows_cache")
+        if cached is None:
+            raw = self.__dict__.pop("_allowed_scope_rows", None)
+            if raw is not None:
+                cached = [(str(name), bool(is_default)) for name, is_default in json.loads(raw)]
+            else:
+                cached = list(self.allowed_scopes.values_list("name", "is_default"))
+            self._scope_rows_cache = cached
+        return cached
 
     def is_usable(self, request) -> bool:
         return self.is_enabled

@@ -11,12 +11,9 @@ from .models import Scope
 
 
 def _client_scopes(application) -> list[tuple[str, bool]]:
-    """(name, is_default) of the client's allowed scopes, cached on the instance for one request."""
-    cached = getattr(application, "_oauth_server_scopes", None)
-    if cached is None:
-        cached = list(application.allowed_scopes.values_list("name", "is_default"))
-        application._oauth_server_scopes = cached
-    return cached
+    """(name, is_default) of the client's allowed scopes, cached on the instance for one request
+    (``Client.scope_rows``: read with the client itself when the validator loaded it)."""
+    return application.scope_rows()
 
 
 class DatabaseScopes(BaseScopes):

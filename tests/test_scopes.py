@@ -253,3 +253,28 @@ def test_authorization_endpoint_invalid_scope_redirect_names_the_scopes(client, 
     back = query(response["Location"])
     assert back["error"] == "invalid_scope"
     assert back["error_description"] == "Unknown scope: nope. Scope not allowed for this client: admin:all."
+
+
+# --- the client and its scopes in one statement (Client.objects.with_scopes) -----------------------
+def test_with_scopes_reads_names_and_default_flags_in_the_clients_own_select(db, django_assert_num_queries):
+    from oauth_server.models import Client
+
+    ScopeFactory(name="a:read", is_default=True)
+    ScopeFactory(name='odd "name\\', is_default=False)
+    ScopeFactory(name="other", is_default=True)  # not allowed for the client: never listed
+    app = MachineClientFactory(scopes=["a:read", 'odd "name\\'])
+    bare = MachineClientFactory(scopes=[])
+    with django_assert_num_queries(1):
+        loaded = {c.pk: c for c in Client.objects.with_scopes().filter(pk__in=[app.pk, bare.pk])}
+        assert sorted(loaded[app.pk].scope_rows()) == [("a:read", True), ('odd "name\\', False)]
+        assert loaded[bare.pk].scope_rows() == []
+
+
+def test_a_client_loaded_without_the_annotation_reads_its_scopes_once(db, django_assert_num_queries):
+    from oauth_server.models import Client
+
+    ScopeFactory(name="b:read", is_default=False)
+    app = Client.objects.get(pk=MachineClientFactory(scopes=["b:read"]).pk)
+    with django_assert_num_queries(1):
+        assert app.scope_rows() == [("b:read", False)]
+        assert app.scope_rows() == [("b:read", False)]  # cached on the instance
