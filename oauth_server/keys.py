@@ -27,6 +27,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from jwcrypto import jwe, jwk, jws
 from jwcrypto.common import JWException, base64url_encode
+from jwcrypto.jwa import JWA
 
 from . import signals
 from .conf import settings
@@ -188,11 +189,14 @@ def sign(claims: dict[str, Any], *, typ: str = "JWT", key: ActiveKey | None = No
     alg and typ. Pass the key when something else in the token depends on its algorithm (at_hash).
     """
     key = key or active_key()
-    token = jws.JWS(json.dumps(claims, separators=(",", ":"), default=str).encode())
-    token.add_signature(
-        key.jwk, alg=key.algorithm, protected={"alg": key.algorithm, "kid": key.kid, "typ": typ}
-    )
-    return token.serialize(compact=True)
+    # The compact serialization written out (RFC 7515 7.1) around jwcrypto's own algorithm: a
+    # jwcrypto JWS object deep-copies its header registry on creation, which cost more than the
+    # rest of the signing on the token endpoint's hot path (docs/performance.md).
+    header = json.dumps({"alg": key.algorithm, "kid": key.kid, "typ": typ}, separators=(",", ":"))
+    payload = json.dumps(claims, separators=(",", ":"), default=str)
+    signing_input = f"{base64url_encode(header)}.{base64url_encode(payload)}"
+    signature = JWA.signing_alg(key.algorithm).sign(key.jwk, signing_input.encode("ascii"))
+    return f"{signing_input}.{base64url_encode(signature)}"
 
 
 def verify(token: str, *, typ: str | None = None) -> dict[str, Any]:
