@@ -232,7 +232,8 @@ def client_errors(client: Client) -> dict[str, list[Any]]:
     errors: dict[str, list[Any]] = {}
     title = profile.title
     if profile.confidential_only and not client.is_confidential:
-        errors["client_type"] = [_("The %(profile)s profile allows confidential clients only.") % {"profile": title}]
+        message = _("The %(profile)s profile allows confidential clients only.")
+        errors["client_type"] = [message % {"profile": title}]
     method = client.token_endpoint_auth_method
     if profile.asymmetric_client_auth and client.is_confidential and method not in asymmetric_methods():
         errors["token_endpoint_auth_method"] = [
@@ -256,6 +257,9 @@ def client_errors(client: Client) -> dict[str, list[Any]]:
     return errors
 
 
+ID_TOKEN_ALGS = "id_token_signing_alg_values_supported"
+
+
 # --- discovery --------------------------------------------------------------------------------------
 def metadata(document: dict[str, Any]) -> dict[str, Any]:
     """The metadata document as it is true under the site-wide profile (unchanged without one)."""
@@ -271,9 +275,11 @@ def metadata(document: dict[str, Any]) -> dict[str, Any]:
             if key.endswith("_auth_methods_supported"):
                 document[key] = [name for name in value if name in allowed]
     if profile.signing_algorithms is not None:
-        for key, value in list(document.items()):
-            if key.endswith("_auth_signing_alg_values_supported") or key == "dpop_signing_alg_values_supported":
-                document[key] = [alg for alg in value if profile.allows_algorithm(alg)]
+        # What clients sign (assertions, DPoP proofs). The server's own ID_TOKEN_ALGS stays what its
+        # key really uses (check W012 warns when the profile forbids it).
+        for key in [k for k in document if k.endswith("_signing_alg_values_supported")]:
+            if key != ID_TOKEN_ALGS:
+                document[key] = [alg for alg in document[key] if profile.allows_algorithm(alg)]
     if profile.grant_types is not None:
         document["grant_types_supported"] = [
             g for g in document.get("grant_types_supported", []) if g in profile.grant_types
