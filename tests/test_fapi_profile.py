@@ -238,6 +238,16 @@ def test_par_is_required(mode, alice):
     assert profiles.requires_par(app)
 
 
+def test_a_consent_form_posted_without_a_request_uri_is_refused(mode, alice):
+    app = make_fapi_client(mode)
+    browser = BrowserClient()
+    browser.force_login(alice)
+    form = {**auth_params(app), "allow": "true"}
+    response = browser.post(AUTHORIZE_URL, form)
+    assert response.status_code == 400
+    assert not Grant.objects.exists()
+
+
 def test_par_is_not_required_without_a_profile(db):
     assert not profiles.requires_par(ClientFactory())
 
@@ -566,6 +576,26 @@ def test_admin_saves_the_profile_on_a_private_key_jwt_client(admin_client, db):
     assert app.security_profile == "fapi2" and not app.client_secret
     page = admin_client.get(reverse("admin:oauth_server_client_change", args=[app.pk]))
     assert 'name="security_profile"' in page.content.decode()
+
+
+def test_management_api_sets_the_profile_and_refuses_it_on_a_secret_client(db):
+    from tests.helpers import CLIENTS, grant_permissions, send, signed_in
+
+    api = signed_in(grant_permissions(UserFactory(is_staff=True)))
+    secret_client = ClientFactory()
+    refused = send(api, "PATCH", f"{CLIENTS}{secret_client.client_id}/", {"security_profile": "fapi2"})
+    assert refused.status_code == 400, refused.content
+    assert "private_key_jwt" in json.dumps(refused.json())
+    secret_client.refresh_from_db()
+    assert secret_client.security_profile == ""
+    unknown = send(api, "PATCH", f"{CLIENTS}{secret_client.client_id}/", {"security_profile": "fapi3"})
+    assert unknown.status_code == 400
+    app = make_fapi_client("none")
+    ok = send(api, "PATCH", f"{CLIENTS}{app.client_id}/", {"security_profile": "fapi2"})
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["security_profile"] == "fapi2"
+    app.refresh_from_db()
+    assert app.security_profile == "fapi2"
 
 
 def test_dynamic_registration_cannot_choose_a_profile(client, settings, db):
