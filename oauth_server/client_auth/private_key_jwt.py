@@ -108,9 +108,7 @@ def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any
         logger.info("client %s: %s", client.client_id, exc)
         raise AssertionRefused("keys_unavailable") from exc
     try:
-        token = jwt.JWT(
-            jwt=assertion, key=keys, algs=allowed, check_claims=False
-        )
+        token = jwt.JWT(jwt=assertion, key=keys, algs=allowed, check_claims=False)
         claims = json_decode(token.claims)
     except (JWException, ValueError, TypeError, KeyError) as exc:
         raise AssertionRefused("invalid_signature") from exc
