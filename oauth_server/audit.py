@@ -39,7 +39,7 @@ from django.core.signals import request_finished, request_started
 from django.db import router, transaction
 from django.http import HttpRequest
 
-from . import signals
+from . import profiles, signals
 from .conf import settings
 from .models import AuditEvent, Client, plausible_client_id
 from .network import client_address
@@ -386,6 +386,7 @@ def token_issued(token: Mapping[str, Any], request: Any) -> None:
         details["audience"] = list(meta.audience)
     if state.dpop_jkt:
         details["dpop_jkt"] = state.dpop_jkt  # RFC 9449: the key the tokens are bound to
+    details.update(profile_details(request.client))
     if grant_type == "refresh_token" and refresh is not None:
         details["token_family"] = refresh.token_family
         details["previous_refresh_token_id"] = refresh.pk
@@ -394,6 +395,12 @@ def token_issued(token: Mapping[str, Any], request: Any) -> None:
         event = Event.TOKEN_EXCHANGED
         details.update(_exchange_details(state.exchange))
     record(event, request=request, user=getattr(request, "user", None), client=request.client, **details)
+
+
+def profile_details(client: Any) -> dict[str, Any]:
+    """``{"security_profile": name}`` when the client is under a security profile (docs/fapi.md)."""
+    name = profiles.name_of(client)
+    return {"security_profile": name} if name else {}
 
 
 def _exchange_details(exchange: Any) -> dict[str, Any]:

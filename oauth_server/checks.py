@@ -478,3 +478,73 @@ def check_root_metadata_url(app_configs=None, **kwargs):
             id="oauth_server.W011",
         )
     ]
+
+
+# --- security profiles (docs/fapi.md) ---------------------------------------------------------------
+@register(Tags.security)
+def check_security_profile(app_configs=None, **kwargs):
+    """``SECURITY_PROFILE`` must name a registered profile (an unknown one is applied as FAPI 2.0
+    meanwhile: fail closed); the site's signing algorithm should be one the profile allows."""
+    from . import profiles
+
+    messages = []
+    name = settings.SECURITY_PROFILE
+    if name is not None and name not in profiles.registry:
+        messages.append(
+            Error(
+                f"OAUTH_SERVER['SECURITY_PROFILE'] is {name!r}.",
+                hint="Use None or one of: " + ", ".join(repr(n) for n in profiles.registry.names()) + ".",
+                id="oauth_server.E006",
+            )
+        )
+    profile = profiles.site_profile()
+    if profile is not None and not profile.allows_algorithm(settings.SIGNING_KEY_ALGORITHM):
+        messages.append(_algorithm_warning(profile, settings.SIGNING_KEY_ALGORITHM, "SIGNING_KEY_ALGORITHM"))
+    return messages
+
+
+def _algorithm_warning(profile, algorithm: str, where: str) -> Warning:
+    allowed = ", ".join(sorted(profile.signing_algorithms or []))
+    return Warning(
+        f"The {profile.title} security profile is in use but {where} signs with {algorithm}, "
+        f"which it forbids (allowed: {allowed}).",
+        hint=(
+            "Set OAUTH_SERVER['SIGNING_KEY_ALGORITHM'] to 'ES256' or 'EdDSA' and run "
+            "`manage.py rotate_signing_keys --algorithm ES256` (twice: the next key is published first)."
+        ),
+        id="oauth_server.W012",
+    )
+
+
+@register(Tags.security, Tags.database)
+def check_profile_signing_key(app_configs=None, databases=None, **kwargs):
+    """With ``--database``: a client (or the site) under a profile while the active key's algorithm is
+    one the profile forbids (RS256 under FAPI 2.0). ID tokens and JWT access tokens are signed with
+    the one active key of the site, so the profile cannot pick another algorithm per client."""
+    if not databases:
+        return []
+    from . import profiles
+    from .models import Client, SigningKey
+
+    warnings = []
+    for alias in databases:
+        if not router.allow_migrate_model(alias, SigningKey):
+            continue
+        try:
+            tables = connections[alias].introspection.table_names()
+            if SigningKey._meta.db_table not in tables or Client._meta.db_table not in tables:
+                continue
+            active = SigningKey.objects.using(alias).filter(state=SigningKey.State.ACTIVE).first()
+            in_use = {profiles.site_profile()} | {
+                profiles.registry.get(name)
+                for name in Client.objects.using(alias)
+                .exclude(security_profile="")
+                .values_list("security_profile", flat=True)
+                .distinct()
+            }
+        except DatabaseError:
+            continue
+        for profile in in_use - {None}:
+            if active is not None and not profile.allows_algorithm(active.algorithm):
+                warnings.append(_algorithm_warning(profile, active.algorithm, f"the active key of {alias!r}"))
+    return warnings

@@ -59,6 +59,7 @@ def record_issued(grant: Grant, request: Any) -> Grant:
         redirect_uri=request.redirect_uri,
         grant_id=grant.pk,
         resource=list(grant.resource or []),
+        **audit.profile_details(request.client),
     )
     return grant
 

@@ -143,6 +143,11 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_RATE_LIMITS": {},
     # The cache alias holding the counters; shared by every process (Redis) in production.
     "RATE_LIMIT_CACHE": "default",
+    # --- security profiles (docs/fapi.md) ---------------------------------------------------------
+    # None, or a profile name ("fapi2": the FAPI 2.0 Security Profile) every client is held to: PAR,
+    # S256 PKCE, private_key_jwt, DPoP, 60-second codes, https redirect URIs, confidential clients.
+    # A client's own security_profile applies the same rules to that client alone.
+    "SECURITY_PROFILE": None,
     # --- pushed authorization requests (RFC 9126, docs/par.md) ---------------------------------
     # Seconds a pushed request's request_uri stays valid.
     "PAR_LIFETIME": 60,

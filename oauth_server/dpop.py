@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.utils.crypto import salted_hmac
 from oauthlib.oauth2.rfc6749 import errors
 
-from . import replay
+from . import profiles, replay
 from .conf import settings
 from .request_state import state_of
 from .resource import dpop as core
@@ -81,23 +81,28 @@ def public_urls(absolute_url: str) -> list[str]:
     return urls
 
 
-def check(proof: str, *, method: str, urls: list[str], namespace: str, access_token: str | None = None):
-    """``validate_proof`` with the provider's settings and shared replay cache."""
+def check(
+    proof: str,
+    *,
+    method: str,
+    urls: list[str],
+    namespace: str,
+    access_token: str | None = None,
+    client: Any = None,
+):
+    """``validate_proof`` with the provider's settings and shared replay cache; the algorithms are
+    narrowed to what ``client``'s security profile accepts (FAPI 2.0: no RS256)."""
     return core.validate_proof(
         proof,
         method=method,
         url=urls,
-        algorithms=algorithms(),
+        algorithms=profiles.algorithms(client, algorithms()),
         max_age=settings.DPOP_PROOF_MAX_AGE,
         skew=settings.CLOCK_SKEW_SECONDS,
         replay=lambda jti, expires_at: replay.first_use(namespace, jti, expires_at),
         access_token=access_token,
         nonce=nonce_check if settings.DPOP_NONCES else None,
     )
-
-
-def required_for(client: Any) -> bool:
-    return bool(settings.REQUIRE_DPOP or getattr(client, "require_dpop", False))
 
 
 def validate_token_request(request: Any) -> None:
@@ -114,11 +119,17 @@ def validate_token_request(request: Any) -> None:
             raise errors.InvalidGrantError(
                 description="This refresh token is bound to a DPoP key: send a DPoP proof.", request=request
             )
-        if required_for(request.client):
+        if profiles.requires_dpop(request.client):
             raise InvalidDPoPProofError(description="This client must send a DPoP proof.", request=request)
         return
     try:
-        found = check(proof, method=request.http_method, urls=expected_urls(request), namespace="dpop:token")
+        found = check(
+            proof,
+            method=request.http_method,
+            urls=expected_urls(request),
+            namespace="dpop:token",
+            client=request.client,
+        )
     except core.DPoPError as exc:
         cls = UseDPoPNonceError if exc.error == "use_dpop_nonce" else InvalidDPoPProofError
         raise cls(description=exc.description, request=request) from None

@@ -14,7 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from . import client_auth
+from . import client_auth, profiles
 from .models import Client, GrantType
 from .validators import (
     ORIGINS_PUBLIC_ONLY_MESSAGE,
@@ -133,6 +133,15 @@ class ClientAdminForm(forms.ModelForm):
             "accept each other."
         ),
     )
+    security_profile = forms.ChoiceField(
+        label=_("security profile"),
+        required=False,
+        choices=lambda: [("", _("None (the site's profile, if any)")), *profiles.registry.choices()],
+        help_text=_(
+            "FAPI 2.0: the client must push its requests (PAR), use PKCE (S256), authenticate with "
+            "private_key_jwt, bind its tokens with DPoP, and use https redirect URIs (docs/fapi.md)."
+        ),
+    )
     audiences = ResourceURIListField(
         label=_("audiences"),
         required=False,
@@ -172,6 +181,7 @@ class ClientAdminForm(forms.ModelForm):
             "jwks_uri",
             "require_pushed_authorization_requests",
             "require_dpop",
+            "security_profile",
             "audiences",
             "resource_identifiers",
             "token_exchange_impersonation",

@@ -27,7 +27,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import client_auth, grants, hashers
+from . import client_auth, grants, hashers, profiles
 from .client_keys import jwks_problems
 from .conf import settings
 from .validators import (
@@ -317,6 +317,18 @@ class Client(AbstractApplication):
             "tokens are bound to that key and useless to a thief."
         ),
     )
+    # A security profile (oauth_server/profiles.py, docs/fapi.md): "" or a registered name ("fapi2").
+    # Not a field with choices: a profile registered later needs no migration (as auth methods).
+    security_profile = models.CharField(
+        _("security profile"),
+        max_length=20,
+        blank=True,
+        default="",
+        help_text=_(
+            "FAPI 2.0: the client must push its requests (PAR), use PKCE (S256), authenticate with "
+            "private_key_jwt and bind its tokens with DPoP. Empty: the site's profile, if any."
+        ),
+    )
     access_token_format = models.CharField(
         _("access token format"),
         max_length=10,
@@ -372,11 +384,12 @@ class Client(AbstractApplication):
         return grants.registry.primary_dot_grant(self.grant_types)
 
     def has_grant_type(self, grant_type: str) -> bool:
-        return grant_type in (self.grant_types or [])
+        """Whether the client holds the grant and its security profile (if any) allows it."""
+        return grant_type in (self.grant_types or []) and profiles.grant_type_allowed(self, grant_type)
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         """DOT's check, answered from our list (DOT passes its own constants)."""
-        return any(grants.registry.from_dot_grant(g) in (self.grant_types or []) for g in grant_types)
+        return any(self.has_grant_type(grants.registry.from_dot_grant(g)) for g in grant_types)
 
     @property
     def redirect_uri_list(self) -> list[str]:
@@ -485,6 +498,9 @@ class Client(AbstractApplication):
         if self.uses_secret and not self.client_secret:
             errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
         for field, messages in self._auth_method_errors().items():
+            errors.setdefault(field, []).extend(messages)
+        # The security profile's rules (its own, or the site's): profiles.client_errors.
+        for field, messages in profiles.client_errors(self).items():
             errors.setdefault(field, []).extend(messages)
         if errors:
             raise ValidationError(errors)

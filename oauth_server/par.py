@@ -122,10 +122,6 @@ def browser_query(pushed: Pushed, **extra: str) -> QueryDict:
     return query
 
 
-def required_for(client: Client) -> bool:
-    return settings.REQUIRE_PUSHED_AUTHORIZATION_REQUESTS or client.require_pushed_authorization_requests
-
-
 def purge_expired(client: Client | None = None) -> int:
     """Delete expired pushed requests (of one client, or all); returns how many."""
     expired = PushedAuthorizationRequest.objects.filter(expires__lte=timezone.now())

@@ -72,6 +72,7 @@ TOKEN_BYTES = 32
 #: clear error rather than ignored, so a registrant learns at once that it cannot have them.
 SERVER_CONTROLLED = frozenset(
     {
+        "security_profile",  # docs/fapi.md: chosen by the site's administrators, never by the client
         "skip_consent",
         "skip_authorization",
         "is_enabled",

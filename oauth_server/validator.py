@@ -19,10 +19,11 @@ from django.utils import timezone
 from jwcrypto.common import JWException
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import audit, cimd, claims, client_auth, codes, grants, hashers, introspection, keys, tokens
+from . import audit, cimd, claims, client_auth, codes, grants, hashers, introspection, keys, profiles, tokens
 from .conf import settings
 from .flows import tokens as token_flows
 from .models import AccessToken, Client, GrantType, IDToken, RefreshToken, plausible_client_id
@@ -108,6 +109,10 @@ class OAuthServerValidator(OAuth2Validator):
             if not method.allowed_for(client):
                 audit.client_auth_failed(request, "auth_method_not_allowed")
                 return False
+            if not profiles.auth_method_allowed(client, method.name):
+                # A client registered before the site turned its profile on (FAPI 2.0: private keys only).
+                audit.client_auth_failed(request, "auth_method_not_allowed_by_profile")
+                return False
             try:
                 authenticated = method.authenticate(client, credentials, request)
             except client_auth.ClientAuthFailed as exc:
@@ -127,17 +132,37 @@ class OAuthServerValidator(OAuth2Validator):
         none = client_auth.registry.get("none")
         credentials = credentials_of(request)
         allowed = client is not None and none is not None and none.allowed_for(client)
+        if allowed and not profiles.auth_method_allowed(client, none.name):
+            # FAPI 2.0: confidential clients only, so a public client is refused everywhere.
+            audit.client_auth_failed(request, "auth_method_not_allowed_by_profile")
+            return False
         if allowed and none.authenticate(client, credentials, request):
             return True
         audit.client_auth_failed(request, "confidential_client" if request.client else None)
         return False
 
     def is_pkce_required(self, client_id, request) -> bool:
-        """Public clients always; confidential clients unless the site turned REQUIRE_PKCE off."""
+        """Public clients always; confidential clients unless the site turned REQUIRE_PKCE off, except
+        under a security profile that requires it (FAPI 2.0)."""
         if settings.REQUIRE_PKCE:
             return True
         client = request.client or self._load_application(client_id, request)
-        return client is None or not client.is_confidential
+        return client is None or not client.is_confidential or profiles.requires_pkce(client)
+
+    def get_default_redirect_uri(self, client_id, request, *args, **kwargs):
+        """The single registered URI stands in for a missing ``redirect_uri``, except under a profile
+        that requires the parameter (FAPI 2.0): oauthlib then answers invalid_request, on a page."""
+        client = request.client or self._load_application(client_id, request)
+        if profiles.requires_redirect_uri(client):
+            return None
+        return super().get_default_redirect_uri(client_id, request, *args, **kwargs)
+
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:
+        """DOT's exact match, and https only under a profile that says so (a client registered with an
+        http URI before the site turned the profile on)."""
+        if not super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs):
+            return False
+        return profiles.redirect_uri_allowed(request.client, redirect_uri)
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs) -> bool:
         """The client's own list of grant types decides (DOT allows one per application)."""
@@ -292,7 +317,12 @@ class OAuthServerValidator(OAuth2Validator):
 
     # --- authorization codes: stored as SHA-256, single use under concurrency, replay revokes (codes.py)
     def _create_authorization_code(self, request, code, expires=None):
-        """DOT's Grant with the code's checksum instead of the code, and the session's auth_time."""
+        """DOT's Grant with the code's checksum instead of the code, and the session's auth_time; its
+        lifetime capped by the client's security profile (FAPI 2.0: 60 seconds at most)."""
+        if expires is None:
+            site = oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS
+            lifetime = profiles.code_lifetime(request.client, site)
+            expires = timezone.now() + timedelta(seconds=lifetime)
         grant = super()._create_authorization_code(request, codes.at_rest(code), expires)
         return codes.record_issued(grant, request)
 

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueValidator
 
-from .. import client_auth
+from .. import client_auth, profiles
 from ..conf import settings
 from ..flows import clients as client_flows
 from ..models import Client, Consent, GrantType, Scope, validate_scope_token
@@ -212,6 +212,15 @@ class ClientSerializer(StrictSerializer):
     )
     require_pushed_authorization_requests = StrictBooleanField(required=False)
     require_dpop = StrictBooleanField(required=False)
+    security_profile = serializers.ChoiceField(
+        choices=profiles.registry.choices(),
+        required=False,
+        allow_blank=True,
+        help_text=_(
+            "A security profile (docs/fapi.md): fapi2 requires PAR, S256 PKCE, private_key_jwt, DPoP "
+            "and https redirect URIs. Empty: the site's profile, if any."
+        ),
+    )
     jwks = serializers.JSONField(
         required=False,
         allow_null=True,

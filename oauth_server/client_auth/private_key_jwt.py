@@ -58,6 +58,7 @@ class PrivateKeyJWT(ClientAuthMethod):
     name = "private_key_jwt"
     label = _("Signed JWT with the client's private key (private_key_jwt)")
     uses_keys = True
+    asymmetric = True
 
     def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:
         if params.get("client_assertion_type") != ASSERTION_TYPE:
@@ -94,9 +95,12 @@ class PrivateKeyJWT(ClientAuthMethod):
 
 def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any]:
     """The verified claims of a client assertion for ``client``, or ``AssertionRefused``."""
+    from .. import profiles  # imports the client_auth package: not at module level
+
     header, _claims = unverified_claims(assertion)
     algorithm = header.get("alg")
-    if algorithm not in settings.CLIENT_ASSERTION_ALGORITHMS:
+    allowed = profiles.algorithms(client, settings.CLIENT_ASSERTION_ALGORITHMS)  # FAPI 2.0: no RS256
+    if algorithm not in allowed:
         raise AssertionRefused("algorithm_not_allowed")
     try:
         keys = client_keys.key_set(client, header.get("kid"))
@@ -104,9 +108,7 @@ def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any
         logger.info("client %s: %s", client.client_id, exc)
         raise AssertionRefused("keys_unavailable") from exc
     try:
-        token = jwt.JWT(
-            jwt=assertion, key=keys, algs=list(settings.CLIENT_ASSERTION_ALGORITHMS), check_claims=False
-        )
+        token = jwt.JWT(jwt=assertion, key=keys, algs=allowed, check_claims=False)
         claims = json_decode(token.claims)
     except (JWException, ValueError, TypeError, KeyError) as exc:
         raise AssertionRefused("invalid_signature") from exc

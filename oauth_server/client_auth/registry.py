@@ -46,6 +46,8 @@ class ClientAuthMethod:
     ``confidential``
         Whether a client using it is confidential (proves possession of a credential): a public
         client must be registered with ``none``, a confidential one with another method.
+    ``asymmetric``
+        Whether it proves a private key (no shared secret): security profiles allow only these.
     ``accepts``
         The registered methods this method satisfies. A client registered with
         ``client_secret_basic`` may also send its secret in the body (and the other way round): both
@@ -60,6 +62,10 @@ class ClientAuthMethod:
     uses_secret: ClassVar[bool] = False
     # Whether the client registers public keys (Client.jwks or jwks_uri; Client.clean requires one).
     uses_keys: ClassVar[bool] = False
+    # Whether the method proves possession of a private key the server never sees (private_key_jwt,
+    # a site's tls_client_auth): the only methods a security profile such as FAPI 2.0 allows
+    # (``profiles.asymmetric_methods``).
+    asymmetric: ClassVar[bool] = False
     accepts: ClassVar[frozenset[str]] = frozenset()
 
     def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:

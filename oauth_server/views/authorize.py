@@ -30,7 +30,7 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import audit, consent, keys, par, reauthentication, registration
+from .. import audit, consent, keys, par, profiles, reauthentication, registration
 from ..claims import subject_for
 from ..conf import settings
 from ..flows.consents import record_consent
@@ -82,6 +82,7 @@ def consent_page_context(
             vetted=origin is None,
         ),
         "client_origin": origin,
+        "security_profile": profiles.profile_of(application),  # docs/fapi.md: one modest line
     }
 
 
@@ -208,7 +209,7 @@ class AuthorizationView(DOTAuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
         application = Client.objects.get(client_id=credentials["client_id"])
-        if self.pushed is None and par.required_for(application):
+        if self.pushed is None and profiles.requires_par(application):
             return self._error_redirect(
                 credentials,
                 application,
@@ -379,7 +380,7 @@ class AuthorizationView(DOTAuthorizationView):
                 return self._request_uri_error()
             if not _apply_pushed(form, self.pushed):
                 return self.form_invalid(form)
-        elif par.required_for(client):
+        elif profiles.requires_par(client):
             return self.form_invalid(form)
         # The hidden redirect_uri can be tampered with too: DOT sends a denial to it unchecked,
         # which would be an open redirect (tests/fuzz/test_fuzz_authorization.py).

@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, client_auth, dpop, grants, keys, registration
+from .. import claims, client_auth, dpop, grants, keys, profiles, registration
 from ..conf import settings
 from ..models import Scope, SigningKey
 
@@ -35,6 +35,11 @@ def endpoint_url(request: HttpRequest, name: str) -> str:
 
 
 def metadata(request: HttpRequest) -> dict[str, Any]:
+    """The document, as true under the site-wide security profile if there is one (``profiles``)."""
+    return profiles.metadata(_metadata(request))
+
+
+def _metadata(request: HttpRequest) -> dict[str, Any]:
     published = SigningKey.objects.filter(state__in=[SigningKey.State.ACTIVE, SigningKey.State.NEXT])
     algorithms = sorted(set(published.values_list("algorithm", flat=True))) or [
         settings.SIGNING_KEY_ALGORITHM

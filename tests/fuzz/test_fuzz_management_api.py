@@ -44,7 +44,7 @@ def json_values(world: World) -> st.SearchStrategy[Any]:
         st.booleans(),
         st.integers(min_value=-(2**70), max_value=2**70),
         st.floats(allow_nan=False),
-        hostile_values(["confidential", "public", "authorization_code", CALLBACK, "openid", "jwt"]),
+        hostile_values(["confidential", "public", "authorization_code", CALLBACK, "openid", "jwt", "fapi2"]),
     )
     return st.recursive(
         scalars,
@@ -70,6 +70,7 @@ CLIENT_FIELDS = [
     "access_token_format",
     "client_secret",
     "client_id",
+    "security_profile",
 ]
 
 

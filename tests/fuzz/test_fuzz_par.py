@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,6 +47,18 @@ def par_parameters(world: World) -> dict[str, list[str]]:
 @FUZZ
 @given(data=st.data())
 def test_par_endpoint(world, data):
+    _push(world, data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_par_endpoint_under_the_site_wide_fapi2_profile(world, data):
+    """docs/fapi.md: secrets and public clients refused, redirect_uri required; never a 500."""
+    with override_settings(OAUTH_SERVER={**settings.OAUTH_SERVER, "SECURITY_PROFILE": "fapi2"}):
+        _push(world, data)
+
+
+def _push(world, data):
     sent = Sent(
         method=data.draw(methods("POST")),
         path="/oauth/par/",

@@ -53,6 +53,7 @@ FIELDS = {
     "client_secret": ["x" * 40],
     "is_enabled": [False],
     "jwks": [{"keys": []}],
+    "security_profile": ["fapi2", ""],
 }
 
 

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, transaction
 
-from oauth_server import client_auth
+from oauth_server import client_auth, profiles
 from oauth_server.conf import settings
 from oauth_server.models import Client, GrantType, Scope
 from oauth_server.validators import (
@@ -50,6 +50,7 @@ OPTION_FOR_FIELD = {
     "require_pushed_authorization_requests": "--require-par",
     "require_dpop": "--dpop",
     "jwks_uri": "--jwks-uri",
+    "security_profile": "--profile",
 }
 
 
@@ -131,6 +132,14 @@ class Command(BaseCommand):
             "--dpop",
             action="store_true",
             help="The client must send DPoP proofs (RFC 9449): its tokens are bound to its key.",
+        )
+        parser.add_argument(
+            "--profile",
+            dest="security_profile",
+            choices=profiles.registry.names(),
+            help="A security profile (docs/fapi.md). fapi2: the FAPI 2.0 Security Profile (PAR, S256 "
+            "PKCE, --auth-method private_key_jwt with --jwks-file or --jwks-uri, DPoP, https redirect "
+            "URIs, 60-second codes).",
         )
         parser.add_argument(
             "--jwks-file",
@@ -270,6 +279,7 @@ class Command(BaseCommand):
             "jwks_uri": options["jwks_uri"] or "",
             "require_pushed_authorization_requests": options["require_par"],
             "require_dpop": options["dpop"],
+            "security_profile": options["security_profile"] or "",
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -348,6 +358,8 @@ class Command(BaseCommand):
             row("audiences", data["audiences"])
         if data["skip_consent"]:
             row("consent", "skipped (trusted first-party client)")
+        if data["security_profile"]:
+            row("profile", data["security_profile"])
         if data["client_secret"] is not None:
             self.stdout.write(
                 self.style.WARNING(
@@ -390,5 +402,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "jwks_uri": client.jwks_uri or None,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
         "require_dpop": client.require_dpop,
+        "security_profile": client.security_profile or None,
         "owner": client.user.get_username() if client.user_id else None,
     }
