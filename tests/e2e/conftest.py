@@ -88,9 +88,27 @@ def _run(
 
 
 def _free_port() -> int:
+    """A free port: the first one free in ``$E2E_PORT_RANGE`` (``18400-18499``) when set (machines
+    shared by several runs give each its own range), else any the system chooses."""
+    wanted = os.environ.get("E2E_PORT_RANGE", "")
+    if wanted:
+        low, _sep, high = wanted.partition("-")
+        for port in range(int(low), int(high or low) + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                if port not in _handed_out:
+                    _handed_out.add(port)
+                    return port
+        raise RuntimeError(f"No free port in E2E_PORT_RANGE={wanted}.")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_handed_out: set[int] = set()  # free now, but promised to a server that is starting
 
 
 def _log(log_path: Path) -> str:
