@@ -344,6 +344,7 @@ def apis(base_url: str) -> dict[str, str]:
         "client_app": base_url + reverse("demo-app"),
         "files_api": base_url + reverse("api-files"),
         "reports_api": base_url + reverse("api-reports"),
+        "my_report": base_url + reverse("api-my-report"),
         "connected_apps": base_url + reverse("oauth2_provider:connected-apps"),
         "management_api_schema": base_url + reverse("oauth_server_api:schema"),
     }
@@ -363,6 +364,12 @@ def reports_api_curl(base_url: str) -> str:
         f"SERVICE_TOKEN=$({client_credentials_curl(base_url)} | {extract})\n"
         f'curl -s -H "Authorization: Bearer $SERVICE_TOKEN" {apis(base_url)["reports_api"]}'
     )
+
+
+def cli_command(command: str, base_url: str) -> str:
+    """The demo CLI's ``login`` or ``report``, for a demo served at ``base_url``."""
+    option = "" if base_url == DEFAULT_BASE_URL else f" --base-url {base_url}"
+    return f"python -m example_project.demo.cli {command}{option}"
 
 
 def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
@@ -397,6 +404,8 @@ def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
         "introspection": f'curl -s -u {files} -d "token=$ACCESS_TOKEN" {urls["introspection"]}',
         "files_api": f'curl -s -H "Authorization: Bearer $ACCESS_TOKEN" {api_urls["files_api"]}',
         "reports_api": f'curl -s -H "Authorization: Bearer $SERVICE_TOKEN" {api_urls["reports_api"]}',
+        "cli_login": cli_command("login", base_url),
+        "cli_report": cli_command("report", base_url),
         "revocation": (
             f'curl -s -u {web} -d "token=$REFRESH_TOKEN" -d token_type_hint=refresh_token '
             f"{urls['revocation']}"
