@@ -454,3 +454,29 @@ def test_the_files_api_accepts_dpop_and_refuses_the_bound_token_as_bearer(alice,
     assert answer.status_code == 200, answer.content
     assert names(answer) == ["alice-1.txt"]
     assert_bearer_error(api("get", "/api/files/", token), 401, "invalid_token")
+
+
+def test_the_cli_prints_the_report_with_who_acted_for_whom(monkeypatch, capsys):
+    from example_project.demo import cli
+
+    answer = {
+        "summary": "report-builder read 2 file(s) of alice, with a token for the files API only.",
+        "files": 2,
+        "characters": 101,
+        "largest": "rabbit-hole.md",
+        "exchange": {"scope": "files:read", "resource": FILES},
+        "files_api_saw": {"on_behalf_of": "alice", "act": {"sub": "report-builder"}},
+    }
+    asked = {}
+
+    def report(base_url, **kwargs):
+        asked["base_url"] = base_url
+        return {"scope": "files:read offline_access"}, answer
+
+    monkeypatch.setattr(cli, "report", report)
+    assert cli.main(["report", "--base-url", "http://127.0.0.1:9999/"]) == 0
+    out = capsys.readouterr().out
+    assert asked["base_url"] == "http://127.0.0.1:9999"
+    assert "report-builder read 2 file(s) of alice" in out
+    assert 'on behalf of alice, act = {"sub": "report-builder"}' in out
+    assert f"scope files:read, for {FILES}" in out
