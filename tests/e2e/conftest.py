@@ -93,7 +93,10 @@ def _free_port() -> int:
     wanted = os.environ.get("E2E_PORT_RANGE", "")
     if wanted:
         low, _sep, high = wanted.partition("-")
-        for port in range(int(low), int(high or low) + 1):
+        # pytest-xdist workers share the range: worker K of N takes every Nth port from low + K.
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        for port in range(int(low) + worker, int(high or low) + 1, workers):
             with socket.socket() as sock:
                 try:
                     sock.bind(("127.0.0.1", port))
