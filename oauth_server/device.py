@@ -12,6 +12,8 @@ The endpoint (``views/device.py``), the verification page and the grant's token 
   transaction and ``redeem`` marks it with a conditional update, as ``codes.py`` does for codes.
 - Polling (RFC 8628 3.5): a poll sooner than ``interval`` seconds after the previous one is
   ``slow_down`` and adds 5 seconds to the interval of that device code, for good.
+- Rows stay after their decision and redemption (a reused device code is recognised and audited)
+  until ``purge_expired`` deletes them once expired (``manage.py purge_expired``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc8628 import errors as device_errors
 
 from . import audit
+from .cleanup import DEFAULT_BATCH_SIZE, delete_in_batches
 from .codes import locked
 from .conf import settings
 from .models import Client, DeviceAuthorization
@@ -218,3 +221,14 @@ def redeem(authorization: DeviceAuthorization, request: Any) -> None:
         raise oauth2_errors.InvalidGrantError(
             description="This device_code has already been used.", request=request
         )
+
+
+def purge_expired(batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+    """Delete device authorizations past ``expires``, whatever their status; how many.
+
+    Pending ones still in time are kept. Once deleted, an expired device code polls as unknown
+    (``invalid_grant`` instead of ``expired_token``: the device gives up either way), and its user
+    code goes back to the pool new codes are drawn from.
+    """
+    expired = DeviceAuthorization.objects.filter(expires__lte=timezone.now())
+    return delete_in_batches(expired, batch_size)

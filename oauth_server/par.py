@@ -10,7 +10,8 @@ travel through the browser, so nobody on the way can read or change them.
 - A request_uri is bound to its client (a request naming another client_id finds nothing) and
   expires after ``PAR_LIFETIME`` seconds.
 - It is consumed by the authorization response it leads to (code or error redirect); expired ones
-  are deleted when their client pushes again (``purge_expired``). Until consumed,
+  are deleted when their client pushes again, and all of them by ``manage.py purge_expired``
+  (``purge_expired``). Until consumed,
   the browser may reload the consent page (RFC 9126 7.3 allows this), and the sign-in page may
   send the user back with it.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from django.http import QueryDict
 from django.utils import timezone
 
+from .cleanup import DEFAULT_BATCH_SIZE, delete_in_batches
 from .conf import settings
 from .models import Client, PushedAuthorizationRequest, plausible_client_id
 from .reauthentication import REAUTH_PARAM
@@ -122,9 +124,9 @@ def browser_query(pushed: Pushed, **extra: str) -> QueryDict:
     return query
 
 
-def purge_expired(client: Client | None = None) -> int:
-    """Delete expired pushed requests (of one client, or all); returns how many."""
+def purge_expired(client: Client | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
+    """Delete expired pushed requests (of one client, or all: ``manage.py purge_expired``); how many."""
     expired = PushedAuthorizationRequest.objects.filter(expires__lte=timezone.now())
     if client is not None:
         expired = expired.filter(client=client)
-    return expired.delete()[0]
+    return delete_in_batches(expired, batch_size)

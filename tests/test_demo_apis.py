@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from example_project.demo import site
 from example_project.demo.models import File
+from oauth_server.models import AccessToken
 from oauth_server.resource import jwks
 from oauth_server.revocation import revoke_tokens
 from tests.factories import ClientFactory, DemoFileFactory, MachineClientFactory, UserFactory
@@ -23,6 +24,7 @@ from tests.resource_urls import token_parts
 BASE = "http://testserver"
 FILES = site.files_api_url(BASE)
 REPORTS = site.reports_api_url(BASE)
+MY_REPORT = site.my_report_url(BASE)
 # The token check must touch none of these: keys and revocation answers come from caches.
 PROVIDER_TABLES = ("oauth_server_", "oauth2_provider_")
 
@@ -348,9 +350,81 @@ def test_the_files_api_shows_who_acts_for_whom(alice, token_for, web_app, django
         "on_behalf_of": "alice",
         "actor": "reports-service",
         "actor_chain": ["reports-service"],
+        "act": {"sub": "reports-service"},
     }
     # files:read only: the exchanged token cannot write.
     assert post_json(FILES, response.json()["access_token"], {"name": "x", "content": "y"}).status_code == 403
+
+
+# --- the report builder (/api/my-report/): token exchange over HTTP, served in-process ------------------
+@pytest.fixture
+def report_builder(db, monkeypatch, web_app):
+    """The seeded report builder (seed.REPORT_BUILDER), its HTTP calls served by the test client."""
+    from example_project.demo import seed
+    from tests.demo_http import served_in_process
+
+    served_in_process(monkeypatch)
+    return seed._seed_client(seed.REPORT_BUILDER, BASE)
+
+
+@pytest.fixture
+def cli_app(db):
+    """A client whose tokens are for the report builder (as the demo CLI's ``report``)."""
+    return ClientFactory(scopes=["files:read", "files:write"], audiences=[MY_REPORT], name="Demo CLI")
+
+
+def test_the_report_builder_reads_the_users_files_through_an_exchanged_token(
+    alice, bob, token_for, report_builder, cli_app
+):
+    DemoFileFactory(owner=alice, name="a.txt", content="12345")
+    DemoFileFactory(owner=alice, name="b.txt", content="123")
+    DemoFileFactory(owner=bob, name="bobs.txt", content="x" * 50)
+    user_token = token_for(alice, "files:read files:write", client=cli_app)
+    assert token_parts(user_token)[1]["aud"] == MY_REPORT
+    assert_bearer_error(api("get", FILES, user_token), 401, "invalid_token")  # not for the files API
+    response = api("get", MY_REPORT, user_token)
+    assert response.status_code == 200, response.content
+    report = response.json()
+    assert report["for"] == "alice" and report["prepared_by"] == "report-builder"
+    assert (report["files"], report["characters"], report["largest"]) == (2, 8, "a.txt")
+    assert report["exchange"] == {
+        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "scope": "files:read",  # narrower than the user's token: no files:write
+        "expires_in": report["exchange"]["expires_in"],
+        "resource": FILES,
+    }
+    assert report["files_api_saw"] == {
+        "on_behalf_of": "alice",
+        "actor": "report-builder",
+        "actor_chain": ["report-builder"],
+        "act": {"sub": "report-builder"},
+    }
+    assert "report-builder read 2 file(s) of alice" in report["summary"]
+    exchanged = AccessToken.objects.get(application=report_builder)
+    assert exchanged.user == alice and exchanged.scope == "files:read"
+    assert exchanged.exchanged_from.application == cli_app
+
+
+def test_the_report_builder_takes_only_tokens_for_itself_with_files_read(
+    alice, token_for, report_builder, cli_app
+):
+    files_token = token_for(alice, "files:read")  # the web app's: for the files API
+    assert_bearer_error(api("get", MY_REPORT, files_token), 401, "invalid_token")
+    write_only = token_for(alice, "files:write", client=cli_app)
+    assert_bearer_error(api("get", MY_REPORT, write_only), 403, "insufficient_scope")
+    assert not AccessToken.objects.filter(application=report_builder).exists()
+
+
+def test_the_report_builder_reports_a_refused_exchange_as_bad_gateway(
+    alice, token_for, report_builder, cli_app
+):
+    report_builder.audiences = []  # misconfigured: may exchange for no API
+    report_builder.save()
+    response = api("get", MY_REPORT, token_for(alice, "files:read", client=cli_app))
+    assert response.status_code == 502, response.content
+    body = response.json()
+    assert body["error"] == "bad_gateway" and body["step"] == "token_exchange"
+    assert body["answer"]["status"] == 400 and body["answer"]["body"]["error"] == "invalid_target"
 
 
 def test_the_files_api_accepts_dpop_and_refuses_the_bound_token_as_bearer(alice, web_app):
@@ -380,3 +454,29 @@ def test_the_files_api_accepts_dpop_and_refuses_the_bound_token_as_bearer(alice,
     assert answer.status_code == 200, answer.content
     assert names(answer) == ["alice-1.txt"]
     assert_bearer_error(api("get", "/api/files/", token), 401, "invalid_token")
+
+
+def test_the_cli_prints_the_report_with_who_acted_for_whom(monkeypatch, capsys):
+    from example_project.demo import cli
+
+    answer = {
+        "summary": "report-builder read 2 file(s) of alice, with a token for the files API only.",
+        "files": 2,
+        "characters": 101,
+        "largest": "rabbit-hole.md",
+        "exchange": {"scope": "files:read", "resource": FILES},
+        "files_api_saw": {"on_behalf_of": "alice", "act": {"sub": "report-builder"}},
+    }
+    asked = {}
+
+    def report(base_url, **kwargs):
+        asked["base_url"] = base_url
+        return {"scope": "files:read offline_access"}, answer
+
+    monkeypatch.setattr(cli, "report", report)
+    assert cli.main(["report", "--base-url", "http://127.0.0.1:9999/"]) == 0
+    out = capsys.readouterr().out
+    assert asked["base_url"] == "http://127.0.0.1:9999"
+    assert "report-builder read 2 file(s) of alice" in out
+    assert 'on behalf of alice, act = {"sub": "report-builder"}' in out
+    assert f"scope files:read, for {FILES}" in out

@@ -133,6 +133,8 @@ class FileListView(FilesAPIView):
                 "on_behalf_of": owner.get_username(),
                 "actor": request.auth.actor,
                 "actor_chain": list(request.auth.actor_chain),
+                # The token's act claim as the API received it (RFC 8693 4.1).
+                "act": request.auth.act,
             }
         return Response(body)
 

@@ -22,7 +22,7 @@ from oauth_server.models import Client, GrantType, Scope
 
 from .models import File
 from .rp import pkce_pair
-from .site import DEFAULT_BASE_URL, FILES_API_PATH, REPORTS_API_PATH
+from .site import DEFAULT_BASE_URL, FILES_API_PATH, MY_REPORT_PATH, REPORTS_API_PATH
 
 DEMO_PASSWORD = "demo-password-123"
 DEMO_ONLY_WARNING = (
@@ -130,11 +130,33 @@ CLI = DemoClient(
     client_type=Client.CLIENT_PUBLIC,
     grant_types=[GrantType.DEVICE_CODE, GrantType.REFRESH_TOKEN],
     scopes=["offline_access", "files:read"],
-    audience_paths=[FILES_API_PATH],
+    # Two APIs: the CLI names the one it wants with RFC 8707 ``resource`` (cli.py), so each of its
+    # tokens is for one API only: the files API (``login``) or the report builder (``report``).
+    audience_paths=[FILES_API_PATH, MY_REPORT_PATH],
     description="A command-line tool (public): the device authorization grant (RFC 8628), refresh "
-    "tokens; python -m example_project.demo.cli login.",
+    "tokens; python -m example_project.demo.cli login (or report).",
 )
-CLIENTS = [WEB_APP, SPA, REPORTS_SERVICE, FILES_API, CLI]
+# Its own client, not reports-service: giving reports-service the files API as an audience would put
+# the files API in the audience of its client-credentials tokens too (a client's tokens are for all
+# its audiences unless it names one). This one holds no other grant, so its only tokens are exchanged.
+REPORT_BUILDER = DemoClient(
+    key="report_builder",
+    name="Report builder",
+    client_id="report-builder",
+    client_type=Client.CLIENT_CONFIDENTIAL,
+    client_secret="report-builder-secret-DEMO-ONLY-never-use-in-production",
+    grant_types=[GrantType.TOKEN_EXCHANGE],
+    # The most an exchanged token may carry (the user's token may hold less: then less).
+    scopes=["files:read"],
+    # What it may exchange for: the files API only ...
+    audience_paths=[FILES_API_PATH],
+    # ... and whose tokens it may exchange: those issued for the API it serves.
+    resource_paths=[MY_REPORT_PATH],
+    description="A service acting for users (token exchange, RFC 8693): called with a user's token "
+    "at /api/my-report/, it exchanges it for a files:read token for the files API and reports on "
+    "the user's files.",
+)
+CLIENTS = [WEB_APP, SPA, REPORTS_SERVICE, FILES_API, CLI, REPORT_BUILDER]
 
 # What the printed authorization URL asks for.
 AUTHORIZATION_SCOPE = "openid profile email offline_access files:read"
@@ -322,6 +344,7 @@ def apis(base_url: str) -> dict[str, str]:
         "client_app": base_url + reverse("demo-app"),
         "files_api": base_url + reverse("api-files"),
         "reports_api": base_url + reverse("api-reports"),
+        "my_report": base_url + reverse("api-my-report"),
         "connected_apps": base_url + reverse("oauth2_provider:connected-apps"),
         "management_api_schema": base_url + reverse("oauth_server_api:schema"),
     }
@@ -341,6 +364,12 @@ def reports_api_curl(base_url: str) -> str:
         f"SERVICE_TOKEN=$({client_credentials_curl(base_url)} | {extract})\n"
         f'curl -s -H "Authorization: Bearer $SERVICE_TOKEN" {apis(base_url)["reports_api"]}'
     )
+
+
+def cli_command(command: str, base_url: str) -> str:
+    """The demo CLI's ``login`` or ``report``, for a demo served at ``base_url``."""
+    option = "" if base_url == DEFAULT_BASE_URL else f" --base-url {base_url}"
+    return f"python -m example_project.demo.cli {command}{option}"
 
 
 def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
@@ -375,6 +404,8 @@ def summary(base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
         "introspection": f'curl -s -u {files} -d "token=$ACCESS_TOKEN" {urls["introspection"]}',
         "files_api": f'curl -s -H "Authorization: Bearer $ACCESS_TOKEN" {api_urls["files_api"]}',
         "reports_api": f'curl -s -H "Authorization: Bearer $SERVICE_TOKEN" {api_urls["reports_api"]}',
+        "cli_login": cli_command("login", base_url),
+        "cli_report": cli_command("report", base_url),
         "revocation": (
             f'curl -s -u {web} -d "token=$REFRESH_TOKEN" -d token_type_hint=refresh_token '
             f"{urls['revocation']}"

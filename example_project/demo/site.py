@@ -18,6 +18,9 @@ ISSUER_PATH = "/oauth"
 # (the audience of the tokens issued for it).
 FILES_API_PATH = "/api/files/"
 REPORTS_API_PATH = "/api/reports/"
+# The report builder (example_project/demo/report_builder.py): a service a user calls with their own
+# token, which reads that user's files for them through token exchange (RFC 8693, docs/token-exchange.md).
+MY_REPORT_PATH = "/api/my-report/"
 # The demo MCP server (example_project/demo/mcp_server.py, docs/mcp.md): its URL is its identifier.
 MCP_PATH = "/mcp/"
 # Scopes: every MCP request needs MCP_SCOPE; a tool may need more (mcp_server.TOOL_SCOPES).
@@ -80,6 +83,10 @@ def settings_for(
                     "resource_name": "Demo reports API",
                     "scopes_supported": ["reports:read"],
                 },
+                base_url + MY_REPORT_PATH: {
+                    "resource_name": "Demo report builder (your files report)",
+                    "scopes_supported": ["files:read"],
+                },
                 base_url + MCP_PATH: {
                     "resource_name": "Demo MCP server",
                     "scopes_supported": [MCP_SCOPE, "files:read"],
@@ -95,6 +102,10 @@ def files_api_url(base_url: str) -> str:
 
 def reports_api_url(base_url: str) -> str:
     return normalize_base_url(base_url) + REPORTS_API_PATH
+
+
+def my_report_url(base_url: str) -> str:
+    return normalize_base_url(base_url) + MY_REPORT_PATH
 
 
 def mcp_url(base_url: str) -> str:

@@ -2,7 +2,7 @@ from django.urls import path
 
 from oauth_server.resource.metadata import protected_resource_metadata_urls
 
-from . import api, client_views, mcp_server, views
+from . import api, client_views, mcp_server, report_builder, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/files/", api.FileListView.as_view(), name="api-files"),
     path("api/files/<int:pk>/", api.FileDetailView.as_view(), name="api-file-detail"),
     path("api/reports/", api.ReportsView.as_view(), name="api-reports"),
+    # A service acting for users: exchanges their token for a files-API one (RFC 8693).
+    path("api/my-report/", report_builder.MyReportView.as_view(), name="api-my-report"),
     # The demo MCP server (docs/mcp.md): Streamable HTTP, its URL is its resource identifier.
     path("mcp/", mcp_server.mcp_endpoint, name="mcp"),
     # RFC 9728 metadata of the three resources (OAUTH_RESOURCE_SERVER["PROTECTED_RESOURCES"]).

@@ -38,6 +38,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "client_credentials_curl": seed.client_credentials_curl(base_url),
         "apis": seed.apis(base_url),
         "reports_api_curl": seed.reports_api_curl(base_url),
+        "cli_report": seed.cli_command("report", base_url),
         "files": seed.FILES,
         "login_url": f"{reverse('login')}?next=/",
     }

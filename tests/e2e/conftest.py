@@ -88,9 +88,30 @@ def _run(
 
 
 def _free_port() -> int:
+    """A free port: the first one free in ``$E2E_PORT_RANGE`` (``18400-18499``) when set (machines
+    shared by several runs give each its own range), else any the system chooses."""
+    wanted = os.environ.get("E2E_PORT_RANGE", "")
+    if wanted:
+        low, _sep, high = wanted.partition("-")
+        # pytest-xdist workers share the range: worker K of N takes every Nth port from low + K.
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        for port in range(int(low) + worker, int(high or low) + 1, workers):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                if port not in _handed_out:
+                    _handed_out.add(port)
+                    return port
+        raise RuntimeError(f"No free port in E2E_PORT_RANGE={wanted}.")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_handed_out: set[int] = set()  # free now, but promised to a server that is starting
 
 
 def _log(log_path: Path) -> str:

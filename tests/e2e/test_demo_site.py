@@ -132,13 +132,13 @@ def test_home_page_explains_the_roles_and_links_everything(demo_site):
     assert demo_site.endpoints["jwks"] in links
     assert any(link.startswith("/accounts/login/") for link in links)
     apis = demo_site.data["apis"]
-    assert set(apis.values()) <= links  # the four roles: client app, both APIs, connected apps, schema
+    assert set(apis.values()) <= links  # the roles: client app, the APIs, connected apps, schema
     for link in links:
         url = link if link.startswith("http") else demo_site.base_url + link
         if link.startswith("/demo/start"):
             continue  # starts a flow; test below
         response = http().get(url)
-        if url in (apis["files_api"], apis["reports_api"]):
+        if url in (apis["files_api"], apis["reports_api"], apis["my_report"]):
             # An API opened in a browser: no token, so the RFC 6750 challenge, in JSON.
             assert response.status_code == 401, link
             # RFC 9728 5.1: the challenge names the API's metadata, at the path-inserted URL.
@@ -647,7 +647,7 @@ def test_seed_demo_twice_changes_nothing_and_prints_the_same_credentials():
         assert first[key] == second[key]
     # A fresh PKCE pair and state per run; everything else is fixed.
     assert first["authorization"]["code_verifier"] != second["authorization"]["code_verifier"]
-    assert len({c["client_id"] for c in first["clients"]}) == len(seed.CLIENTS) == 5
+    assert len({c["client_id"] for c in first["clients"]}) == len(seed.CLIENTS) == 6
     assert len(before["files"]) == len(seed.FILES) == 4
 
 

@@ -1,4 +1,5 @@
-"""Hostile input at the RFC 9728 metadata URLs and the demo MCP server (/mcp/), on the demo's URLconf."""
+"""Hostile input at the RFC 9728 metadata URLs, the demo MCP server (/mcp/) and the demo's report
+builder (/api/my-report/, token exchange over HTTP served in-process), on the demo's URLconf."""
 
 from __future__ import annotations
 
@@ -32,7 +33,13 @@ BASE = "http://testserver"
 MCP = site.mcp_url(BASE)
 METADATA = f'resource_metadata="{BASE}/.well-known/oauth-protected-resource/mcp/"'
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
-SERVED = {WELL_KNOWN + "/mcp/", WELL_KNOWN + "/api/files/", WELL_KNOWN + "/api/reports/"}
+MY_REPORT = site.my_report_url(BASE)
+SERVED = {
+    WELL_KNOWN + "/mcp/",
+    WELL_KNOWN + "/api/files/",
+    WELL_KNOWN + "/api/reports/",
+    WELL_KNOWN + "/api/my-report/",
+}
 SECRET_FILE = "someone-elses-secret.txt"
 
 
@@ -161,7 +168,19 @@ def test_protected_resource_metadata(mcp_world, data):
     world = mcp_world
     suffix = data.draw(
         st.one_of(
-            st.sampled_from(["/mcp/", "/api/files/", "/api/reports/", "", "/", "/mcp", "//mcp/", "/MCP/"]),
+            st.sampled_from(
+                [
+                    "/mcp/",
+                    "/api/files/",
+                    "/api/reports/",
+                    "/api/my-report/",
+                    "",
+                    "/",
+                    "/mcp",
+                    "//mcp/",
+                    "/MCP/",
+                ]
+            ),
             text.map(lambda t: "/" + t.replace("?", "").replace("#", "")),
             hostile_values(["/mcp/"]).map(lambda t: "/" + t.replace("?", "").replace("#", "")),
         )
@@ -190,3 +209,67 @@ def test_protected_resource_metadata(mcp_world, data):
     assert_allowed_status(response, {400, 404, 405})
     if response.status_code in (404, 405) and response["Content-Type"].startswith("application/json"):
         assert_json_error(sent, response)
+
+
+@pytest.fixture
+def report_world(mcp_world, monkeypatch, django_capture_on_commit_callbacks):
+    """The seeded report builder (its HTTP calls served in-process) and tokens for it."""
+    from example_project.demo import seed
+    from tests.demo_http import served_in_process
+
+    served_in_process(monkeypatch)
+    seed._seed_client(seed.REPORT_BUILDER, BASE)
+    client = ClientFactory(scopes=["files:read", "files:write"], audiences=[MY_REPORT])
+    browser = BrowserClient()
+    browser.force_login(mcp_world.user)
+    tokens = []
+    for scope in ("files:read", "files:read files:write", "files:write"):
+        with django_capture_on_commit_callbacks(execute=True):
+            code, verifier = get_code(browser, client, scope=scope)
+            tokens.append(exchange_code(browser, client, code, verifier).json()["access_token"])
+    mcp_world.report_tokens = tokens
+    return mcp_world
+
+
+@FUZZ
+@given(data=st.data())
+def test_my_report_endpoint(report_world, data):
+    world = report_world
+    valid = [f"Bearer {token}" for token in world.report_tokens]
+    meta = data.draw(headers(world, authorization=False))
+    meta["HTTP_AUTHORIZATION"] = data.draw(
+        st.one_of(
+            st.sampled_from(valid),
+            st.sampled_from(valid),
+            st.sampled_from([f"DPoP {t}" for t in world.report_tokens] + [f"Bearer {world.mcp_tokens[0]}"]),
+            authorization_headers(world),
+            control,
+        )
+    )
+    content_type, body = data.draw(mcp_bodies())
+    sent = Sent(
+        method=data.draw(methods("GET")),
+        path="/api/my-report/",
+        query=data.draw(st.one_of(st.just([]), st.lists(st.tuples(text, text), max_size=2))),
+        body=Body(content_type, body),
+        meta=meta,
+    )
+    response, changed = observe(world, sent)
+    assert_no_server_error(response)
+    assert SECRET_FILE.encode() not in response.content  # only the caller's own files
+    if options_answered(sent, response, changed):
+        return
+    assert "Location" not in response
+    if response.status_code != 200:
+        assert_nothing_written(changed, response)
+        if sent.method != "HEAD":
+            assert_json_error(sent, response)
+        if response.status_code in (401, 403) and "WWW-Authenticate" in response:
+            assert "/.well-known/oauth-protected-resource/api/my-report/" in response["WWW-Authenticate"]
+    else:
+        # Only a token for the report builder with files:read gets a report; the exchange wrote it.
+        authorization = meta["HTTP_AUTHORIZATION"]
+        assert any(t in authorization for t in world.report_tokens[:2]), describe(response)
+        if sent.method == "GET":
+            assert json.loads(response.content)["files_api_saw"]["act"] == {"sub": "report-builder"}
+    assert_allowed_status(response, {200, 400, 401, 403, 405, 406, 415})
