@@ -176,3 +176,16 @@ def test_a_replayed_assertion_is_refused(demo_site, service):
     assert again.status_code == 401
     assert again.json()["error"] == "invalid_client"
     assert last_refusal(demo_site) == "replayed_jti"
+
+
+def test_authlib_with_a_claims_dict_reuses_its_jti_and_the_server_catches_it(demo_site, service):
+    """``PrivateKeyJWT(claims={...})``: Authlib writes the jti it generates into that dict, so every
+    later assertion carries the same jti (docs/interop.md); the second request is a replay."""
+    auth = ShortLivedPrivateKeyJWT(claims={})
+    oauth = session(auth=auth)
+    oauth.fetch_token(demo_site.endpoints["token"], grant_type="client_credentials")
+    assert "jti" in auth.claims
+    with pytest.raises(OAuthError) as refused:
+        oauth.fetch_token(demo_site.endpoints["token"], grant_type="client_credentials")
+    assert refused.value.error == "invalid_client"
+    assert last_refusal(demo_site) == "replayed_jti"
