@@ -214,23 +214,27 @@ def test_par_with_private_key_jwt_then_a_browser_with_the_request_uri_only(flow,
     assert f"{url.scheme}://{url.netloc}{url.path}" == nonce_site.endpoints["authorization"]
     # RFC 9126 4: the browser carries a reference, never the parameters.
     assert sorted(parse_qs(url.query)) == ["client_id", "request_uri"]
-    (par,) = [e for e in flow["done"]["exchanges"] if e["url"].endswith("/oauth/par/")]
+    par = [e for e in flow["done"]["exchanges"] if e["url"].endswith("/oauth/par/")][-1]
     assert par["status"] == 201 and par["client_assertion"] and par["authorization"] == ""
     landed = parse_qs(urlsplit(flow["landed"]).query)
     assert flow["landed"].startswith(callback.url + "?")
     assert landed["iss"] == [nonce_site.issuer]  # RFC 9207, which openid-client checked too
 
 
-def test_code_exchange_answers_use_dpop_nonce_and_the_library_retries(flow):
-    token_calls = [e for e in flow["done"]["exchanges"] if e["url"].endswith("/oauth/token/")]
-    assert [(e["grant_type"], e["status"]) for e in token_calls] == [
-        ("authorization_code", 400),
-        ("authorization_code", 200),
-        ("refresh_token", 200),
-    ]
-    first, retried, refreshed = token_calls
-    assert "use_dpop_nonce" in first["error"] and first["proof_nonce"] is None and first["dpop_nonce"]
-    assert retried["proof_nonce"] == first["dpop_nonce"]
+def test_use_dpop_nonce_is_answered_and_the_library_retries_with_the_nonce(flow):
+    """The first proof carries no nonce; the server answers use_dpop_nonce with DPoP-Nonce (at the
+    token endpoint, or already at PAR when PAR binds the code to the key, RFC 9449 10.1); the library
+    retries with that nonce, and every later proof carries it."""
+    exchanges = [e for e in flow["done"]["exchanges"] if e["url"].endswith(("/oauth/par/", "/oauth/token/"))]
+    refused = [e for e in exchanges if e["status"] == 400]
+    assert refused and all("use_dpop_nonce" in e["error"] and e["dpop_nonce"] for e in refused)
+    first = exchanges.index(refused[0])
+    assert exchanges[first]["proof_nonce"] is None
+    retried = exchanges[first + 1]
+    assert retried["url"] == refused[0]["url"] and retried["proof_nonce"] == refused[0]["dpop_nonce"]
+    token_calls = [e for e in exchanges if e["url"].endswith("/oauth/token/") and e["status"] == 200]
+    assert [e["grant_type"] for e in token_calls] == ["authorization_code", "refresh_token"]
+    assert all(e["proof_nonce"] for e in token_calls)  # the nonce (it may rotate: no equality)
     # Every token request: a DPoP proof and the client's assertion, never a secret.
     assert all(e["dpop"] and e["client_assertion"] and e["authorization"] == "" for e in token_calls)
 

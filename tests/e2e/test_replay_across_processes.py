@@ -67,8 +67,8 @@ def _redis():
 
 @dataclass
 class Pair:
-    """Two server processes serving one site: ``a`` and ``b`` are their own URLs, ``public`` the one
-    address clients know (A's), ``cwd`` the shared database's directory."""
+    """Two server processes serving one site: ``a`` and ``b`` are their own URLs; clients know one
+    address, A's (``public_url``); ``cwd`` holds the shared database."""
 
     a: str
     b: str
