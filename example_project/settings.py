@@ -120,6 +120,23 @@ if os.environ.get("DEMO_CIMD_ALLOW_LOOPBACK") == "1":
     OAUTH_SERVER["CIMD_ALLOW_HTTP_LOOPBACK"] = True
 if os.environ.get("DEMO_CIMD_CA_FILE"):
     OAUTH_SERVER["CIMD_CA_FILE"] = os.environ["DEMO_CIMD_CA_FILE"]
+# DPoP server nonces (docs/dpop.md) at the token endpoint and the demo's APIs, off unless
+# DEMO_DPOP_NONCES=1: the interoperability tests make client libraries handle use_dpop_nonce.
+DEMO_DPOP_NONCES = os.environ.get("DEMO_DPOP_NONCES") == "1"
+if DEMO_DPOP_NONCES:
+    OAUTH_SERVER["DPOP_NONCES"] = True
+
+# One cache for every process: with DEMO_REDIS_URL (redis://host:port/db) the default cache, and so
+# the replay cache (assertion and DPoP jti), rate limits and the APIs' caches, is Redis, under the
+# key prefix DEMO_CACHE_KEY_PREFIX; unset, each process has its own memory (docs/deployment.md).
+if os.environ.get("DEMO_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["DEMO_REDIS_URL"],
+            "KEY_PREFIX": os.environ.get("DEMO_CACHE_KEY_PREFIX", "demo"),
+        }
+    }
 
 # --- the demo's base URL and what follows from it (example_project/demo/site.py) -------------------------
 # Where the demo is served: the files and reports APIs' identifiers and the issuer they expect, and
@@ -132,7 +149,7 @@ _derived = site.settings_for(DEMO_BASE_URL)
 if "DEMO_BASE_URL" in os.environ:
     OAUTH2_PROVIDER = _derived["OAUTH2_PROVIDER"]
 # The files and reports APIs (example_project/demo/api.py) use the resource-server kit.
-OAUTH_RESOURCE_SERVER = _derived["OAUTH_RESOURCE_SERVER"]
+OAUTH_RESOURCE_SERVER = {**_derived["OAUTH_RESOURCE_SERVER"], "DPOP_NONCES": DEMO_DPOP_NONCES}
 OAUTH_SERVER = site.settings_for(DEMO_BASE_URL, oauth_server=OAUTH_SERVER)["OAUTH_SERVER"]
 
 # The Demo Web App (a client) reaches the authorization server and the files API at this URL, over

@@ -179,6 +179,22 @@ def test_resource_nonces(machine, rs):
     assert response.status_code == 200, response.content
 
 
+def test_drf_nonces_need_the_kits_exception_handler(machine, rs):
+    """DRF's own handler sends only WWW-Authenticate: the client would be told use_dpop_nonce without
+    the nonce. The kit's handler adds DPoP-Nonce (and no-store); the demo files API uses it."""
+    rs.OAUTH_RESOURCE_SERVER = {**RS_SETTINGS, "DPOP_NONCES": True, "DPOP_NONCE_SECRET": "s" * 32}
+    token = issue(machine, proofs.key("A"))
+    without = call(DRF, token, proofs.proof("GET", DRF_HTU, access_token=token))
+    assert_refused(without, "use_dpop_nonce")
+    assert "DPoP-Nonce" not in without
+    rs.REST_FRAMEWORK = {"EXCEPTION_HANDLER": "oauth_server.resource.drf.exception_handler"}
+    first = call(DRF, token, proofs.proof("GET", DRF_HTU, access_token=token))
+    assert_refused(first, "use_dpop_nonce")
+    assert first["Cache-Control"] == "no-store"
+    response = call(DRF, token, proofs.proof("GET", DRF_HTU, access_token=token, nonce=first["DPoP-Nonce"]))
+    assert response.status_code == 200, response.content
+
+
 def test_the_kit_protector_has_both_schemes():
     assert [s.name for s in protector] == ["Bearer", "DPoP"]
 

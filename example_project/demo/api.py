@@ -27,7 +27,7 @@ from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView
 
 from oauth_server.resource import InvalidToken, user_for_token
 from oauth_server.resource.drf import (
@@ -35,6 +35,7 @@ from oauth_server.resource.drf import (
     BearerTokenAuthentication,
     HasScope,
     ReadWriteScopes,
+    exception_handler,
 )
 
 from . import site
@@ -76,7 +77,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     The kit's own errors already have it (and their WWW-Authenticate header); DRF's (unreadable
     JSON, 404, 405, 415) are reshaped, keeping their status and headers.
     """
-    response = exception_handler(exc, context)
+    response = exception_handler(exc, context)  # the kit's: DRF's, plus DPoP-Nonce and no-store
     if response is None or isinstance(exc, BearerAPIException):
         return response
     if isinstance(exc, exceptions.ValidationError):

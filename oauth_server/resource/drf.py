@@ -26,6 +26,7 @@ from typing import Any
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission, OperationHolderMixin
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from .claims import AccessTokenClaims
 from .conf import audience_set
@@ -45,6 +46,25 @@ class BearerAPIException(exceptions.APIException):
         if isinstance(error, ServiceUnavailable):
             self.wait = error.retry_after
         self.error = error
+        # What DRF's handler cannot carry (it sends only auth_header and wait): ``exception_handler``
+        # below adds these, such as the DPoP-Nonce of a use_dpop_nonce refusal.
+        self.extra_headers = {
+            name: value
+            for name, value in error.headers().items()
+            if name not in ("WWW-Authenticate", "Retry-After")
+        }
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
+    """DRF's default exception handler, plus the kit's other headers (``DPoP-Nonce`` with DPoP
+    nonces on, ``Cache-Control: no-store``). Set it as ``REST_FRAMEWORK["EXCEPTION_HANDLER"]``, or
+    call it from your own handler: with DRF's handler alone a client is told ``use_dpop_nonce``
+    without the nonce it must use (RFC 9449 9)."""
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, BearerAPIException):
+        for name, value in exc.extra_headers.items():
+            response[name] = value
+    return response
 
 
 class TokenUser:

@@ -29,7 +29,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGE = [sys.executable, str(REPO / "manage.py")]
-START_TIMEOUT = 30  # seconds for runserver to answer
+START_TIMEOUT = 90  # seconds for runserver to answer (a loaded 2-core machine running two servers at once)
 
 _running: dict[str, DemoSite] = {}
 

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,6 +37,7 @@ import pytest
 from tests.cimd_server import DocumentServer
 from tests.e2e.chromium import wait_for
 from tests.e2e.conftest import DemoSite, _free_port, _running, copy_database, demo_env, runservers
+from tests.e2e.loopback import Callback
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.once]
 
@@ -81,40 +79,6 @@ def mcp_site(
             yield site
         finally:
             _running.pop("mcp_site", None)
-
-
-class Callback:
-    """The SDK's redirect URI: a loopback HTTP server (``http://127.0.0.1:PORT/callback``, RFC 8252)
-    that keeps the query of each request it gets."""
-
-    def __init__(self) -> None:
-        self.queries: queue.Queue[dict[str, str]] = queue.Queue()
-        received = self.queries
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                parts = urlsplit(self.path)
-                if parts.path == "/callback":
-                    received.put({k: v[0] for k, v in parse_qs(parts.query).items()})
-                body = b"<!doctype html><title>Done</title><p>You can close this window.</p>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -106,6 +106,11 @@ class Command(BaseCommand):
         derived = site.settings_for(
             base_url, getattr(settings, "OAUTH2_PROVIDER", None), getattr(settings, "OAUTH_SERVER", None)
         )
+        # Keys settings.py adds to the APIs' settings (DEMO_DPOP_NONCES) stay.
+        derived["OAUTH_RESOURCE_SERVER"] = {
+            **getattr(settings, "OAUTH_RESOURCE_SERVER", {}),
+            **derived["OAUTH_RESOURCE_SERVER"],
+        }
         # override_settings holds the settings in a UserSettingsHolder, whose SETTINGS_MODULE is None:
         # carry the real one over, or runserver's banner says "using settings None".
         with override_settings(SETTINGS_MODULE=settings.SETTINGS_MODULE, **derived):
