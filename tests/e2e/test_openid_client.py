@@ -36,9 +36,9 @@ from tests.e2e.nodejs import NODE_DIR, require_node_packages
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.once]
 
-# How the client is registered. With the FAPI 2.0 profile of create_oauth_client (issue 13), this is
-# the one line to change: PROFILE = ["--profile", "fapi2"].
-PROFILE = ["--auth-method", "private_key_jwt", "--require-par", "--dpop"]
+# How the client is registered: the FAPI 2.0 profile (docs/fapi.md), which makes it use PAR,
+# private_key_jwt, PKCE S256 and DPoP, with an https redirect URI.
+PROFILE = ["--profile", "fapi2", "--auth-method", "private_key_jwt"]
 CLIENT_ID = "openid-client-node"
 USERNAME = "alice"
 SCOPE = "openid profile offline_access files:read"
@@ -79,10 +79,23 @@ def nonce_site(tmp_path_factory: pytest.TempPathFactory, demo_site: DemoSite) ->
 
 
 @pytest.fixture(scope="module")
-def callback() -> Iterator[Callback]:
-    server = Callback()
+def callback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callback]:
+    """An https redirect URI on loopback (FAPI 2.0 allows no plain http), under a self-signed
+    certificate that this module's Chromium is told to accept."""
+    server = Callback(certificate_dir=tmp_path_factory.mktemp("callback-tls"))
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """Chromium accepting the callback's self-signed certificate (this module only)."""
+    from tests.e2e.chromium import require_browser, start_driver
+
+    require_browser()
+    browser = start_driver(["--ignore-certificate-errors"])
+    yield browser
+    browser.quit()
 
 
 @pytest.fixture(scope="module")
@@ -201,12 +214,12 @@ def verified_claims(site: DemoSite, token: str) -> dict[str, Any]:
 
 
 # --- the tests ----------------------------------------------------------------------------------------
-def test_the_client_is_registered_for_par_private_key_jwt_and_dpop(registered):
+def test_the_client_is_registered_under_the_fapi2_profile(registered, callback):
     client = registered["client"]
+    assert client["security_profile"] == "fapi2"  # PAR, PKCE S256 and DPoP required by the profile
     assert client["token_endpoint_auth_method"] == "private_key_jwt"
     assert client["client_secret"] is None
-    assert client["require_pushed_authorization_requests"] is True
-    assert client["require_dpop"] is True
+    assert callback.url.startswith("https://127.0.0.1:")
 
 
 def test_par_with_private_key_jwt_then_a_browser_with_the_request_uri_only(flow, nonce_site, callback):
