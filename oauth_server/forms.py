@@ -172,6 +172,7 @@ class ClientAdminForm(forms.ModelForm):
             "jwks_uri",
             "require_pushed_authorization_requests",
             "require_dpop",
+            "require_signed_request_object",
             "audiences",
             "resource_identifiers",
             "token_exchange_impersonation",

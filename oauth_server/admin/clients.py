@@ -139,6 +139,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "allowed_origins",
                     "require_pushed_authorization_requests",
                     "require_dpop",
+                    "require_signed_request_object",
                 ]
             },
         ),

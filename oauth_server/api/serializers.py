@@ -212,6 +212,7 @@ class ClientSerializer(StrictSerializer):
     )
     require_pushed_authorization_requests = StrictBooleanField(required=False)
     require_dpop = StrictBooleanField(required=False)
+    require_signed_request_object = StrictBooleanField(required=False)
     jwks = serializers.JSONField(
         required=False,
         allow_null=True,

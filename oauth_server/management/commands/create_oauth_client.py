@@ -49,6 +49,7 @@ OPTION_FOR_FIELD = {
     "jwks": "--jwks-file",
     "require_pushed_authorization_requests": "--require-par",
     "require_dpop": "--dpop",
+    "require_signed_request_object": "--require-signed-request-object",
     "jwks_uri": "--jwks-uri",
 }
 
@@ -131,6 +132,12 @@ class Command(BaseCommand):
             "--dpop",
             action="store_true",
             help="The client must send DPoP proofs (RFC 9449): its tokens are bound to its key.",
+        )
+        parser.add_argument(
+            "--require-signed-request-object",
+            action="store_true",
+            help="The client must send its authorization requests as request objects signed with its "
+            "keys (RFC 9101; needs --jwks-file or --jwks-uri).",
         )
         parser.add_argument(
             "--jwks-file",
@@ -270,6 +277,7 @@ class Command(BaseCommand):
             "jwks_uri": options["jwks_uri"] or "",
             "require_pushed_authorization_requests": options["require_par"],
             "require_dpop": options["dpop"],
+            "require_signed_request_object": options["require_signed_request_object"],
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -390,5 +398,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "jwks_uri": client.jwks_uri or None,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
         "require_dpop": client.require_dpop,
+        "require_signed_request_object": client.require_signed_request_object,
         "owner": client.user.get_username() if client.user_id else None,
     }
