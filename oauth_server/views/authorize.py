@@ -396,6 +396,7 @@ class AuthorizationView(DOTAuthorizationView):
     def get_initial(self) -> dict[str, Any]:
         initial = super().get_initial()
         initial["request_uri"] = self.pushed.request_uri if self.pushed is not None else None
+        initial["dpop_jkt"] = self.oauth2_data.get("dpop_jkt") or None  # RFC 9449 10
         return initial
 
     # --- POST: the user's decision ------------------------------------------------------------
