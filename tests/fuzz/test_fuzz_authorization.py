@@ -55,8 +55,9 @@ def authorize_parameters(world: World) -> dict[str, list[str]]:
         "resource": ["https://api.example.com", "urn:x"],
         "response_mode": ["query", "fragment", "form_post"],
         "claims": ['{"userinfo": {"email": null}}', "{", "[]", DEEP_NESTING[0], DEEP_NESTING[1]],
-        "request": ["eyJ.eyJ.x"],
-        "request_uri": ["https://evil.example/r"],
+        "request": ["eyJ.eyJ.x", *world.request_objects],
+        "request_uri": ["https://evil.example/r", "urn:ietf:params:oauth:request_uri:x"],
+        "dpop_jkt": [world.dpop_jkt, "short", world.dpop_jkt + "="],
         "ui_locales": ["fr", "xx"],
     }
 
@@ -88,6 +89,8 @@ def consent_parameters(world: World) -> dict[str, list[str]]:
         "nonce": ["n", "n" * 255, "n" * 256],
         "claims": ['{"userinfo": {"email": null}}', "{", DEEP_NESTING[0]],
         "resource": ["https://api.example.com", "urn:x"],
+        "dpop_jkt": [world.dpop_jkt, "short", "A" * 65],
+        "request_uri": ["urn:ietf:params:oauth:request_uri:x", "https://evil.example/r"],
         "allow": ["true", "false", "Authorize"],
     }
 
