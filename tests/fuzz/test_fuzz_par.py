@@ -99,3 +99,27 @@ def test_par_endpoint(world, data):
     assert_allowed_status(response, {400, 401, 405, 413, 415, 429})
     assert_json_error(sent, response)
     assert_nothing_written(changed, response)
+
+
+def test_each_world_request_object_at_par(world):
+    """Every request object of the world, pushed by its client: 201, or a JSON error; never a 500."""
+    from tests.helpers import basic_auth
+
+    auth = {"HTTP_AUTHORIZATION": basic_auth(world.web.client_id, world.web.raw_secret)}
+    answers = []
+    for signed in world.request_objects:
+        pairs = [("client_id", world.web.client_id), ("request", signed)]
+        sent = Sent("POST", "/oauth/par/", [], next(iter([form_body(pairs)])), dict(auth))
+        response, changed = observe(world, sent)
+        assert_no_server_error(response)
+        answers.append(response.status_code)
+        if response.status_code != 201:
+            assert_json_error(sent, response)
+            assert_nothing_written(changed, response)
+    assert 201 in answers and 400 in answers, answers
+
+
+def form_body(pairs):
+    from tests.fuzz.strategies import Body, form
+
+    return Body("application/x-www-form-urlencoded", form(pairs))
