@@ -1,11 +1,11 @@
 """A client's public keys (RFC 7591 ``jwks`` / ``jwks_uri``), for verifying what it signs.
 
-``private_key_jwt`` assertions (client_auth/private_key_jwt.py) are verified with these keys; later
-signed request objects too. Keys are registered inline (``Client.jwks``) or published by the client
-at ``Client.jwks_uri``, fetched with DOT's SSRF-hardened fetcher (``CIMD_METADATA_FETCHER``: https
-only, the address resolved once and checked public, no redirects, time and size caps), cached for
-``JWKS_URI_CACHE_SECONDS`` and refetched when an assertion names an unknown ``kid`` (the client
-rotated its key), at most once per ``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us
+``private_key_jwt`` assertions (client_auth/private_key_jwt.py) and signed request objects
+(request_objects.py) are verified with these keys. Keys are registered inline (``Client.jwks``) or
+published by the client at ``Client.jwks_uri``, fetched with DOT's SSRF-hardened fetcher
+(``CIMD_METADATA_FETCHER``: https only, the address resolved once and checked public, no redirects,
+time and size caps), cached for ``JWKS_URI_CACHE_SECONDS`` and refetched when an assertion or a
+request object names an unknown ``kid`` (the client rotated its key), at most once per ``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us
 hammer the client's server.
 """
 

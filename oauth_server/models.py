@@ -416,7 +416,9 @@ class Client(AbstractApplication):
         if method.uses_keys and not (self.jwks or self.jwks_uri):
             errors["jwks"] = [_("%s needs the client's public keys: jwks or jwks_uri.") % method.name]
         elif self.require_signed_request_object and not (self.jwks or self.jwks_uri):
-            errors["jwks"] = [_("Signed request objects are verified with the client's keys: jwks or jwks_uri.")]
+            errors["jwks"] = [
+                _("Signed request objects are verified with the client's keys: jwks or jwks_uri.")
+            ]
         return errors
 
     def clean(self) -> None:

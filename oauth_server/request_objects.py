@@ -190,7 +190,9 @@ def parameters_of(claims: dict[str, Any], client: Client) -> dict[str, list[str]
         if name in JWT_CLAIMS:
             continue
         if name in NESTED:
-            raise RequestObjectRefused("nested_request", "A request object must not contain request or request_uri.")
+            raise RequestObjectRefused(
+                "nested_request", "A request object must not contain request or request_uri."
+            )
         if isinstance(value, str):
             parameters[name] = [value]
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -205,7 +207,9 @@ def parameters_of(claims: dict[str, Any], client: Client) -> dict[str, list[str]
         ):
             parameters[name] = list(value)
         else:
-            raise RequestObjectRefused("bad_parameter", f"The request object's {name[:40]!r} has an unusable value.")
+            raise RequestObjectRefused(
+                "bad_parameter", f"The request object's {name[:40]!r} has an unusable value."
+            )
     parameters["client_id"] = [client.client_id]
     return parameters
 
@@ -219,7 +223,9 @@ def read(client: Client, token: Any, request: Any, *, endpoint: str) -> dict[str
         raise
 
 
-def refused(request: Any, exc: RequestObjectRefused, *, client: Any = None, client_id: Any = None, endpoint: str) -> None:
+def refused(
+    request: Any, exc: RequestObjectRefused, *, client: Any = None, client_id: Any = None, endpoint: str
+) -> None:
     audit.record(
         audit.Event.REQUEST_OBJECT_REFUSED,
         request=request,
@@ -237,7 +243,9 @@ def resolve(request: Any, client_id: Any) -> par.Pushed:
     client = Client.objects.by_client_id(client_id).filter(is_enabled=True).first()
     if client is None:
         exc = RequestObjectRefused(
-            "unknown_client", "A request object needs the client_id of a known client beside it.", "invalid_request"
+            "unknown_client",
+            "A request object needs the client_id of a known client beside it.",
+            "invalid_request",
         )
         refused(request, exc, client_id=client_id, endpoint="authorize")
         raise exc

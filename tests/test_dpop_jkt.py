@@ -115,7 +115,9 @@ def test_the_audit_trail_records_the_binding(app, browser, django_capture_on_com
 @pytest.mark.parametrize("bad", ["short", "A" * 44, "A" * 42 + "=", "A" * 42 + "+", "é" * 43])
 def test_a_malformed_dpop_jkt_is_invalid_request(app, browser, bad):
     _verifier, challenge = pkce_pair()
-    response = browser.get(AUTHORIZE_URL, authorize_params(app, challenge=challenge, scope="openid", dpop_jkt=bad))
+    response = browser.get(
+        AUTHORIZE_URL, authorize_params(app, challenge=challenge, scope="openid", dpop_jkt=bad)
+    )
     assert response.status_code == 302
     assert query(response["Location"])["error"] == "invalid_request"
     assert query(response["Location"])["state"] == "xyz-state"

@@ -189,7 +189,9 @@ def test_alg_none_and_hmac_with_the_public_key_are_refused(client, app, alice):
     app.save()
     client.force_login(alice)
     claims = auth_claims(app)
-    unsigned = f"{jws.base64url_encode(json.dumps({'alg': 'none'}))}.{jws.base64url_encode(json.dumps(claims))}."
+    unsigned = (
+        f"{jws.base64url_encode(json.dumps({'alg': 'none'}))}.{jws.base64url_encode(json.dumps(claims))}."
+    )
     refused_page(authorize(client, app, unsigned), "algorithm_not_allowed")
     public_pem = signing_key("RS256").export_to_pem()
     forged = jwt.JWT(header={"alg": "HS256", "kid": "ro-RS256"}, claims=auth_claims(app))
@@ -272,7 +274,9 @@ def test_another_clients_object_does_not_pass_as_this_client(client, app, alice)
     client.force_login(alice)
     # Signed by app's key, naming other as iss and client_id: verified with other's keys.
     signed = request_object(app, iss=other.client_id, client_id=other.client_id)
-    refused_page(client.get(AUTHORIZE_URL, {"client_id": other.client_id, "request": signed}), "invalid_signature")
+    refused_page(
+        client.get(AUTHORIZE_URL, {"client_id": other.client_id, "request": signed}), "invalid_signature"
+    )
 
 
 def test_request_and_request_uri_together_are_refused(client, app, alice):
@@ -359,7 +363,9 @@ def test_a_client_that_requires_signing_cannot_send_plain_parameters(client, app
     assert response.status_code == 302
     assert query(response["Location"])["error"] == "invalid_request"  # the redirect URI is registered
     assert not Grant.objects.exists()
-    pushed = client.post(PAR_URL, plain_params(app), HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret))
+    pushed = client.post(
+        PAR_URL, plain_params(app), HTTP_AUTHORIZATION=basic_auth(app.client_id, app.raw_secret)
+    )
     assert pushed.status_code == 400 and pushed.json()["error"] == "invalid_request"
     # A consent form posted without a signed request behind it is refused too.
     page = follow_to_code_page(client, authorize(client, app, request_object(app)))
@@ -391,7 +397,9 @@ class _Redirect:
 def redirect_to(client, request_uri: str) -> _Redirect:
     from urllib.parse import urlencode
 
-    return _Redirect(AUTHORIZE_URL + "?" + urlencode({"client_id": client.client_id, "request_uri": request_uri}))
+    return _Redirect(
+        AUTHORIZE_URL + "?" + urlencode({"client_id": client.client_id, "request_uri": request_uri})
+    )
 
 
 def test_site_wide_requirement_is_advertised_and_enforced(client, app, alice, settings):

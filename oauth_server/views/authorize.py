@@ -136,7 +136,7 @@ class AuthorizationView(DOTAuthorizationView):
                 return no_frames(
                     self._error_page(
                         "request_uri_not_supported",
-                        "Only request_uri values from the pushed authorization request endpoint are accepted.",
+                        "Only request_uri values from the pushed authorization request endpoint work here.",
                     )
                 )
             # RFC 9126 4: the pushed parameters replace the browser's; an unknown, expired or other

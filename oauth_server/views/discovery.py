@@ -68,11 +68,7 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
         "request_parameter_supported": True,
         "request_uri_parameter_supported": False,
         "request_object_signing_alg_values_supported": request_objects.algorithms(),
-        **(
-            {"require_signed_request_object": True}
-            if request_objects.required_for(None)
-            else {}
-        ),
+        **({"require_signed_request_object": True} if request_objects.required_for(None) else {}),
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
         # draft-ietf-oauth-client-id-metadata-document: an https client_id URL is fetched (cimd.py).

@@ -368,7 +368,11 @@ def test_each_world_request_object_at_the_authorization_endpoint(world, logged_i
     the request_uri it leads to: pages, local redirects or registered redirects only."""
     statuses = []
     for signed in world.request_objects:
-        pairs = [("client_id", world.web.client_id), ("request", signed), ("redirect_uri", "https://evil.example/cb")]
+        pairs = [
+            ("client_id", world.web.client_id),
+            ("request", signed),
+            ("redirect_uri", "https://evil.example/cb"),
+        ]
         sent = Sent("GET", "/oauth/authorize/", pairs, None, {})
         user = world.user if logged_in else None
         response, changed = observe(world, sent, logged_in=user)
