@@ -5,8 +5,8 @@
 published by the client at ``Client.jwks_uri``, fetched with DOT's SSRF-hardened fetcher
 (``CIMD_METADATA_FETCHER``: https only, the address resolved once and checked public, no redirects,
 time and size caps), cached for ``JWKS_URI_CACHE_SECONDS`` and refetched when an assertion or a
-request object names an unknown ``kid`` (the client rotated its key), at most once per ``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us
-hammer the client's server.
+request object names an unknown ``kid`` (the client rotated its key), at most once per
+``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us hammer the client's server.
 """
 
 from __future__ import annotations
