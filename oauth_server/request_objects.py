@@ -182,6 +182,23 @@ def _check_times(claims: dict[str, Any]) -> None:
         )
 
 
+def _storable(value: Any) -> bool:
+    """Values a database keeps as they are: no NUL, no lone surrogate in any string (PostgreSQL
+    refuses both in jsonb; the parameters are stored before they are validated, at the
+    authorization endpoint)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    return True
+
+
 def parameters_of(claims: dict[str, Any], client: Client) -> dict[str, list[str]]:
     """The authorization request a verified object carries: its claims as parameters (name -> values),
     with ``client_id`` the client's. JWT claims are dropped; a value that is no parameter is refused."""
@@ -189,6 +206,8 @@ def parameters_of(claims: dict[str, Any], client: Client) -> dict[str, list[str]
     for name, value in claims.items():
         if name in JWT_CLAIMS:
             continue
+        if not _storable(name) or not _storable(value):
+            raise RequestObjectRefused("bad_parameter", "The request object holds NUL or invalid characters.")
         if name in NESTED:
             raise RequestObjectRefused(
                 "nested_request", "A request object must not contain request or request_uri."

@@ -553,3 +553,23 @@ def test_a_request_object_with_max_age_claims_and_resources(client, app, alice):
     browser.force_login(alice)
     assert "code" in follow_to_code(browser, redirect_to(app, response.json()["request_uri"]))
     assert sorted(Grant.objects.get().resource) == ["https://api.example.com", "https://files.example.com"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"state": "a\x00b"},
+        {"nonce": "\ud800"},
+        {"claims": {"userinfo": {"email\x00": None}}},
+        {"x\x00": "y"},
+        {"resource": ["https://api.example.com", "\x00"]},
+    ],
+)
+def test_values_no_database_can_store_are_refused_before_storing(client, app, alice, overrides):
+    """The parameters are stored before they are validated: NUL and lone surrogates never reach it."""
+    client.force_login(alice)
+    try:
+        signed = request_object(app, **overrides)
+    except (UnicodeEncodeError, ValueError):
+        pytest.skip("jwcrypto cannot serialize this value")
+    refused_page(authorize(client, app, signed), "bad_parameter")
