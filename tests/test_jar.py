@@ -573,3 +573,17 @@ def test_values_no_database_can_store_are_refused_before_storing(client, app, al
     except (UnicodeEncodeError, ValueError):
         pytest.skip("jwcrypto cannot serialize this value")
     refused_page(authorize(client, app, signed), "bad_parameter")
+
+
+def test_the_management_api_sets_the_flag_and_needs_keys(app):
+    from tests.helpers import CLIENTS, grant_permissions, send, signed_in
+
+    api = signed_in(grant_permissions(UserFactory(is_staff=True)))
+    url = f"{CLIENTS}{app.client_id}/"
+    response = send(api, "PATCH", url, {"require_signed_request_object": True})
+    assert response.status_code == 200, response.content
+    assert response.json()["require_signed_request_object"] is True
+    app.refresh_from_db()
+    assert app.require_signed_request_object
+    response = send(api, "PATCH", url, {"jwks": None})
+    assert response.status_code == 400 and "jwks" in str(response.json()), response.json()
