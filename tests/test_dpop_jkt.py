@@ -217,6 +217,7 @@ def test_par_asks_for_a_nonce_when_nonces_are_on(app, settings):
     nonce = response["DPoP-Nonce"]
     response, _ = push(app, proof=proofs.proof("POST", PAR_HTU, nonce=nonce))
     assert response.status_code == 201, response.content
+    assert response["DPoP-Nonce"]
 
 
 # --- inside a signed request object ----------------------------------------------------------------

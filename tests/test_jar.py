@@ -587,3 +587,12 @@ def test_the_management_api_sets_the_flag_and_needs_keys(app):
     assert app.require_signed_request_object
     response = send(api, "PATCH", url, {"jwks": None})
     assert response.status_code == 400 and "jwks" in str(response.json()), response.json()
+
+
+def test_the_admin_change_page_shows_the_flag(app):
+    from tests.helpers import signed_in
+
+    admin = signed_in(UserFactory(is_staff=True, is_superuser=True))
+    page = admin.get(f"/admin/oauth_server/client/{app.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="require_signed_request_object"' in page.content.decode()

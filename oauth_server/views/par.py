@@ -26,6 +26,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from .. import dpop, par, request_objects
+from ..conf import settings
 from .authorize import AuthorizationView
 from .introspection import FormEndpointMixin, json_error, no_store
 from .token import CLIENT_AUTH_CHALLENGE
@@ -109,4 +110,7 @@ class PushedAuthorizationRequestView(FormEndpointMixin, OAuthLibMixin, View):
                 _("The client may not request tokens for the resource %(r)r.") % {"r": refused[0]},
             )
         request_uri, expires_in = par.push(client, parameters, signed=signed)
-        return no_store(JsonResponse({"request_uri": request_uri, "expires_in": expires_in}, status=201))
+        response = no_store(JsonResponse({"request_uri": request_uri, "expires_in": expires_in}, status=201))
+        if settings.DPOP_NONCES:
+            response["DPoP-Nonce"] = dpop.current_nonce()  # RFC 9449 8: for the token request to come
+        return response
