@@ -279,10 +279,15 @@ def test_another_clients_object_does_not_pass_as_this_client(client, app, alice)
     )
 
 
-def test_request_and_request_uri_together_are_refused(client, app, alice):
+def test_request_and_request_uri_together_or_two_requests_are_refused(client, app, alice):
     client.force_login(alice)
     response = authorize(client, app, request_object(app), request_uri="urn:ietf:params:oauth:request_uri:x")
     assert response.status_code == 400 and response.context["error"] == "invalid_request"
+    response = client.get(
+        AUTHORIZE_URL, {"client_id": app.client_id, "request": [request_object(app), request_object(app)]}
+    )
+    assert response.status_code == 400 and response.context["error"] == "invalid_request"
+    assert not PushedAuthorizationRequest.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -172,6 +172,8 @@ class AuthorizationView(DOTAuthorizationView):
         """Verify the ``request`` parameter and continue with the stored request's request_uri."""
         if "request_uri" in self.request.GET:
             return self._error_page("invalid_request", "Send request or request_uri, not both (RFC 9101 5).")
+        if len(self.request.GET.getlist("request")) != 1:
+            return self._error_page("invalid_request", "Send one request object.")
         try:
             pushed = request_objects.resolve(self.request, self.request.GET.get("client_id"))
         except request_objects.RequestObjectRefused as exc:
