@@ -248,6 +248,7 @@ def refused(
     audit.record(
         audit.Event.REQUEST_OBJECT_REFUSED,
         request=request,
+        user=getattr(request, "user", None),  # the signed-in user at the authorization endpoint
         client=client,
         client_id=client.client_id if client is not None else str(client_id or "")[:255],
         outcome=audit.FAILURE,
