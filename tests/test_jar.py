@@ -176,7 +176,11 @@ def test_a_tampered_request_object_fails_its_signature(client, app, alice):
     client.force_login(alice)
     refused_page(authorize(client, app, forged), "invalid_signature")
     event = AuditEvent.objects.get(event=AuditEvent.Event.REQUEST_OBJECT_REFUSED)
-    assert (event.username, event.client_id, event.details["endpoint"]) == ("alice", app.client_id, "authorize")
+    assert (event.username, event.client_id, event.details["endpoint"]) == (
+        "alice",
+        app.client_id,
+        "authorize",
+    )
 
 
 def test_a_request_object_signed_by_another_key_is_refused(client, app, alice):
