@@ -1,14 +1,14 @@
 """A client's public keys (RFC 7591 ``jwks`` / ``jwks_uri``), for verifying what it signs.
 
-``private_key_jwt`` assertions (client_auth/private_key_jwt.py) are verified with these keys; later
-signed request objects too. Keys are registered inline (``Client.jwks``) or published by the client
-at ``Client.jwks_uri``, fetched with the SSRF-hardened fetcher of fetcher.py (https only, every
-address the host resolves to checked public and the connection made to it, no redirects, one
-deadline for the whole body, identity encoding, a size cap; the same fetcher as client ID metadata
-documents and the same ``CIMD_FETCH_TIMEOUT``/``CIMD_MAX_DOCUMENT_SIZE``), cached for
-``JWKS_URI_CACHE_SECONDS`` and refetched when an assertion names an unknown ``kid`` (the client
-rotated its key), at most once per ``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us
-hammer the client's server.
+``private_key_jwt`` assertions (client_auth/private_key_jwt.py) and signed request objects
+(request_objects.py) are verified with these keys. Keys are registered inline (``Client.jwks``) or
+published by the client at ``Client.jwks_uri``, fetched with the SSRF-hardened fetcher of
+fetcher.py (https only, every address the host resolves to checked public and the connection made
+to it, no redirects, one deadline for the whole body, identity encoding, a size cap; the same
+fetcher as client ID metadata documents and the same ``CIMD_FETCH_TIMEOUT``/
+``CIMD_MAX_DOCUMENT_SIZE``), cached for ``JWKS_URI_CACHE_SECONDS`` and refetched when an assertion
+or a request object names an unknown ``kid`` (the client rotated its key), at most once per
+``JWKS_URI_MIN_REFRESH`` seconds so unknown kids cannot make us hammer the client's server.
 """
 
 from __future__ import annotations

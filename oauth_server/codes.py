@@ -45,11 +45,21 @@ def at_rest(code: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_issued(grant: Grant, request: Any) -> Grant:
-    """After DOT saved the Grant: the approving session's auth_time (OIDC Core 12.2), and the audit."""
+    """After DOT saved the Grant: the approving session's auth_time (OIDC Core 12.2), the DPoP key
+    the code is bound to (RFC 9449 10), and the audit."""
+    extra: dict[str, Any] = {}
     auth_time = getattr(request, "auth_time", None)
     if auth_time is not None:
-        Grant.objects.filter(pk=grant.pk).update(auth_time=auth_time)
-        grant.auth_time = auth_time
+        extra["auth_time"] = auth_time
+    # RFC 9449 10: the code is bound to this DPoP key (grants/authorization_code.validate_dpop_jkt
+    # checked its form); the code exchange must prove it (dpop.validate_token_request).
+    dpop_jkt = getattr(request, "dpop_jkt", None)
+    if isinstance(dpop_jkt, str) and dpop_jkt:
+        extra["dpop_jkt"] = dpop_jkt
+    if extra:
+        Grant.objects.filter(pk=grant.pk).update(**extra)
+        for name, value in extra.items():
+            setattr(grant, name, value)
     audit.record(
         audit.Event.AUTHORIZATION_CODE_ISSUED,
         request=request,
@@ -60,6 +70,7 @@ def record_issued(grant: Grant, request: Any) -> Grant:
         grant_id=grant.pk,
         resource=list(grant.resource or []),
         **audit.profile_details(request.client),
+        **({"dpop_jkt": grant.dpop_jkt} if grant.dpop_jkt else {}),
     )
     return grant
 

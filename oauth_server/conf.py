@@ -153,6 +153,18 @@ DEFAULTS: dict[str, Any] = {
     "PAR_LIFETIME": 60,
     # True: every client must push its authorization requests (a client's own flag also requires it).
     "REQUIRE_PUSHED_AUTHORIZATION_REQUESTS": False,
+    # --- signed request objects (RFC 9101, JAR, docs/jar.md) ------------------------------------
+    # True: every client must send its authorization requests as a signed request object (the
+    # request parameter, directly or pushed); advertised as require_signed_request_object. A
+    # client's own require_signed_request_object flag requires it for that client.
+    "REQUIRE_SIGNED_REQUEST_OBJECT": False,
+    # Algorithms a request object may be signed with (asymmetric only; never none or HS*, whatever
+    # this says). None: CLIENT_ASSERTION_ALGORITHMS. Advertised as
+    # request_object_signing_alg_values_supported.
+    "REQUEST_OBJECT_ALGORITHMS": None,
+    # The longest a request object may live: exp at most this many seconds ahead (and after nbf).
+    # FAPI 2.0 Message Signing: 60 minutes.
+    "REQUEST_OBJECT_MAX_LIFETIME": 3600,
     # --- DPoP sender-constrained tokens (RFC 9449, docs/dpop.md) ---------------------------------
     # True: every client must send a DPoP proof to the token endpoint (a client's own flag too).
     "REQUIRE_DPOP": False,

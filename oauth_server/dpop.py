@@ -114,7 +114,15 @@ def validate_token_request(request: Any) -> None:
         raise InvalidDPoPProofError(description=exc.description, request=request) from None
     refreshed = state.refreshed if request.grant_type == "refresh_token" else None
     bound = getattr(refreshed, "dpop_jkt", "") or ""
+    # RFC 9449 10: a code whose authorization request carried dpop_jkt (or was pushed with a proof).
+    grant = state.grant if request.grant_type == "authorization_code" else None
+    code_bound = getattr(grant, "dpop_jkt", "") or ""
     if proof is None:
+        if code_bound:
+            raise errors.InvalidGrantError(
+                description="This authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof.",
+                request=request,
+            )
         if bound:
             raise errors.InvalidGrantError(
                 description="This refresh token is bound to a DPoP key: send a DPoP proof.", request=request
@@ -133,8 +141,40 @@ def validate_token_request(request: Any) -> None:
     except core.DPoPError as exc:
         cls = UseDPoPNonceError if exc.error == "use_dpop_nonce" else InvalidDPoPProofError
         raise cls(description=exc.description, request=request) from None
+    if code_bound and found.jkt != code_bound:
+        raise errors.InvalidGrantError(
+            description="The DPoP proof's key is not the key this authorization code is bound to (dpop_jkt).",
+            request=request,
+        )
     if bound and found.jkt != bound:
         raise errors.InvalidGrantError(
             description="The DPoP proof's key is not the key this refresh token is bound to.", request=request
         )
     state.dpop_jkt = found.jkt
+
+
+def pushed_request_binding(request: Any, dpop_jkt: list[str] | None) -> str | None:
+    """RFC 9449 10.1: the key a pushed authorization request binds its code to.
+
+    A ``DPoP`` proof sent to the PAR endpoint (``htm`` POST, ``htu`` the PAR endpoint) binds like a
+    ``dpop_jkt`` parameter; with both, they must name the same key. Returns the thumbprint to store
+    as ``dpop_jkt`` (None: no proof, the parameter, if any, stands alone). Raises
+    ``InvalidDPoPProofError`` / ``UseDPoPNonceError`` (the view answers them as JSON).
+    """
+    try:
+        proof = core.proof_header(request)
+    except core.DPoPError as exc:
+        raise InvalidDPoPProofError(description=exc.description) from None
+    if proof is None:
+        return None
+    urls = public_urls(request.build_absolute_uri(request.path))
+    try:
+        found = check(proof, method=request.method, urls=urls, namespace="dpop:par")
+    except core.DPoPError as exc:
+        cls = UseDPoPNonceError if exc.error == "use_dpop_nonce" else InvalidDPoPProofError
+        raise cls(description=exc.description) from None
+    if dpop_jkt is not None and dpop_jkt != [found.jkt]:
+        raise InvalidDPoPProofError(
+            description="dpop_jkt is not the thumbprint of the DPoP proof's key (RFC 9449 10.1)."
+        )
+    return found.jkt

@@ -182,6 +182,7 @@ class ClientAdminForm(forms.ModelForm):
             "require_pushed_authorization_requests",
             "require_dpop",
             "security_profile",
+            "require_signed_request_object",
             "audiences",
             "resource_identifiers",
             "token_exchange_impersonation",

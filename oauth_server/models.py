@@ -309,6 +309,16 @@ class Client(AbstractApplication):
             "claim). Allow only for a fully trusted service: its exchanged tokens look like the user's own."
         ),
     )
+    # RFC 9101 10.5 (client metadata ``require_signed_request_object``): the authorization request
+    # must come as a request object signed with one of the client's keys (request_objects.py).
+    require_signed_request_object = models.BooleanField(
+        _("require signed request objects"),
+        default=False,
+        help_text=_(
+            "The client must send its authorization requests as a JWT signed with one of its keys "
+            "(RFC 9101, the request parameter, directly or pushed): plain parameters are refused."
+        ),
+    )
     require_dpop = models.BooleanField(
         _("require DPoP"),
         default=False,
@@ -466,6 +476,10 @@ class Client(AbstractApplication):
             errors["jwks_uri"] = [_("jwks_uri must be an https URL.")]
         if method.uses_keys and not (self.jwks or self.jwks_uri):
             errors["jwks"] = [_("%s needs the client's public keys: jwks or jwks_uri.") % method.name]
+        elif self.require_signed_request_object and not (self.jwks or self.jwks_uri):
+            errors["jwks"] = [
+                _("Signed request objects are verified with the client's keys: jwks or jwks_uri.")
+            ]
         return errors
 
     def clean(self) -> None:
@@ -522,6 +536,12 @@ class Grant(AbstractGrant):
     # auth_time (OIDC Core 2), which max_age and prompt=login are about.
     auth_time = models.DateTimeField(_("authentication time"), null=True, blank=True)
     redeemed_at = models.DateTimeField(_("exchanged at"), null=True, blank=True, editable=False)
+    # RFC 9449 10: the thumbprint of the DPoP key the code is bound to (the authorization request's
+    # dpop_jkt, or the key of a DPoP proof sent to the PAR endpoint); "" when unbound. The code
+    # exchange must then carry a proof by that key.
+    dpop_jkt = models.CharField(
+        _("DPoP key thumbprint"), max_length=64, blank=True, default="", editable=False
+    )
 
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
@@ -736,6 +756,12 @@ class PushedAuthorizationRequest(models.Model):
     parameters = models.JSONField(default=dict)
     expires = models.DateTimeField(db_index=True)
     created = models.DateTimeField(auto_now_add=True)
+    # The parameters came from a verified request object (RFC 9101), pushed or sent by the browser.
+    signed = models.BooleanField(default=False)
+    # False: stored by the authorization endpoint from a request object the browser brought (the
+    # flow then goes on with a request_uri), not pushed by the client: it does not satisfy a PAR
+    # requirement.
+    pushed = models.BooleanField(default=True)
 
     class Meta:
         verbose_name = _("pushed authorization request")
@@ -780,6 +806,7 @@ class AuditEvent(models.Model):
         DEVICE_CODE_REPLAYED = "device_code_replayed", _("device code presented again")
         USER_CODE_FAILED = "user_code_failed", _("wrong device user code")
         USER_CODE_THROTTLED = "user_code_throttled", _("device user code entry throttled")
+        REQUEST_OBJECT_REFUSED = "request_object_refused", _("request object refused")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("success")

@@ -34,8 +34,9 @@ from .tokens import token_checksum
 
 URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 # What a client may not push: its own credentials (they authenticate the push, they are not part of
-# the authorization request) and a request_uri (RFC 9126 2.1).
-NOT_PUSHED = {"client_secret", "client_assertion", "client_assertion_type", "request_uri"}
+# the authorization request), a request_uri (RFC 9126 2.1), and a request object itself (its verified
+# parameters are stored instead: request_objects.py).
+NOT_PUSHED = {"client_secret", "client_assertion", "client_assertion_type", "request_uri", "request"}
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,24 @@ class Pushed:
     def parameters(self) -> dict[str, list[str]]:
         return self.row.parameters
 
+    @property
+    def is_pushed(self) -> bool:
+        """Pushed by the client (RFC 9126), not stored from a request object the browser brought."""
+        return self.row.pushed
 
-def push(client: Client, parameters: dict[str, list[str]]) -> tuple[str, int]:
-    """Store a validated authorization request; return its request_uri and lifetime in seconds."""
+    @property
+    def is_signed(self) -> bool:
+        """The parameters came from a verified request object (RFC 9101)."""
+        return self.row.signed
+
+
+def push(
+    client: Client, parameters: dict[str, list[str]], *, signed: bool = False, pushed: bool = True
+) -> tuple[str, int]:
+    """Store a validated authorization request; return its request_uri and lifetime in seconds.
+
+    ``signed``: the parameters come from a verified request object; ``pushed=False``: stored by the
+    authorization endpoint from a request object the browser brought (request_objects.resolve)."""
     reference = secrets.token_urlsafe(32)
     lifetime = settings.PAR_LIFETIME
     purge_expired(client)  # the client's abandoned requests go when it pushes again
@@ -60,6 +76,8 @@ def push(client: Client, parameters: dict[str, list[str]]) -> tuple[str, int]:
         client=client,
         parameters={k: v for k, v in parameters.items() if k not in NOT_PUSHED},
         expires=timezone.now() + timedelta(seconds=lifetime),
+        signed=signed,
+        pushed=pushed,
     )
     return URN_PREFIX + reference, lifetime
 
@@ -122,6 +140,11 @@ def browser_query(pushed: Pushed, **extra: str) -> QueryDict:
     for name, value in extra.items():
         query[name] = value
     return query
+
+
+def was_pushed(pushed: Pushed | None) -> bool:
+    """Whether the request being handled was pushed by its client (satisfies ``profiles.requires_par``)."""
+    return pushed is not None and pushed.is_pushed
 
 
 def purge_expired(client: Client | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:

@@ -26,6 +26,8 @@ MAX_CLAIMS_DEPTH = 16
 # 32 bytes, so exactly 43 base64url characters without padding.
 CODE_VERIFIER_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 S256_CHALLENGE_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 9449 10: dpop_jkt is an RFC 7638 JWK SHA-256 thumbprint, base64url without padding: 43 characters.
+DPOP_JKT_PATTERN = S256_CHALLENGE_PATTERN
 
 
 def parse_max_age(value: str) -> int | None:
@@ -81,3 +83,8 @@ def valid_s256_challenge(value: Any) -> bool:
 def storable_text(value: Any, max_length: int) -> bool:
     """Whether a string fits a ``max_length`` column on every database (PostgreSQL refuses NUL)."""
     return isinstance(value, str) and len(value) <= max_length and "\x00" not in value
+
+
+def valid_dpop_jkt(value: Any) -> bool:
+    """A JWK SHA-256 thumbprint as ``dpop_jkt`` carries it (RFC 9449 10): 43 base64url characters."""
+    return isinstance(value, str) and DPOP_JKT_PATTERN.fullmatch(value) is not None

@@ -51,7 +51,8 @@ def test_only_supported_flows_are_advertised(doc):
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["request_uri_parameter_supported"] is False
-    assert doc["request_parameter_supported"] is False
+    assert doc["request_parameter_supported"] is True  # RFC 9101 by value (docs/jar.md)
+    assert "none" not in doc["request_object_signing_alg_values_supported"]
     assert "implicit" not in str(doc) and "password" not in doc["grant_types_supported"]
 
 

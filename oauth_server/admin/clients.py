@@ -140,6 +140,7 @@ class ClientAdmin(admin.ModelAdmin):
                     "require_pushed_authorization_requests",
                     "require_dpop",
                     "security_profile",
+                    "require_signed_request_object",
                 ]
             },
         ),

@@ -221,6 +221,7 @@ class ClientSerializer(StrictSerializer):
             "and https redirect URIs. Empty: the site's profile, if any."
         ),
     )
+    require_signed_request_object = StrictBooleanField(required=False)
     jwks = serializers.JSONField(
         required=False,
         allow_null=True,

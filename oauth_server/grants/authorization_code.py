@@ -65,6 +65,23 @@ def validate_stored_parameters(request) -> dict:
     return {}
 
 
+def validate_dpop_jkt(request) -> dict:
+    """RFC 9449 10: ``dpop_jkt`` binds the code to a DPoP key; it must be one well-formed thumbprint.
+
+    Returned into the request's credentials, so the consent page carries it and the code keeps it
+    (codes.record_issued); the code exchange must then carry a proof by that key.
+    """
+    value = getattr(request, "dpop_jkt", None)
+    if value is None:
+        return {}
+    if "dpop_jkt" in request.duplicate_params or not parameters.valid_dpop_jkt(value):
+        raise errors.InvalidRequestError(
+            description="dpop_jkt must be one JWK SHA-256 thumbprint: 43 base64url characters (RFC 9449 10).",
+            request=request,
+        )
+    return {"dpop_jkt": value}
+
+
 class S256AuthorizationCodeGrant(AuthorizationCodeGrant):
     """RFC 9700 2.1.1: ``plain`` is refused (a missing method means plain, so it is refused too)."""
 
@@ -94,6 +111,7 @@ def build(request_validator: Any) -> OpenIDCodeGrant:
     grant.custom_validators.pre_auth.append(validate_claims_parameter)
     # After oauthlib's own PKCE checks (missing challenge, method), before the OIDC validator.
     grant.custom_validators.post_auth.append(validate_stored_parameters)
+    grant.custom_validators.post_auth.append(validate_dpop_jkt)
     return OpenIDCodeGrant(grant)
 
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -30,12 +30,12 @@ from oauth2_provider.views import AuthorizationView as DOTAuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import audit, consent, keys, par, profiles, reauthentication, registration
+from .. import audit, consent, keys, par, profiles, reauthentication, registration, request_objects
 from ..claims import subject_for
 from ..conf import settings
 from ..flows.consents import record_consent
 from ..models import Client, Scope
-from ..parameters import parse_max_age
+from ..parameters import parse_max_age, valid_dpop_jkt
 from ..session_keys import SESSION_AUTH_TIME_KEY
 from ..tokens import InvalidTargetError
 from ..validators import CLIENT_LINK_FIELDS, shown_client_links
@@ -103,6 +103,14 @@ class ConsentForm(AllowForm):
     applied to the pushed parameters, never to what the browser posts back (form_valid)."""
 
     request_uri = forms.CharField(required=False, widget=forms.HiddenInput())
+    # RFC 9449 10: the DPoP key the code is bound to (validated by the grant on GET).
+    dpop_jkt = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    def clean_dpop_jkt(self) -> str:
+        value = self.cleaned_data.get("dpop_jkt") or ""
+        if value and not valid_dpop_jkt(value):
+            raise forms.ValidationError("dpop_jkt is not a JWK thumbprint.")
+        return value
 
 
 @method_decorator([never_cache, xframe_options_deny], name="dispatch")
@@ -118,7 +126,20 @@ class AuthorizationView(DOTAuthorizationView):
         return [settings.CONSENT_TEMPLATE]
 
     def dispatch(self, request, *args, **kwargs):
+        if "request" in request.GET:
+            # RFC 9101: a signed request object, verified and stored; the browser continues with its
+            # request_uri (request_objects.resolve). A refused one gets a page: its redirect URI is
+            # among the parameters that could not be trusted.
+            return no_frames(self._request_object_redirect())
         if "request_uri" in request.GET:
+            if not str(request.GET.get("request_uri")).startswith(par.URN_PREFIX):
+                # RFC 9101 5.2: only the PAR endpoint's references, never a URL to fetch.
+                return no_frames(
+                    self._error_page(
+                        "request_uri_not_supported",
+                        "Only request_uri values from the pushed authorization request endpoint work here.",
+                    )
+                )
             # RFC 9126 4: the pushed parameters replace the browser's; an unknown, expired or other
             # client's request_uri gets a page (its redirect URI cannot be trusted before then).
             self.pushed = par.resolve(request.GET.get("client_id"), request.GET.get("request_uri"))
@@ -137,18 +158,28 @@ class AuthorizationView(DOTAuthorizationView):
         return response
 
     # --- responses ----------------------------------------------------------------------------
-    def _request_uri_error(self) -> HttpResponse:
+    def _error_page(self, error: str, description: str) -> HttpResponse:
         return render(
-            self.request,
-            settings.ERROR_TEMPLATE,
-            {
-                "error": "invalid_request",
-                "description": (
-                    "The request_uri is unknown, expired or already used: start again from the application."
-                ),
-            },
-            status=400,
+            self.request, settings.ERROR_TEMPLATE, {"error": error, "description": description}, status=400
         )
+
+    def _request_uri_error(self) -> HttpResponse:
+        return self._error_page(
+            "invalid_request",
+            "The request_uri is unknown, expired or already used: start again from the application.",
+        )
+
+    def _request_object_redirect(self) -> HttpResponse:
+        """Verify the ``request`` parameter and continue with the stored request's request_uri."""
+        if "request_uri" in self.request.GET:
+            return self._error_page("invalid_request", "Send request or request_uri, not both (RFC 9101 5).")
+        if len(self.request.GET.getlist("request")) != 1:
+            return self._error_page("invalid_request", "Send one request object.")
+        try:
+            pushed = request_objects.resolve(self.request, self.request.GET.get("client_id"))
+        except request_objects.RequestObjectRefused as exc:
+            return self._error_page(exc.error, exc.description)
+        return HttpResponseRedirect(f"{self.request.path}?{par.browser_query(pushed).urlencode()}")
 
     def redirect(self, redirect_to: str, application) -> HttpResponse:
         """Every redirect back to the client carries ``iss`` (RFC 9207), errors included."""
@@ -209,12 +240,19 @@ class AuthorizationView(DOTAuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
         application = Client.objects.get(client_id=credentials["client_id"])
-        if self.pushed is None and profiles.requires_par(application):
+        if not par.was_pushed(self.pushed) and profiles.requires_par(application):
             return self._error_redirect(
                 credentials,
                 application,
                 oauth2_errors.InvalidRequestError,
                 "This client must push its authorization requests (RFC 9126).",
+            )
+        if not self._signed() and request_objects.required_for(application):
+            return self._error_redirect(
+                credentials,
+                application,
+                oauth2_errors.InvalidRequestError,
+                "This client must send its authorization requests as signed request objects (RFC 9101).",
             )
         prompt = _prompt(request)
         if "none" in prompt and len(prompt) > 1:
@@ -323,6 +361,10 @@ class AuthorizationView(DOTAuthorizationView):
         )
         return self.render_to_response(context)
 
+    def _signed(self) -> bool:
+        """The request being handled came from a verified request object (RFC 9101)."""
+        return self.pushed is not None and self.pushed.is_signed
+
     def _hint_matches_user(self, hint: str) -> bool:
         """id_token_hint (OIDC Core 3.1.2.1): one of our ID tokens, expired or not, for this user."""
         try:
@@ -357,6 +399,7 @@ class AuthorizationView(DOTAuthorizationView):
     def get_initial(self) -> dict[str, Any]:
         initial = super().get_initial()
         initial["request_uri"] = self.pushed.request_uri if self.pushed is not None else None
+        initial["dpop_jkt"] = self.oauth2_data.get("dpop_jkt") or None  # RFC 9449 10
         return initial
 
     # --- POST: the user's decision ------------------------------------------------------------
@@ -380,8 +423,11 @@ class AuthorizationView(DOTAuthorizationView):
                 return self._request_uri_error()
             if not _apply_pushed(form, self.pushed):
                 return self.form_invalid(form)
-        elif profiles.requires_par(client):
+        if (not par.was_pushed(self.pushed) and profiles.requires_par(client)) or (
+            not self._signed() and request_objects.required_for(client)
+        ):
             return self.form_invalid(form)
+        self.posted_dpop_jkt = form.cleaned_data.get("dpop_jkt") or ""
         # The hidden redirect_uri can be tampered with too: DOT sends a denial to it unchecked,
         # which would be an open redirect (tests/fuzz/test_fuzz_authorization.py).
         if not client.redirect_uri_allowed(form.cleaned_data.get("redirect_uri") or ""):
@@ -403,6 +449,8 @@ class AuthorizationView(DOTAuthorizationView):
             **credentials,
             "auth_time": datetime.fromtimestamp(session_auth_time(request), tz=UTC),
         }
+        if request.method == "POST" and getattr(self, "posted_dpop_jkt", ""):
+            credentials["dpop_jkt"] = self.posted_dpop_jkt  # DOT's form_valid knows only its own fields
         if not allow:
             audit.record(
                 audit.Event.CONSENT_DENIED,
@@ -434,6 +482,7 @@ def _apply_pushed(form: forms.Form, pushed: par.Pushed) -> bool:
     for name in PUSHED_FIELDS:
         form.cleaned_data[name] = (stored.get(name) or [""])[0]
     form.cleaned_data["resource"] = " ".join(stored.get("resource", []))
+    form.cleaned_data["dpop_jkt"] = (stored.get("dpop_jkt") or [""])[0]
     if "claims" in stored:
         form.cleaned_data["claims"] = stored["claims"][0]
     pushed_scopes = set(" ".join(stored.get("scope", [])).split())

@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, client_auth, dpop, grants, keys, profiles, registration
+from .. import claims, client_auth, dpop, grants, keys, profiles, registration, request_objects
 from ..conf import settings
 from ..models import Scope, SigningKey
 
@@ -69,8 +69,11 @@ def _metadata(request: HttpRequest) -> dict[str, Any]:
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "at_hash"]
         + sorted({name for names in claims.SCOPE_CLAIMS.values() for name in names}),
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
+        # RFC 9101: signed request objects by value (request), or pushed; no request_uri to fetch.
+        "request_parameter_supported": True,
         "request_uri_parameter_supported": False,
+        "request_object_signing_alg_values_supported": request_objects.algorithms(),
+        **({"require_signed_request_object": True} if request_objects.required_for(None) else {}),
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
         # draft-ietf-oauth-client-id-metadata-document: an https client_id URL is fetched (cimd.py).

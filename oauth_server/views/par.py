@@ -5,6 +5,9 @@ The client authenticates as at the token endpoint (any registered method: secret
 authorization endpoint would validate them (client, redirect URI, response type, scopes, PKCE,
 ``claims``, RFC 8707 resources), so an error reaches the client here, as JSON, instead of the user
 later. The answer is ``201 {"request_uri", "expires_in"}`` (par.py stores the request).
+
+A ``request`` parameter (RFC 9101 signed request object, request_objects.py) replaces the other
+parameters; a ``DPoP`` header proof binds the code to its key (RFC 9449 10.1, dpop.py).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from .. import par
+from .. import dpop, par, request_objects
+from ..conf import settings
 from .authorize import AuthorizationView
 from .introspection import FormEndpointMixin, json_error, no_store
 from .token import CLIENT_AUTH_CHALLENGE
@@ -59,7 +63,32 @@ class PushedAuthorizationRequestView(FormEndpointMixin, OAuthLibMixin, View):
             return json_error("invalid_request", _("request_uri cannot be pushed (RFC 9126 2.1)."))
         if parameters.get("client_id", [client.client_id]) != [client.client_id]:
             return json_error("invalid_request", _("client_id does not match the authenticated client."))
+        signed = "request" in request.POST
+        if signed:
+            # RFC 9101 + RFC 9126 3: a signed request object; its parameters replace the others.
+            if len(request.POST.getlist("request")) != 1:
+                return json_error("invalid_request", _("Send one request object."))
+            try:
+                parameters = request_objects.read(client, request.POST["request"], request, endpoint="par")
+            except request_objects.RequestObjectRefused as exc:
+                return json_error(exc.error, exc.description)
+        elif request_objects.required_for(client):
+            return json_error(
+                "invalid_request",
+                _("This client must send its authorization requests as signed request objects (RFC 9101)."),
+            )
         parameters["client_id"] = [client.client_id]
+        try:
+            # RFC 9449 10.1: a DPoP proof sent here binds the code like dpop_jkt (and must agree with it).
+            jkt = dpop.pushed_request_binding(request, parameters.get("dpop_jkt"))
+        except dpop.UseDPoPNonceError as exc:
+            response = json_error(exc.error, exc.description)
+            response["DPoP-Nonce"] = dpop.current_nonce()
+            return response
+        except dpop.InvalidDPoPProofError as exc:
+            return json_error(exc.error, exc.description)
+        if jkt is not None:
+            parameters["dpop_jkt"] = [jkt]
         query = urlencode([(name, value) for name, values in parameters.items() for value in values])
         try:
             core.server.validate_authorization_request(
@@ -80,5 +109,8 @@ class PushedAuthorizationRequestView(FormEndpointMixin, OAuthLibMixin, View):
                 "invalid_target",
                 _("The client may not request tokens for the resource %(r)r.") % {"r": refused[0]},
             )
-        request_uri, expires_in = par.push(client, parameters)
-        return no_store(JsonResponse({"request_uri": request_uri, "expires_in": expires_in}, status=201))
+        request_uri, expires_in = par.push(client, parameters, signed=signed)
+        response = no_store(JsonResponse({"request_uri": request_uri, "expires_in": expires_in}, status=201))
+        if settings.DPOP_NONCES:
+            response["DPoP-Nonce"] = dpop.current_nonce()  # RFC 9449 8: for the token request to come
+        return response

@@ -218,8 +218,13 @@ def check_authorize(world: World, sent: Sent, response, changed: list[str], clie
         return
     if response.status_code in (301, 302, 303, 307, 308):
         assert_local_or_registered(response, registered_redirects(world, client_ids))
-        if "code=" in urlsplit(response["Location"]).query:
+        location = urlsplit(response["Location"])
+        if "code=" in location.query:
             return  # a valid request: a code was issued (and consent recorded)
+        if location.path == "/oauth/authorize/" and "request_uri=" in location.query and not location.netloc:
+            # A verified request object (RFC 9101), stored: the browser continues with its request_uri.
+            assert set(changed) <= {"oauth_server.PushedAuthorizationRequest"}, changed
+            return
         assert_nothing_written(changed, response)
         return
     assert_nothing_written(changed, response)

@@ -48,7 +48,7 @@ def valid_authorize_pairs(world: World, client: Client) -> dict[str, str]:
 
 
 # Parameters swept though absent from the valid requests (the world's clients have no audiences).
-SWEPT_EXTRAS = ["resource", "request", "request_uri", "response_mode", "x"]
+SWEPT_EXTRAS = ["resource", "request", "request_uri", "response_mode", "dpop_jkt", "x"]
 
 
 def with_value(pairs: dict[str, str], name: str, value: str) -> Pairs:

@@ -55,8 +55,9 @@ def authorize_parameters(world: World) -> dict[str, list[str]]:
         "resource": ["https://api.example.com", "urn:x"],
         "response_mode": ["query", "fragment", "form_post"],
         "claims": ['{"userinfo": {"email": null}}', "{", "[]", DEEP_NESTING[0], DEEP_NESTING[1]],
-        "request": ["eyJ.eyJ.x"],
-        "request_uri": ["https://evil.example/r"],
+        "request": ["eyJ.eyJ.x", *world.request_objects],
+        "request_uri": ["https://evil.example/r", "urn:ietf:params:oauth:request_uri:x"],
+        "dpop_jkt": [world.dpop_jkt, "short", world.dpop_jkt + "="],
         "ui_locales": ["fr", "xx"],
     }
 
@@ -88,6 +89,8 @@ def consent_parameters(world: World) -> dict[str, list[str]]:
         "nonce": ["n", "n" * 255, "n" * 256],
         "claims": ['{"userinfo": {"email": null}}', "{", DEEP_NESTING[0]],
         "resource": ["https://api.example.com", "urn:x"],
+        "dpop_jkt": [world.dpop_jkt, "short", "A" * 65],
+        "request_uri": ["urn:ietf:params:oauth:request_uri:x", "https://evil.example/r"],
         "allow": ["true", "false", "Authorize"],
     }
 
@@ -357,3 +360,46 @@ def test_hostile_client_id_in_the_login_pages_next_is_ignored(client, world, nex
     response = client.get("/accounts/login/?next=" + next_url)
     assert response.status_code == 200, describe(response)
     assert response.context["client"] is None
+
+
+@pytest.mark.parametrize("logged_in", [True, False])
+def test_each_world_request_object_at_the_authorization_endpoint(world, logged_in):
+    """Every request object of the world (valid, and validly signed hostile ones), by value, then
+    the request_uri it leads to: pages, local redirects or registered redirects only."""
+    statuses = []
+    for signed in world.request_objects:
+        pairs = [
+            ("client_id", world.web.client_id),
+            ("request", signed),
+            ("redirect_uri", "https://evil.example/cb"),
+        ]
+        sent = Sent("GET", "/oauth/authorize/", pairs, None, {})
+        user = world.user if logged_in else None
+        response, changed = observe(world, sent, logged_in=user)
+        check_authorize(world, sent, response, changed, [world.web.client_id])
+        statuses.append(response.status_code)
+        if response.status_code == 302:
+            follow = urlsplit(response["Location"])
+            assert follow.path == "/oauth/authorize/"
+            assert [k for k, _ in parse_qsl(follow.query)] == ["client_id", "request_uri"]
+    assert 302 in statuses and 400 in statuses, statuses
+
+
+def test_the_parameters_of_a_request_object_are_checked_like_any(world, client):
+    """Followed to the end: a hostile redirect URI inside a valid signature gets a page, other bad
+    parameters an error redirect to the registered URI, never a 500."""
+    from tests.fuzz.harness import assert_local_or_registered, registered_redirects
+
+    client.force_login(world.user)
+    outcomes = []
+    for signed in world.request_objects:
+        first = client.get("/oauth/authorize/", {"client_id": world.web.client_id, "request": signed})
+        assert first.status_code in (302, 400), first.status_code
+        if first.status_code != 302:
+            continue
+        second = client.get(first["Location"])
+        assert second.status_code < 500
+        if second.status_code == 302:
+            assert_local_or_registered(second, registered_redirects(world, [world.web.client_id]))
+        outcomes.append(second.status_code)
+    assert 302 in outcomes and 400 in outcomes, outcomes  # codes or error redirects; error pages

@@ -9,6 +9,7 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import dpop_proofs as proofs
 from tests.fuzz.harness import (
     FUZZ,
     Sent,
@@ -19,7 +20,7 @@ from tests.fuzz.harness import (
     observe,
     options_answered,
 )
-from tests.fuzz.strategies import bodies, headers, methods, parameters
+from tests.fuzz.strategies import bodies, control, headers, huge, latin1, methods, parameters, text
 from tests.fuzz.world import World
 from tests.helpers import pkce_pair
 
@@ -41,7 +42,37 @@ def par_parameters(world: World) -> dict[str, list[str]]:
         "claims": ['{"id_token": {"email": null}}', "{"],
         "client_assertion_type": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
         "client_assertion": ["a.b.c"],
+        # RFC 9101 signed request objects (valid, and validly signed hostile ones) and RFC 9449 10.
+        "request": ["a.b.c", "a.b.c.d.e", *world.request_objects],
+        "dpop_jkt": [world.dpop_jkt, proofs.thumbprint(proofs.key("A")), "short"],
     }
+
+
+PAR_HTU = "http://testserver/oauth/par/"
+
+
+@st.composite
+def par_dpop_headers(draw) -> str:
+    """A DPoP header at the PAR endpoint (RFC 9449 10.1): valid, for another URL or method, with a
+    hostile claim, tampered, doubled, or junk."""
+    kind = draw(st.sampled_from(["valid", "other", "claim", "tampered", "two", "junk"]))
+    if kind == "junk":
+        return latin1(draw(st.one_of(text, control, huge, st.just(""), st.just("a.b.c"))))
+    claims: dict = {}
+    if kind == "claim":
+        name = draw(st.sampled_from(["htm", "htu", "iat", "jti", "nonce"]))
+        claims[name] = draw(st.one_of(st.none(), st.integers(), st.text(max_size=20)))
+    url = "http://testserver/oauth/token/" if kind == "other" else PAR_HTU
+    try:
+        proof = proofs.proof("POST", url, **claims)
+    except TypeError:  # htm or htu drawn: they are proof()'s positional arguments
+        proof = proofs.proof("POST" if "htm" not in claims else str(claims["htm"]), claims.get("htu") or url)
+    if kind == "tampered":
+        position = draw(st.integers(0, len(proof) - 1))
+        proof = proof[:position] + draw(st.sampled_from("A_-.=")) + proof[position + 1 :]
+    elif kind == "two":
+        proof = f"{proof}, {proof}"
+    return proof
 
 
 @FUZZ
@@ -66,6 +97,8 @@ def _push(world, data):
         body=data.draw(parameters(par_parameters(world)).flatmap(bodies)),
         meta=data.draw(headers(world)),
     )
+    if data.draw(st.booleans()):
+        sent.meta["HTTP_DPOP"] = data.draw(par_dpop_headers())
     response, changed = observe(world, sent)
     assert_no_server_error(response)
     if options_answered(sent, response, changed):
@@ -80,3 +113,27 @@ def _push(world, data):
     assert_allowed_status(response, {400, 401, 405, 413, 415, 429})
     assert_json_error(sent, response)
     assert_nothing_written(changed, response)
+
+
+def test_each_world_request_object_at_par(world):
+    """Every request object of the world, pushed by its client: 201, or a JSON error; never a 500."""
+    from tests.helpers import basic_auth
+
+    auth = {"HTTP_AUTHORIZATION": basic_auth(world.web.client_id, world.web.raw_secret)}
+    answers = []
+    for signed in world.request_objects:
+        pairs = [("client_id", world.web.client_id), ("request", signed)]
+        sent = Sent("POST", "/oauth/par/", [], next(iter([form_body(pairs)])), dict(auth))
+        response, changed = observe(world, sent)
+        assert_no_server_error(response)
+        answers.append(response.status_code)
+        if response.status_code != 201:
+            assert_json_error(sent, response)
+            assert_nothing_written(changed, response)
+    assert 201 in answers and 400 in answers, answers
+
+
+def form_body(pairs):
+    from tests.fuzz.strategies import Body, form
+
+    return Body("application/x-www-form-urlencoded", form(pairs))

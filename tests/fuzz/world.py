@@ -3,10 +3,14 @@ user, and codes and tokens minted by a real flow (the ``world`` fixture is in co
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.test import Client as BrowserClient
+from jwcrypto import jwk, jwt
 
 from oauth_server.models import Client, GrantType
 from tests.factories import (
@@ -48,6 +52,11 @@ class World:
     other_access_token: str
     other_refresh_token: str
     clients: list[Client] = field(default_factory=list)
+    # Signed request objects (RFC 9101) of the web client: valid ones, and valid signatures over
+    # hostile parameters or claims (request_objects.py must refuse or pass them on, never fail).
+    request_objects: list[str] = field(default_factory=list)
+    # A DPoP key thumbprint (RFC 9449 10: dpop_jkt).
+    dpop_jkt: str = ""
 
     def secrets(self) -> list[str]:
         return [c.raw_secret for c in self.clients if getattr(c, "raw_secret", None)]
@@ -70,6 +79,55 @@ class World:
         return next((c for c in self.clients if c.client_id == client_id), None)
 
 
+REQUEST_OBJECT_KEY = jwk.JWK(
+    **{**json.loads(jwk.JWK.generate(kty="EC", crv="P-256").export_private()), "kid": "fuzz-ro"}
+)
+ISSUER = "http://testserver/oauth"
+
+
+def signed_request(client: Client, challenge: str, header: dict | None = None, **claims: Any) -> str:
+    """A request object of ``client`` signed with the world's key; ``claims`` override (None drops)."""
+    now = int(time.time())
+    payload = {
+        "iss": client.client_id,
+        "aud": ISSUER,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+        "client_id": client.client_id,
+        "response_type": "code",
+        "redirect_uri": CALLBACK,
+        "scope": "openid profile",
+        "state": "ro-state",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **claims,
+    }
+    token = jwt.JWT(
+        header={"alg": "ES256", "kid": "fuzz-ro", "typ": "oauth-authz-req+jwt", **(header or {})},
+        claims={k: v for k, v in payload.items() if v is not None},
+    )
+    token.make_signed_token(REQUEST_OBJECT_KEY)
+    return token.serialize()
+
+
+def request_objects(client: Client, challenge: str) -> list[str]:
+    now = int(time.time())
+    return [
+        signed_request(client, challenge),
+        signed_request(client, challenge, jti=None, dpop_jkt=REQUEST_OBJECT_KEY.thumbprint()),
+        signed_request(client, challenge, redirect_uri="https://evil.example/cb"),
+        signed_request(client, challenge, aud="https://other.example"),
+        signed_request(client, challenge, exp=now - 3600),
+        signed_request(client, challenge, exp=None),
+        signed_request(client, challenge, client_id="someone-else"),
+        signed_request(client, challenge, request_uri="urn:ietf:params:oauth:request_uri:x"),
+        signed_request(client, challenge, state={"x": 1}, nonce="n\x00"),
+        signed_request(client, challenge, max_age="²", claims={"a": [[[[[[]]]]]]}, dpop_jkt="short"),
+        signed_request(client, challenge, scope="oauth:admin", resource=["urn:x", "not a uri"]),
+        signed_request(client, challenge, header={"typ": "JWT"}),
+    ]
+
+
 def make_world() -> World:
     """Build the world (in the test's database)."""
     user = UserFactory()
@@ -80,6 +138,7 @@ def make_world() -> World:
         # Token exchange (RFC 8693): the web client may exchange its own tokens for the API.
         grant_types=[GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN, GrantType.TOKEN_EXCHANGE],
         audiences=["https://api.example.com"],
+        jwks={"keys": [json.loads(REQUEST_OBJECT_KEY.export_public())]},
     )
     spa = PublicClientFactory(scopes=["openid", "files:read"], redirect_uris=SPA_CALLBACK)
     machine = MachineClientFactory(scopes=["reports:read"])
@@ -117,4 +176,6 @@ def make_world() -> World:
         other_access_token=other.access_token.raw_token,
         other_refresh_token=other.raw_token,
         clients=[web, spa, machine, admin, first_party, disabled],
+        request_objects=request_objects(web, challenge),
+        dpop_jkt=REQUEST_OBJECT_KEY.thumbprint(),
     )

@@ -49,6 +49,7 @@ OPTION_FOR_FIELD = {
     "jwks": "--jwks-file",
     "require_pushed_authorization_requests": "--require-par",
     "require_dpop": "--dpop",
+    "require_signed_request_object": "--require-signed-request-object",
     "jwks_uri": "--jwks-uri",
     "security_profile": "--profile",
 }
@@ -140,6 +141,12 @@ class Command(BaseCommand):
             help="A security profile (docs/fapi.md). fapi2: the FAPI 2.0 Security Profile (PAR, S256 "
             "PKCE, --auth-method private_key_jwt with --jwks-file or --jwks-uri, DPoP, https redirect "
             "URIs, 60-second codes).",
+        )
+        parser.add_argument(
+            "--require-signed-request-object",
+            action="store_true",
+            help="The client must send its authorization requests as request objects signed with its "
+            "keys (RFC 9101; needs --jwks-file or --jwks-uri).",
         )
         parser.add_argument(
             "--jwks-file",
@@ -280,6 +287,7 @@ class Command(BaseCommand):
             "require_pushed_authorization_requests": options["require_par"],
             "require_dpop": options["dpop"],
             "security_profile": options["security_profile"] or "",
+            "require_signed_request_object": options["require_signed_request_object"],
         }
         if client_id is not None:
             fields["client_id"] = client_id
@@ -403,5 +411,6 @@ def describe(client: Client, secret: str | None) -> dict[str, Any]:
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
         "require_dpop": client.require_dpop,
         "security_profile": client.security_profile or None,
+        "require_signed_request_object": client.require_signed_request_object,
         "owner": client.user.get_username() if client.user_id else None,
     }
