@@ -105,6 +105,13 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Not startproject's: 500s logged with their traceback, so the benchmark can say what failed.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR"}},
+}
 '''
 DOT_URLS = '''from django.contrib import admin
 from django.urls import include, path
@@ -144,7 +151,11 @@ def ensure_dot_venv(venv: Path) -> Path:
         shutil.rmtree(venv)
     log(f"creating plain DOT's virtualenv in {venv} ({' '.join(DOT_REQUIREMENTS)})")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *DOT_REQUIREMENTS], check=True)
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *DOT_REQUIREMENTS], capture_output=True, text=True
+    )
+    if pip.returncode:
+        raise RuntimeError("pip install failed:\n" + pip.stdout[-3000:] + pip.stderr[-3000:])
     marker.write_text(wanted)
     return python
 
@@ -361,9 +372,10 @@ def workers_rss_mib(master: int) -> list[float]:
 class Server:
     """gunicorn serving one site; started and stopped by this process only."""
 
-    def __init__(self, python: Path, chdir: Path, wsgi: str, env: dict[str, str], port: int, args):
+    def __init__(self, python: Path, chdir: Path, wsgi: str, env: dict[str, str], port: int, args, log: Path):
         self.url = f"http://127.0.0.1:{port}"
-        self.log_file = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+        self.log_path = log
+        self.log_file = log.open("w")
         command = [
             str(python),
             "-m",
@@ -393,14 +405,14 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("gunicorn exited:\n" + Path(self.log_file.name).read_text()[-4000:])
+                raise RuntimeError("gunicorn exited:\n" + self.log_path.read_text()[-4000:])
             with contextlib.suppress(OSError):
                 status, _ = http_request(self.url + NOT_FOUND_PATH, "GET", timeout=5)
                 if status == 404:
                     self.served += 1
                     return
             time.sleep(0.3)
-        raise RuntimeError("gunicorn did not answer in time:\n" + Path(self.log_file.name).read_text()[-4000:])
+        raise RuntimeError("gunicorn did not answer in time:\n" + self.log_path.read_text()[-4000:])
 
     def rss(self) -> list[float]:
         return workers_rss_mib(self.process.pid)
@@ -415,9 +427,29 @@ class Server:
                 self.process.wait()
         self.log_file.close()
 
-    def errors_logged(self) -> str:
-        text = Path(self.log_file.name).read_text(errors="replace")
-        return text[-3000:]
+    def errors_logged(self) -> dict[str, int]:
+        """Exceptions in the server's log (tracebacks' last lines), with their counts."""
+        return count_exceptions(self.log_path.read_text(errors="replace"))
+
+
+def count_exceptions(log_text: str) -> dict[str, int]:
+    """``{"OperationalError: database is locked": 8}`` from the tracebacks in a server log; of a
+    chain ("The above exception was the direct cause...") only the last exception counts."""
+    counts: dict[str, int] = {}
+    lines = log_text.splitlines()
+    for number, line in enumerate(lines):
+        if not line.startswith("Traceback (most recent call last):"):
+            continue
+        # The exception line is the first unindented line after the traceback's frames.
+        for offset, following in enumerate(lines[number + 1 :], number + 1):
+            if following and not following.startswith((" ", "\t")):
+                rest = [text for text in lines[offset + 1 : offset + 4] if text.strip()]
+                if rest and rest[0].startswith(("The above exception", "During handling")):
+                    break  # chained: the next traceback holds the exception that surfaced
+                key = re.sub(r"^(\w+\.)*(\w+):", r"\2:", following)[:160]
+                counts[key] = counts.get(key, 0) + 1
+                break
+    return counts
 
 
 def http_request(
@@ -533,6 +565,7 @@ class Bench:
         self.sql: dict[str, dict[str, Any]] = {}
         self.rss: dict[str, dict[str, Any]] = {}
         self.growth: dict[str, Any] = {}
+        self.server_errors: dict[str, dict[str, int]] = {}
 
     # environment of each site's processes
     def env_for(self, target: Target, db_url: str) -> dict[str, str]:
@@ -632,7 +665,7 @@ class Bench:
         log(f"{target.name}: starting gunicorn ({args.workers} x {args.worker_class})")
         chdir = ROOT if target.kind == "app" else self.dot_site
         wsgi = "example_project.wsgi:application" if target.kind == "app" else "dotsite.wsgi:application"
-        server = Server(python, chdir, wsgi, env, args.port, args)
+        server = Server(python, chdir, wsgi, env, args.port, args, tmp / f"{target.name}-gunicorn.log")
         try:
             server.wait_ready()
             tokens: dict[str, str] = {}
@@ -662,6 +695,10 @@ class Bench:
                 self.run_growth(target, server, scenarios, db_url, tokens)
         finally:
             server.stop()
+            errors = server.errors_logged()
+            if errors:
+                self.server_errors[target.name] = errors
+                log(f"{target.name}: errors in the server's log: {errors}")
 
     def run_scenario(self, target, server, scenario, reserved, lists, tokens, phase="main") -> Result:
         result = Result(target.name, scenario.name, phase=phase)
@@ -679,10 +716,10 @@ class Bench:
             log(f"{target.name} {scenario.name}: {result.error}")
             self.results.append(result)
             return result
-        log(f"{target.name} {scenario.name}: wrk {self.args.duration:g}s")
-        data = self.run_wrk(
-            server, scenario, self.args.duration, list_file=lists.get(scenario.items or "", ""), token=token
-        )
+        # A PBKDF2 request takes a few hundred ms of CPU: a few seconds would measure a handful.
+        duration = max(self.args.duration, 10) if scenario.name.endswith("_pbkdf2") else self.args.duration
+        log(f"{target.name} {scenario.name}: wrk {duration:g}s")
+        data = self.run_wrk(server, scenario, duration, list_file=lists.get(scenario.items or "", ""), token=token)
         for key in ("rps", "p50_ms", "p99_ms", "requests", "non_2xx", "s5xx", "socket_errors", "exhausted"):
             setattr(result, key, data[key])
         if scenario.name == "not_found":  # 404 is this scenario's success
@@ -784,6 +821,10 @@ class Bench:
         failures = [r for r in self.results if r.error]
         if failures:
             lines += ["", "Problems:"] + [f"- {r.target} {r.scenario}: {r.error}" for r in failures]
+        if self.server_errors:
+            lines += ["", "Exceptions in the servers' logs:"]
+            for name, errors in self.server_errors.items():
+                lines += [f"- {name}: {count} x {message}" for message, count in errors.items()]
         lines += ["", "Side by side (req/s, p50 ms):", "", format_table(summary_rows(self.results))]
         if self.rss:
             lines += ["", "Worker RSS (MiB, per worker) after warm-up -> at the end:"]
@@ -822,6 +863,7 @@ class Bench:
             "sql": self.sql,
             "rss": self.rss,
             "growth": self.growth,
+            "server_errors": self.server_errors,
         }
 
 
