@@ -26,7 +26,9 @@ from typing import Any
 
 # One PKCE pair for every prepared code: a code is single use, its challenge need not be unique.
 CODE_VERIFIER = "bench-verifier-" + "v" * 50
-CODE_CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(CODE_VERIFIER.encode()).digest()).rstrip(b"=").decode()
+CODE_CHALLENGE = (
+    base64.urlsafe_b64encode(hashlib.sha256(CODE_VERIFIER.encode()).digest()).rstrip(b"=").decode()
+)
 USERNAME = "alice"
 
 # This app's clients are the demo's (example_project/demo/seed.py): fixed ids and secrets.
@@ -172,7 +174,9 @@ def make_refresh_tokens(kind: str, base_url: str, count: int) -> list[str]:
         for access in accesses:
             value = secrets.token_urlsafe(32)
             values.append(value)
-            refresh = refresh_model(user=user, application=client, access_token=access, token_family=uuid.uuid4())
+            refresh = refresh_model(
+                user=user, application=client, access_token=access, token_family=uuid.uuid4()
+            )
             set_token_value(refresh, value)
             refreshes.append(refresh)
         refresh_model.objects.bulk_create(refreshes)
@@ -218,7 +222,12 @@ def requests_for(kind: str, base_url: str) -> dict[str, dict[str, Any]]:
                 "data": {"grant_type": "refresh_token"},
                 "auth": web,
             },
-            "introspection": {"method": "post", "path": "/oauth/introspect/", "data": {}, "auth": cfg["introspector"]},
+            "introspection": {
+                "method": "post",
+                "path": "/oauth/introspect/",
+                "data": {},
+                "auth": cfg["introspector"],
+            },
             "discovery": {"method": "get", "path": "/oauth/.well-known/openid-configuration"},
             "jwks": {"method": "get", "path": "/oauth/.well-known/jwks.json"},
             "not_found": {"method": "get", "path": "/bench-not-found/"},
@@ -227,10 +236,25 @@ def requests_for(kind: str, base_url: str) -> dict[str, dict[str, Any]]:
         }
     cc = {"grant_type": "client_credentials", "scope": cfg["cc_scope"]}
     return {
-        "client_credentials_pbkdf2": {"method": "post", "path": "/o/token/", "data": cc, "auth": cfg["cc_pbkdf2_client"]},
-        "client_credentials": {"method": "post", "path": "/o/token/", "data": cc, "auth": cfg["cc_plain_client"]},
+        "client_credentials_pbkdf2": {
+            "method": "post",
+            "path": "/o/token/",
+            "data": cc,
+            "auth": cfg["cc_pbkdf2_client"],
+        },
+        "client_credentials": {
+            "method": "post",
+            "path": "/o/token/",
+            "data": cc,
+            "auth": cfg["cc_plain_client"],
+        },
         "code_exchange": {"method": "post", "path": "/o/token/", "data": code_body, "auth": web},
-        "refresh": {"method": "post", "path": "/o/token/", "data": {"grant_type": "refresh_token"}, "auth": web},
+        "refresh": {
+            "method": "post",
+            "path": "/o/token/",
+            "data": {"grant_type": "refresh_token"},
+            "auth": web,
+        },
         "not_found": {"method": "get", "path": "/bench-not-found/"},
     }
 
@@ -294,7 +318,11 @@ def count_sql(kind: str, base_url: str) -> dict[str, Any]:
 
         with connection.execute_wrapper(record):
             response = send(name, extras[1], bearer)
-        result[name] = {"status": response.status_code, "count": statement_count(statements), "sql": statements}
+        result[name] = {
+            "status": response.status_code,
+            "count": statement_count(statements),
+            "sql": statements,
+        }
     return result
 
 

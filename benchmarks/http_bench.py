@@ -21,7 +21,6 @@ One command (docs/performance.md, "HTTP benchmark"):
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -113,21 +112,21 @@ LOGGING = {
     "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR"}},
 }
 '''
-DOT_URLS = '''from django.contrib import admin
+DOT_URLS = """from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
 ]
-'''
-DOT_WSGI = '''import os
+"""
+DOT_WSGI = """import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dotsite.settings")
 application = get_wsgi_application()
-'''
+"""
 
 
 def write_dot_project(directory: Path) -> Path:
@@ -256,7 +255,7 @@ def scenarios_for(kind: str, base_url: str) -> dict[str, Scenario]:
     """The scenarios of one site, from bench_prep's request shapes (the same the SQL count sends)."""
     descriptions = {
         "client_credentials": "POST token, client_credentials, Basic auth",
-        "client_credentials_pbkdf2": "POST token, client_credentials, secret hashed with PBKDF2 (DOT default)",
+        "client_credentials_pbkdf2": "POST token, client_credentials, secret hashed with DOT's PBKDF2",
         "code_exchange": "POST token, authorization_code + PKCE (one prepared code per request)",
         "refresh": "POST token, refresh_token with rotation (one prepared token per request)",
         "introspection": "POST introspect (RFC 7662) of a user's JWT access token by the resource server",
@@ -523,7 +522,9 @@ def preload_tokens(db_url: str, count: int, base_url: str) -> float:
     client_id = bench_prep.APP["cc_client"][0]
     started = time.monotonic()
     with psycopg.connect(db_url, autocommit=True) as connection:
-        row = connection.execute("SELECT id FROM oauth_server_client WHERE client_id = %s", [client_id]).fetchone()
+        row = connection.execute(
+            "SELECT id FROM oauth_server_client WHERE client_id = %s", [client_id]
+        ).fetchone()
         params = {
             "n": count,
             "scope": bench_prep.APP["cc_scope"],
@@ -594,7 +595,9 @@ class Bench:
     def python_for(self, target: Target) -> Path:
         return Path(sys.executable) if target.kind == "app" else self.dot_python
 
-    def run_wrk(self, server: Server, scenario: Scenario, duration: float, list_file: str = "", token: str = ""):
+    def run_wrk(
+        self, server: Server, scenario: Scenario, duration: float, list_file: str = "", token: str = ""
+    ):
         command = wrk_command(
             server.url,
             method=scenario.method,
@@ -614,7 +617,9 @@ class Bench:
         server.served += data["requests"]
         return data
 
-    def preflight(self, server: Server, scenario: Scenario, item: str = "", token: str = "") -> tuple[int, bytes]:
+    def preflight(
+        self, server: Server, scenario: Scenario, item: str = "", token: str = ""
+    ) -> tuple[int, bytes]:
         headers = {}
         if scenario.bearer:
             headers["Authorization"] = "Bearer " + token
@@ -711,7 +716,9 @@ class Bench:
         item = reserved.get(scenario.items, [""])[0] if scenario.items else ""
         status, body = self.preflight(server, scenario, item=item, token=token)
         expected = 404 if scenario.name == "not_found" else 200
-        if status != expected or (scenario.name == "introspection" and b'"active":true' not in body.replace(b" ", b"")):
+        if status != expected or (
+            scenario.name == "introspection" and b'"active":true' not in body.replace(b" ", b"")
+        ):
             result.error = f"preflight answered {status}: {body[:300]!r}"
             log(f"{target.name} {scenario.name}: {result.error}")
             self.results.append(result)
@@ -719,7 +726,9 @@ class Bench:
         # A PBKDF2 request takes a few hundred ms of CPU: a few seconds would measure a handful.
         duration = max(self.args.duration, 10) if scenario.name.endswith("_pbkdf2") else self.args.duration
         log(f"{target.name} {scenario.name}: wrk {duration:g}s")
-        data = self.run_wrk(server, scenario, duration, list_file=lists.get(scenario.items or "", ""), token=token)
+        data = self.run_wrk(
+            server, scenario, duration, list_file=lists.get(scenario.items or "", ""), token=token
+        )
         for key in ("rps", "p50_ms", "p99_ms", "requests", "non_2xx", "s5xx", "socket_errors", "exhausted"):
             setattr(result, key, data[key])
         if scenario.name == "not_found":  # 404 is this scenario's success
@@ -739,7 +748,11 @@ class Bench:
         log(f"{target.name}: preloading {self.args.tokens} access tokens and audit rows")
         seconds = preload_tokens(db_url, self.args.tokens, self.base_url)
         log(f"{target.name}: preloaded in {seconds:.1f}s")
-        self.growth = {"target": target.name, "tokens": self.args.tokens, "preload_seconds": round(seconds, 1)}
+        self.growth = {
+            "target": target.name,
+            "tokens": self.args.tokens,
+            "preload_seconds": round(seconds, 1),
+        }
         for name in ("client_credentials", "introspection"):
             if name not in before:
                 continue
@@ -797,7 +810,20 @@ class Bench:
     # --- reports ---------------------------------------------------------------------------------
     def report(self) -> str:
         lines = ["", "Per scenario (non-2xx: 3xx/4xx/5xx responses; for not_found, anything but 404):", ""]
-        rows = [["target", "scenario", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx", "5xx", "sock err", "SQL"]]
+        rows = [
+            [
+                "target",
+                "scenario",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "requests",
+                "non-2xx",
+                "5xx",
+                "sock err",
+                "SQL",
+            ]
+        ]
         for r in self.results:
             name = r.scenario + (" (+tokens)" if r.phase == "growth" else "")
             if r.error and not r.requests:
@@ -836,10 +862,15 @@ class Bench:
         if self.sql:
             lines += ["", "SQL statements per request (one request in-process, BEGIN/COMMIT not counted):"]
             for key, counts in self.sql.items():
-                text = ", ".join(f"{name} {c['count']}" + ("" if c["status"] < 500 else "!") for name, c in counts.items())
+                text = ", ".join(
+                    f"{name} {c['count']}" + ("" if c["status"] < 500 else "!") for name, c in counts.items()
+                )
                 lines.append(f"- {key}: {text}")
         if self.growth:
-            lines += ["", f"Data growth ({self.growth['tokens']} tokens + audit rows, {self.growth['target']}):"]
+            lines += [
+                "",
+                f"Data growth ({self.growth['tokens']} tokens + audit rows, {self.growth['target']}):",
+            ]
             for name in ("client_credentials", "introspection"):
                 if name in self.growth:
                     g = self.growth[name]
@@ -857,7 +888,15 @@ class Bench:
             "versions": self.versions,
             "settings": {
                 k: getattr(self.args, k)
-                for k in ("duration", "connections", "wrk_threads", "workers", "worker_class", "threads", "tokens")
+                for k in (
+                    "duration",
+                    "connections",
+                    "wrk_threads",
+                    "workers",
+                    "worker_class",
+                    "threads",
+                    "tokens",
+                )
             },
             "results": [asdict(r) for r in self.results],
             "sql": self.sql,
@@ -874,7 +913,9 @@ def format_table(rows: list[list[str]]) -> str:
     def line(row: list[str]) -> str:
         return "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
 
-    return "\n".join([line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows[1:])])
+    return "\n".join(
+        [line(rows[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows[1:])]
+    )
 
 
 def summary_rows(results: list[Result]) -> list[list[str]]:
@@ -891,7 +932,11 @@ def summary_rows(results: list[Result]) -> list[list[str]]:
         return f"{r.rps:,.0f} ({r.p50_ms:.0f} ms)" + (f", {errors} errors" if errors else "")
 
     rows = [["scenario", "this app", "plain DOT, PBKDF2", "plain DOT, hashing off"]]
-    for db, label in (("pg-0", "PostgreSQL, CONN_MAX_AGE=0"), ("pg-60", "PostgreSQL, CONN_MAX_AGE=60"), ("sqlite", "SQLite")):
+    for db, label in (
+        ("pg-0", "PostgreSQL, CONN_MAX_AGE=0"),
+        ("pg-60", "PostgreSQL, CONN_MAX_AGE=60"),
+        ("sqlite", "SQLite"),
+    ):
         rows.append(
             [
                 f"client_credentials, {label}",
@@ -901,7 +946,9 @@ def summary_rows(results: list[Result]) -> list[list[str]]:
             ]
         )
         for scenario in ("code_exchange", "refresh"):
-            rows.append([f"{scenario}, {label}", cell(f"app-{db}", scenario), "–", cell(f"dot-{db}", scenario)])
+            rows.append(
+                [f"{scenario}, {label}", cell(f"app-{db}", scenario), "–", cell(f"dot-{db}", scenario)]
+            )
         for scenario in ("introspection", "discovery", "jwks", "api_protected", "api_open", "not_found"):
             if (f"app-{db}", scenario) in by or (f"dot-{db}", scenario) in by:
                 dot = cell(f"dot-{db}", scenario) if scenario == "not_found" else "–"
@@ -927,7 +974,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up")
     parser.add_argument("--duration", type=float, default=None, help="seconds per scenario (default 10)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per server (default 3)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds of warm-up per server (default 3)"
+    )
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--timeout", type=float, default=10, help="wrk's per-request timeout, seconds")
@@ -940,12 +989,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
         help="PostgreSQL server (the throw-away databases are named bench_*)",
     )
-    parser.add_argument("--targets", default=".", help="regex over target names: " + ", ".join(t.name for t in TARGETS))
+    parser.add_argument(
+        "--targets", default=".", help="regex over target names: " + ", ".join(t.name for t in TARGETS)
+    )
     parser.add_argument("--scenarios", default=".", help="regex over scenario names")
     parser.add_argument(
         "--items-rate", type=float, default=600, help="codes/refresh tokens prepared per second of a scenario"
     )
-    parser.add_argument("--tokens", type=int, default=0, help="data growth: preload N tokens + audit rows (PG)")
+    parser.add_argument(
+        "--tokens", type=int, default=0, help="data growth: preload N tokens + audit rows (PG)"
+    )
     parser.add_argument("--growth-target", default="app-pg-60", help="the target --tokens measures on")
     parser.add_argument("--json", dest="json_path", help="write every number to this JSON file")
     parser.add_argument("--show-sql", action="store_true", help="print the SQL of each endpoint's request")
@@ -965,7 +1018,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     started = time.time()
     bench = Bench(args)
-    bench.versions = {"app": package_versions(Path(sys.executable), ["django", "django-oauth-toolkit", "oauthlib", "gunicorn", "psycopg", "jwcrypto"])}
+    bench.versions = {
+        "app": package_versions(
+            Path(sys.executable),
+            ["django", "django-oauth-toolkit", "oauthlib", "gunicorn", "psycopg", "jwcrypto"],
+        )
+    }
     try:
         bench.run()
     finally:

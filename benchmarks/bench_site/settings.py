@@ -18,7 +18,17 @@ UNREACHABLE = "1000000/m"
 OAUTH_SERVER = {
     **OAUTH_SERVER,
     "RATE_LIMITS": dict.fromkeys(
-        ("token", "authorize", "introspect", "revoke", "par", "register", "device_authorization", "client_auth_failures"), UNREACHABLE
+        (
+            "token",
+            "authorize",
+            "introspect",
+            "revoke",
+            "par",
+            "register",
+            "device_authorization",
+            "client_auth_failures",
+        ),
+        UNREACHABLE,
     ),
 }
 STORAGES = {
