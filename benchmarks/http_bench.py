@@ -502,13 +502,13 @@ INSERT INTO oauth_server_accesstoken
     (token, token_checksum, expires, scope, resource, created, updated, user_id, application_id,
      audience, jti, dpop_jkt)
 SELECT '', md5('bench-at-' || i) || md5('bench-at2-' || i),
-       now() + ((i % 10) - 7) * interval '1 hour', %(scope)s, '[]'::jsonb,
-       now() - (i % 86400) * interval '1 second', now(), NULL, %(client_pk)s,
+       now() + ((i %% 10) - 7) * interval '1 hour', %(scope)s, '[]'::jsonb,
+       now() - (i %% 86400) * interval '1 second', now(), NULL, %(client_pk)s,
        %(audience)s, md5('bench-jti-' || i), ''
 FROM generate_series(1, %(n)s) AS i;
 INSERT INTO oauth_server_auditevent
     (created, event, outcome, client_id, username, ip, user_agent, details, application_id, user_id)
-SELECT now() - (i % 86400) * interval '1 second', 'token_issued', 'success', %(client_id)s, '',
+SELECT now() - (i %% 86400) * interval '1 second', 'token_issued', 'success', %(client_id)s, '',
        '127.0.0.1', 'bench', jsonb_build_object('grant_type', 'client_credentials'), %(client_pk)s, NULL
 FROM generate_series(1, %(n)s) AS i;
 """
@@ -596,8 +596,15 @@ class Bench:
         return Path(sys.executable) if target.kind == "app" else self.dot_python
 
     def run_wrk(
-        self, server: Server, scenario: Scenario, duration: float, list_file: str = "", token: str = ""
+        self,
+        server: Server,
+        scenario: Scenario,
+        duration: float,
+        list_file: str = "",
+        token: str = "",
+        connections: int | None = None,
     ):
+        connections = connections or self.args.connections
         command = wrk_command(
             server.url,
             method=scenario.method,
@@ -606,7 +613,7 @@ class Bench:
             body=scenario.body(token=token) if scenario.method == "POST" else "",
             list_file=list_file,
             duration=duration,
-            connections=self.args.connections,
+            connections=connections,
             threads=self.args.wrk_threads,
             timeout=self.args.timeout,
         )
@@ -705,7 +712,9 @@ class Bench:
                 self.server_errors[target.name] = errors
                 log(f"{target.name}: errors in the server's log: {errors}")
 
-    def run_scenario(self, target, server, scenario, reserved, lists, tokens, phase="main") -> Result:
+    def run_scenario(
+        self, target, server, scenario, reserved, lists, tokens, phase="main", connections=None
+    ) -> Result:
         result = Result(target.name, scenario.name, phase=phase)
         result.sql = self.sql.get(f"{target.kind}-{target.db}", {}).get(scenario.name, {}).get("count")
         token = ""
@@ -743,20 +752,28 @@ class Bench:
         return result
 
     def run_growth(self, target, server, scenarios, db_url, tokens) -> None:
-        """Issuance and introspection again after preloading ``--tokens`` rows (PostgreSQL only)."""
-        before = {r.scenario: r for r in self.results if r.target == target.name and r.phase == "main"}
+        """Issuance and introspection just before and after preloading ``--tokens`` rows (PostgreSQL).
+
+        Both measured with ``--growth-connections`` (1 by default): one request at a time, so p50 is
+        the server's time per request, not time spent queueing behind other connections.
+        """
+        names = [n for n in ("client_credentials", "introspection") if n in target.scenarios]
+        connections = self.args.growth_connections
+        before = {
+            n: self.run_scenario(target, server, scenarios[n], {}, {}, tokens, "empty", connections)
+            for n in names
+        }
         log(f"{target.name}: preloading {self.args.tokens} access tokens and audit rows")
         seconds = preload_tokens(db_url, self.args.tokens, self.base_url)
         log(f"{target.name}: preloaded in {seconds:.1f}s")
         self.growth = {
             "target": target.name,
             "tokens": self.args.tokens,
+            "connections": connections,
             "preload_seconds": round(seconds, 1),
         }
-        for name in ("client_credentials", "introspection"):
-            if name not in before:
-                continue
-            after = self.run_scenario(target, server, scenarios[name], {}, {}, tokens, phase="growth")
+        for name in names:
+            after = self.run_scenario(target, server, scenarios[name], {}, {}, tokens, "loaded", connections)
             if before[name].p50_ms and after.p50_ms:
                 self.growth[name] = {
                     "p50_empty_ms": before[name].p50_ms,
@@ -825,7 +842,9 @@ class Bench:
             ]
         ]
         for r in self.results:
-            name = r.scenario + (" (+tokens)" if r.phase == "growth" else "")
+            name = (
+                r.scenario + {"main": "", "empty": " (growth: before)", "loaded": " (growth: after)"}[r.phase]
+            )
             if r.error and not r.requests:
                 rows.append([r.target, name, "FAILED", "", "", "", "", "", "", str(r.sql or "")])
                 continue
@@ -998,6 +1017,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--tokens", type=int, default=0, help="data growth: preload N tokens + audit rows (PG)"
+    )
+    parser.add_argument(
+        "--growth-connections", type=int, default=1, help="wrk connections of the --tokens runs (default 1)"
     )
     parser.add_argument("--growth-target", default="app-pg-60", help="the target --tokens measures on")
     parser.add_argument("--json", dest="json_path", help="write every number to this JSON file")
