@@ -886,13 +886,15 @@ class Bench:
                 )
                 lines.append(f"- {key}: {text}")
         if self.growth:
+            growth = self.growth
             lines += [
                 "",
-                f"Data growth ({self.growth['tokens']} tokens + audit rows, {self.growth['target']}):",
+                f"Data growth: {growth['tokens']} access tokens + as many audit rows inserted in "
+                f"{growth['preload_seconds']} s; {growth['target']}, {growth['connections']} connection(s):",
             ]
             for name in ("client_credentials", "introspection"):
-                if name in self.growth:
-                    g = self.growth[name]
+                if name in growth:
+                    g = growth[name]
                     lines.append(
                         f"- {name}: p50 {g['p50_empty_ms']:.1f} -> {g['p50_loaded_ms']:.1f} ms "
                         f"(x{g['p50_ratio']}), {g['rps_empty']} -> {g['rps_loaded']} req/s"
