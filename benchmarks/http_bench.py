@@ -826,7 +826,12 @@ class Bench:
 
     # --- reports ---------------------------------------------------------------------------------
     def report(self) -> str:
-        lines = ["", "Per scenario (non-2xx: 3xx/4xx/5xx responses; for not_found, anything but 404):", ""]
+        legend = {**scenarios_for("dot", self.base_url), **scenarios_for("app", self.base_url)}
+        seen = dict.fromkeys(r.scenario for r in self.results)
+        lines = ["", "Scenarios:"] + [
+            f"- {name}: {legend[name].description}" for name in seen if name in legend
+        ]
+        lines += ["", "Per scenario (non-2xx: 3xx/4xx/5xx responses; for not_found, anything but 404):", ""]
         rows = [
             [
                 "target",
