@@ -736,7 +736,12 @@ class Bench:
         duration = max(self.args.duration, 10) if scenario.name.endswith("_pbkdf2") else self.args.duration
         log(f"{target.name} {scenario.name}: wrk {duration:g}s")
         data = self.run_wrk(
-            server, scenario, duration, list_file=lists.get(scenario.items or "", ""), token=token
+            server,
+            scenario,
+            duration,
+            list_file=lists.get(scenario.items or "", ""),
+            token=token,
+            connections=connections,
         )
         for key in ("rps", "p50_ms", "p99_ms", "requests", "non_2xx", "s5xx", "socket_errors", "exhausted"):
             setattr(result, key, data[key])
