@@ -5,7 +5,8 @@
 --
 -- BODY is form-encoded; "{item}" in it is replaced by the next line of LIST_FILE. Thread t (of
 -- THREADS) takes lines t, t+THREADS, ... so no item is sent twice. When a thread has used all its
--- items it repeats its last one (the server answers 400) and counts it in "exhausted".
+-- items it repeats its last one (the server answers 400) and counts it in "exhausted". wrk calls
+-- request() once on thread 0 before the run to check the script: that first item is never sent.
 -- Empty strings stand for "none".
 
 local counter = 0
