@@ -567,6 +567,7 @@ class Bench:
         self.rss: dict[str, dict[str, Any]] = {}
         self.growth: dict[str, Any] = {}
         self.server_errors: dict[str, dict[str, int]] = {}
+        self.loadavg_start = os.getloadavg()
 
     # environment of each site's processes
     def env_for(self, target: Target, db_url: str) -> dict[str, str]:
@@ -833,7 +834,8 @@ class Bench:
     def report(self) -> str:
         legend = {**scenarios_for("dot", self.base_url), **scenarios_for("app", self.base_url)}
         seen = dict.fromkeys(r.scenario for r in self.results)
-        lines = ["", "Scenarios:"] + [
+        load = ", ".join(f"{x:.1f}" for x in self.loadavg_start)
+        lines = ["", f"Load average at the start: {load} ({os.cpu_count()} CPUs)", "", "Scenarios:"] + [
             f"- {name}: {legend[name].description}" for name in seen if name in legend
         ]
         lines += ["", "Per scenario (non-2xx: 3xx/4xx/5xx responses; for not_found, anything but 404):", ""]
@@ -915,7 +917,7 @@ class Bench:
         return {
             "command": " ".join(sys.argv),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "machine": machine_info(),
+            "machine": {**machine_info(), "loadavg_start": self.loadavg_start},
             "versions": self.versions,
             "settings": {
                 k: getattr(self.args, k)
@@ -997,7 +999,7 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "loadavg": os.getloadavg(),
+        "loadavg_end": os.getloadavg(),
     }
 
 
