@@ -646,7 +646,7 @@ class Bench:
             return
         # Single-use items for the whole target, prepared before the server competes for the CPU.
         per_scenario = int(args.items_rate * args.duration) + 50
-        need_codes = per_scenario + 2 if "code_exchange" in wanted or "introspection" in wanted else 0
+        need_codes = per_scenario + 3 if "code_exchange" in wanted or "introspection" in wanted else 0
         need_refresh = per_scenario + 1 if "refresh" in wanted else 0
         items_dir = tmp / target.name
         log(f"{target.name}: preparing {need_codes} codes and {need_refresh} refresh tokens")
@@ -667,7 +667,8 @@ class Bench:
         )
         reserved: dict[str, list[str]] = {}
         lists: dict[str, str] = {}
-        for kind, reserve in (("codes", 2), ("refresh", 1)):
+        # Reserved: codes for the preflight, the introspected token, a fresh one after --tokens.
+        for kind, reserve in (("codes", 3), ("refresh", 1)):
             if kind in files:
                 lines = Path(files[kind]).read_text().split()
                 reserved[kind] = lines[:reserve]
@@ -705,7 +706,7 @@ class Bench:
             }
             log(f"{target.name}: workers' RSS {server.rss()} MiB after {server.served} requests")
             if args.tokens and target.name == args.growth_target:
-                self.run_growth(target, server, scenarios, db_url, tokens)
+                self.run_growth(target, server, scenarios, db_url, tokens, reserved)
         finally:
             server.stop()
             errors = server.errors_logged()
@@ -757,7 +758,7 @@ class Bench:
         )
         return result
 
-    def run_growth(self, target, server, scenarios, db_url, tokens) -> None:
+    def run_growth(self, target, server, scenarios, db_url, tokens, reserved) -> None:
         """Issuance and introspection just before and after preloading ``--tokens`` rows (PostgreSQL).
 
         Both measured with ``--growth-connections`` (1 by default): one request at a time, so p50 is
@@ -772,6 +773,11 @@ class Bench:
         log(f"{target.name}: preloading {self.args.tokens} access tokens and audit rows")
         seconds = preload_tokens(db_url, self.args.tokens, self.base_url)
         log(f"{target.name}: preloaded in {seconds:.1f}s")
+        # The introspected token may have expired during a long preload: a fresh one.
+        if "introspection" in names:
+            status, body = self.preflight(server, scenarios["code_exchange"], item=reserved["codes"][2])
+            if status == 200:
+                tokens = {**tokens, "user": json.loads(body)["access_token"]}
         self.growth = {
             "target": target.name,
             "tokens": self.args.tokens,
@@ -828,7 +834,11 @@ class Bench:
                         "--kind", target.kind, "--base-url", self.base_url,
                     )  # fmt: skip
                     self.count_sql(target, databases[db_key])
-                self.run_target(target, databases[db_key], tmp)
+                try:
+                    self.run_target(target, databases[db_key], tmp)
+                except (RuntimeError, OSError, ValueError) as exc:
+                    log(f"{target.name}: {exc}")
+                    self.results.append(Result(target.name, "(server)", error=str(exc)[:500]))
 
     # --- reports ---------------------------------------------------------------------------------
     def report(self) -> str:
