@@ -210,7 +210,7 @@ def wrk_command(
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{duration:g}s",
+        f"-d{max(1, round(duration))}s",  # whole seconds: wrk refuses "2.5s"
         f"--timeout={timeout:g}s",
         "-s",
         str(LUA),
@@ -620,7 +620,7 @@ class Bench:
         )
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(f"wrk failed: {result.stderr}")
+            raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
         data = parse_wrk_output(result.stdout)
         server.served += data["requests"]
         return data
@@ -699,6 +699,7 @@ class Bench:
             rss_start = server.rss()
             for name in wanted:
                 self.run_scenario(target, server, scenarios[name], reserved, lists, tokens)
+            self.top_up_requests(target, server, scenarios["client_credentials"])
             self.rss[target.name] = {
                 "after_warmup_mib": rss_start,
                 "end_mib": server.rss(),
@@ -713,6 +714,17 @@ class Bench:
             if errors:
                 self.server_errors[target.name] = errors
                 log(f"{target.name}: errors in the server's log: {errors}")
+
+    def top_up_requests(self, target: Target, server: Server, scenario: Scenario) -> None:
+        """More ``client_credentials`` load until the server has answered ``--rss-requests``, so the
+        memory figure is "after N requests" (issue 15: 10,000); at most 10 minutes."""
+        deadline = time.monotonic() + 600
+        while server.served < self.args.rss_requests and time.monotonic() < deadline:
+            done = [r.rps for r in self.results if r.target == target.name and r.scenario == scenario.name]
+            rate = max(done[-1] if done and done[-1] else 20.0, 1.0)
+            seconds = min(60.0, max(2.0, (self.args.rss_requests - server.served) / rate))
+            log(f"{target.name}: {server.served} requests so far, {seconds:.0f}s more of {scenario.name}")
+            self.run_wrk(server, scenario, seconds)
 
     def run_scenario(
         self, target, server, scenario, reserved, lists, tokens, phase="main", connections=None
@@ -939,6 +951,7 @@ class Bench:
                     "worker_class",
                     "threads",
                     "tokens",
+                    "rss_requests",
                 )
             },
             "results": [asdict(r) for r in self.results],
@@ -1046,6 +1059,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--growth-connections", type=int, default=1, help="wrk connections of the --tokens runs (default 1)"
     )
     parser.add_argument("--growth-target", default="app-pg-60", help="the target --tokens measures on")
+    parser.add_argument(
+        "--rss-requests",
+        type=int,
+        default=0,
+        help="load each server with client_credentials until it has answered N requests before "
+        "reading its workers' memory (issue 15: 10000); default: no extra load",
+    )
     parser.add_argument("--json", dest="json_path", help="write every number to this JSON file")
     parser.add_argument("--show-sql", action="store_true", help="print the SQL of each endpoint's request")
     args = parser.parse_args(argv)

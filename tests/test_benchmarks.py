@@ -55,7 +55,7 @@ def test_wrk_command_passes_the_scripts_arguments_in_order_and_caps_threads():
         auth="Basic eA==",
         body="code={item}",
         list_file="/tmp/codes.txt",
-        duration=3,
+        duration=2.6,
         connections=2,
         threads=4,
         timeout=10,
