@@ -568,6 +568,7 @@ class Bench:
         self.growth: dict[str, Any] = {}
         self.server_errors: dict[str, dict[str, int]] = {}
         self.loadavg_start = os.getloadavg()
+        self.top_up_errors: dict[str, int] = {}
 
     # environment of each site's processes
     def env_for(self, target: Target, db_url: str) -> dict[str, str]:
@@ -704,6 +705,7 @@ class Bench:
                 "after_warmup_mib": rss_start,
                 "end_mib": server.rss(),
                 "requests_served": server.served,
+                "top_up_errors": self.top_up_errors.get(target.name, 0),
             }
             log(f"{target.name}: workers' RSS {server.rss()} MiB after {server.served} requests")
             if args.tokens and target.name == args.growth_target:
@@ -724,7 +726,11 @@ class Bench:
             rate = max(done[-1] if done and done[-1] else 20.0, 1.0)
             seconds = min(60.0, max(2.0, (self.args.rss_requests - server.served) / rate))
             log(f"{target.name}: {server.served} requests so far, {seconds:.0f}s more of {scenario.name}")
-            self.run_wrk(server, scenario, seconds)
+            data = self.run_wrk(server, scenario, seconds)
+            if data["non_2xx"] or data["socket_errors"]:
+                self.top_up_errors[target.name] = self.top_up_errors.get(target.name, 0) + (
+                    data["non_2xx"] + data["socket_errors"]
+                )
 
     def run_scenario(
         self, target, server, scenario, reserved, lists, tokens, phase="main", connections=None
@@ -908,9 +914,11 @@ class Bench:
         if self.rss:
             lines += ["", "Worker RSS (MiB, per worker) after warm-up -> at the end:"]
             for name, data in self.rss.items():
+                errors = data["top_up_errors"]
                 lines.append(
                     f"- {name}: {data['after_warmup_mib']} -> {data['end_mib']} after "
                     f"{data['requests_served']} requests"
+                    + (f" ({errors} errors in the top-up load)" if errors else "")
                 )
         if self.sql:
             lines += ["", "SQL statements per request (one request in-process, BEGIN/COMMIT not counted):"]
