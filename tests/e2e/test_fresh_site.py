@@ -52,6 +52,7 @@ USERNAME, PASSWORD = "newuser", "a-new-users-password-123"
 NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "venv", "dist", "build", "*.egg-info", "__pycache__", "*.py[cod]", "*.sqlite3",
     ".pytest_cache", ".ruff_cache", ".ci", ".helpers", "node_modules",
+    ".cache",  # benchmarks/.cache: plain DOT's virtualenv (benchmarks/http_bench.py)
 )  # fmt: skip
 WHEEL_MUST_HAVE = [
     "oauth_server/__init__.py",
