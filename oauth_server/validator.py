@@ -11,6 +11,7 @@ authentication methods and the request's parsed credentials).
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -327,25 +328,23 @@ class OAuthServerValidator(OAuth2Validator):
         return codes.record_issued(grant, request)
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
-        """DOT's refresh token, carrying the authentication time on to the next refresh (OIDC Core 12.2)
-        and, for the first of a family, the code it came from (replay revokes the family)."""
-        refresh_token = super()._create_refresh_token(
-            request, refresh_token_code, access_token, previous_refresh_token
-        )
-        extra: dict[str, Any] = {}
-        auth_time = getattr(request, "auth_time", None)
-        if auth_time is not None:
-            extra["auth_time"] = auth_time
-        grant = codes.redeemed_grant(request) if previous_refresh_token is None else None
-        if grant is not None:
-            extra["grant"] = grant
+        """DOT's refresh token (same family as the previous one, RFC 8707 resource), carrying the
+        authentication time on to the next refresh (OIDC Core 12.2), for the first of a family the
+        code it came from (replay revokes the family), and a public client's DPoP key: one INSERT."""
         jkt = state_of(request).dpop_jkt
-        if jkt and request.client.client_type == Client.CLIENT_PUBLIC:
-            extra["dpop_jkt"] = jkt  # RFC 9449 5: a public client's refresh token is bound too
-        if extra:
-            RefreshToken.objects.filter(pk=refresh_token.pk).update(**extra)
-            for name, value in extra.items():
-                setattr(refresh_token, name, value)
+        refresh_token = RefreshToken(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
+            resource=getattr(request, "resource", []),
+            auth_time=getattr(request, "auth_time", None),
+            grant=codes.redeemed_grant(request) if previous_refresh_token is None else None,
+            # RFC 9449 5: a public client's refresh token is bound to its key too.
+            dpop_jkt=jkt if jkt and request.client.client_type == Client.CLIENT_PUBLIC else "",
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        refresh_token.save()
         return refresh_token
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
