@@ -1,0 +1,114 @@
+"""The public documents (discovery metadata, JWKS) served from Django's cache: no SQL once warm.
+
+Every cached document is stored under a *version* token kept in the same cache. Anything that changes
+what the documents say (a signing key created, rotated, retired or deleted; a scope saved or deleted;
+a setting changed) replaces the token: at once, and again when the surrounding transaction commits.
+The second replacement matters on several nodes: a process that read the database between the first
+one and the commit may have cached the old state, under a token nobody asks for any more after the
+commit. With a cache every process shares (Redis, ``OAUTH_SERVER["DISCOVERY_CACHE"]``), every node
+serves the new documents from its next request; with a per-process cache (local memory), other
+processes see them when their copy expires (``DISCOVERY_CACHE_SECONDS``). docs/performance.md has
+the timing, and how it relates to ``JWKS_MAX_AGE`` and key rotation.
+
+A document is kept as its serialized body and a strong ETag (a hash of the body), so a request costs
+two cache reads (the token, the document) and no JSON encoding; ``If-None-Match`` gets a 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import caches
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.cache import get_conditional_response
+
+from .conf import settings
+
+KEY_PREFIX = "oauth_server:published"
+VERSION_KEY = f"{KEY_PREFIX}:version"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A serialized document and its ETag."""
+
+    body: bytes
+    etag: str
+
+
+def _cache():
+    return caches[settings.DISCOVERY_CACHE]
+
+
+def version() -> str:
+    """The current version token (created if the cache has none: after an eviction or a flush)."""
+    cache = _cache()
+    value = cache.get(VERSION_KEY)
+    if value is None:
+        value = secrets.token_hex(8)
+        if not cache.add(VERSION_KEY, value, None):
+            value = cache.get(VERSION_KEY) or value
+    return value
+
+
+def _replace_version() -> None:
+    _cache().set(VERSION_KEY, secrets.token_hex(8), None)
+
+
+def invalidate(**kwargs: Any) -> None:
+    """Every cached document is stale: now, and again when the current transaction commits.
+
+    Usable as a signal receiver (keyword arguments are ignored).
+    """
+    _replace_version()
+    transaction.on_commit(_replace_version)
+
+
+def _serialize(data: dict[str, Any]) -> Document:
+    body = json.dumps(data, cls=DjangoJSONEncoder).encode()
+    return Document(body=body, etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+def document(name: str, variant: str, build: Callable[[], tuple[dict[str, Any], int | None]]) -> Document:
+    """The cached document ``name`` (for ``variant``: what in the request changes it), built by
+    ``build`` on a miss. ``build`` returns the data and the longest time (seconds) it stays true,
+    or None for no limit of its own; the cache keeps it at most ``DISCOVERY_CACHE_SECONDS``."""
+    cache = _cache()
+    key = f"{KEY_PREFIX}:{version()}:{name}:{variant}"
+    cached = cache.get(key)
+    if isinstance(cached, Document):
+        return cached
+    data, valid_for = build()
+    result = _serialize(data)
+    timeout = settings.DISCOVERY_CACHE_SECONDS
+    if valid_for is not None:
+        timeout = min(timeout, max(int(valid_for), 1))
+    if timeout > 0:
+        cache.set(key, result, timeout)
+    return result
+
+
+def variant_of(*parts: str) -> str:
+    """A short cache-key-safe digest of what in the request shapes a document (host, prefix)."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def respond(request: HttpRequest, doc: Document, cache_control: str) -> HttpResponse:
+    """The document as a public JSON response with ETag and Cache-Control; 304 if the client has it."""
+    response = HttpResponse(doc.body, content_type="application/json")
+    response["ETag"] = doc.etag
+    response["Cache-Control"] = cache_control
+    response["Access-Control-Allow-Origin"] = "*"  # public, credential-free documents
+    conditional = get_conditional_response(request, etag=doc.etag, response=response)
+    if isinstance(conditional, HttpResponseNotModified):
+        # RFC 9110 15.4.5: a 304 repeats the headers a 200 would have sent for caching.
+        for header in ("Cache-Control", "Access-Control-Allow-Origin"):
+            conditional[header] = response[header]
+    return conditional
