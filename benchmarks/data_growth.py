@@ -155,8 +155,8 @@ def load(rows: int) -> None:
         token_sql = (
             "INSERT INTO oauth_server_accesstoken (token, token_checksum, expires, scope, resource, created, "
             "updated, user_id, application_id, audience, jti, dpop_jkt) "
-            "SELECT '', {checksum}, {expires}, 'read', '[]', now(), now(), %s, %s, '', md5({prefix} || i), '' "
-            "FROM generate_series(1, %s) AS i"
+            "SELECT '', {checksum}, {expires}, 'read', '[]', now(), now(), %s, %s, '', "
+            "md5({prefix} || i), '' FROM generate_series(1, %s) AS i"
         )
         cursor.execute(
             token_sql.format(
@@ -167,15 +167,13 @@ def load(rows: int) -> None:
             [user_id, client_id, rows],
         )
         cursor.execute(
-            token_sql.format(
-                checksum="'live' || i", expires="now() + interval '1 hour'", prefix="'live'"
-            ),
+            token_sql.format(checksum="'live' || i", expires="now() + interval '1 hour'", prefix="'live'"),
             [user_id, client_id, live],
         )
         event_sql = (
             "INSERT INTO oauth_server_auditevent (created, event, outcome, client_id, username, user_agent, "
-            "details, user_id, application_id) SELECT {created}, 'token_issued', 'success', 'bench', 'bench', "
-            "'bench/1.0', '{{\"scopes\": [\"read\"]}}', %s, %s FROM generate_series(1, %s) AS i"
+            "details, user_id, application_id) SELECT {created}, 'token_issued', 'success', 'bench', "
+            "'bench', 'bench/1.0', '{{\"scopes\": [\"read\"]}}', %s, %s FROM generate_series(1, %s) AS i"
         )
         cursor.execute(
             event_sql.format(created="now() - interval '120 days' + i * interval '1 ms'"),
@@ -203,7 +201,9 @@ def lookups(label: str, results: list[dict], samples: int = 300) -> None:
         return sorted(out)
 
     rng = random.Random(1)
-    by_checksum = timed(lambda: AccessToken.objects.filter(token_checksum=f"live{rng.randint(1, 1000)}").first())
+    by_checksum = timed(
+        lambda: AccessToken.objects.filter(token_checksum=f"live{rng.randint(1, 1000)}").first()
+    )
     by_jti = timed(lambda: AccessToken.objects.filter(jti=f"{rng.randint(1, 10**6)}").first())
     count = AccessToken.objects.count()
     for what, values in (("token by checksum", by_checksum), ("token by jti", by_jti)):
@@ -245,15 +245,23 @@ def main() -> None:
 
     start = time.perf_counter()
     load(args.rows)
-    print(f"loaded {args.rows:,} expired tokens and old events in {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"loaded {args.rows:,} expired tokens and old events in {time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
     lookups("loaded", results)
 
-    dot = {"CLEAR_EXPIRED_TOKENS_BATCH_SIZE": args.batch_size, "CLEAR_EXPIRED_TOKENS_BATCH_INTERVAL": args.pause}
+    dot = {
+        "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": args.batch_size,
+        "CLEAR_EXPIRED_TOKENS_BATCH_INTERVAL": args.pause,
+    }
     from django.conf import settings
 
-    with override_settings(OAUTH2_PROVIDER={**getattr(settings, "OAUTH2_PROVIDER", {}), **dot}):
-        with measured(f"cleartokens (batch {args.batch_size:,})", results, user.pk, client.pk):
-            call_command("cleartokens")
+    with (
+        override_settings(OAUTH2_PROVIDER={**getattr(settings, "OAUTH2_PROVIDER", {}), **dot}),
+        measured(f"cleartokens (batch {args.batch_size:,})", results, user.pk, client.pk),
+    ):
+        call_command("cleartokens")
     with measured(f"purge_audit_events --batch-size {args.batch_size:,}", results, user.pk, client.pk):
         call_command(
             "purge_audit_events",
@@ -267,7 +275,9 @@ def main() -> None:
     remaining_events = AuditEvent.objects.count()
     lookups("after purge", results)
 
-    print(f"\nrows: {args.rows:,}; left after purging: {remaining_tokens:,} tokens, {remaining_events:,} events")
+    print(
+        f"\nrows: {args.rows:,}; left after purging: {remaining_tokens:,} tokens, {remaining_events:,} events"
+    )
     for row in results:
         if "p50_ms" in row:
             print(f"{row['what']:<58} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms")
