@@ -12,12 +12,17 @@ the timing, and how it relates to ``JWKS_MAX_AGE`` and key rotation.
 
 A document is kept as its serialized body and a strong ETag (a hash of the body), so a request costs
 two cache reads (the token, the document) and no JSON encoding; ``If-None-Match`` gets a 304.
+
+A cache that fails (Redis down) costs the cache, not the documents: they are built from the
+database, as before caching, and the error is logged; a failed invalidation is logged as an error
+(other nodes then serve their copy until it expires) and never undoes the change that caused it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +35,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.cache import get_conditional_response
 
 from .conf import settings
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "oauth_server:published"
 VERSION_KEY = f"{KEY_PREFIX}:version"
@@ -59,7 +66,14 @@ def version() -> str:
 
 
 def _replace_version() -> None:
-    _cache().set(VERSION_KEY, secrets.token_hex(8), None)
+    try:
+        _cache().set(VERSION_KEY, secrets.token_hex(8), None)
+    except Exception:  # the change itself must stand: a broken cache only delays its publication
+        logger.exception(
+            "Could not invalidate the cached discovery documents and JWKS in cache %r: other processes "
+            "serve their copy for up to DISCOVERY_CACHE_SECONDS.",
+            settings.DISCOVERY_CACHE,
+        )
 
 
 def invalidate(**kwargs: Any) -> None:
@@ -80,18 +94,26 @@ def document(name: str, variant: str, build: Callable[[], tuple[dict[str, Any], 
     """The cached document ``name`` (for ``variant``: what in the request changes it), built by
     ``build`` on a miss. ``build`` returns the data and the longest time (seconds) it stays true,
     or None for no limit of its own; the cache keeps it at most ``DISCOVERY_CACHE_SECONDS``."""
-    cache = _cache()
-    key = f"{KEY_PREFIX}:{version()}:{name}:{variant}"
-    cached = cache.get(key)
+    timeout = settings.DISCOVERY_CACHE_SECONDS
+    if timeout <= 0:
+        return _serialize(build()[0])
+    try:
+        cache = _cache()
+        key = f"{KEY_PREFIX}:{version()}:{name}:{variant}"
+        cached = cache.get(key)
+    except Exception:
+        logger.exception("Cache %r failed: %s built from the database.", settings.DISCOVERY_CACHE, name)
+        return _serialize(build()[0])
     if isinstance(cached, Document):
         return cached
     data, valid_for = build()
     result = _serialize(data)
-    timeout = settings.DISCOVERY_CACHE_SECONDS
     if valid_for is not None:
         timeout = min(timeout, max(int(valid_for), 1))
-    if timeout > 0:
+    try:
         cache.set(key, result, timeout)
+    except Exception:
+        logger.exception("Cache %r failed: %s not cached.", settings.DISCOVERY_CACHE, name)
     return result
 
 

@@ -170,3 +170,31 @@ def test_scope_rows_written_by_the_orm_invalidate(db):
     version = published.version()
     Scope.objects.create(name="x:y", description="x")
     assert published.version() != version
+
+
+class BrokenCache:
+    """A cache whose server is down: every call raises, as RedisCache does without Redis."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise ConnectionError("cache server down")
+
+        return fail
+
+
+@pytest.mark.parametrize("url", [OIDC, JWKS])
+def test_a_broken_cache_serves_from_the_database(client, db, monkeypatch, caplog, url):
+    monkeypatch.setattr(published, "_cache", BrokenCache)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.json()
+    assert "failed" in caplog.text
+
+
+def test_a_broken_cache_does_not_undo_a_rotation(db, monkeypatch, caplog, django_capture_on_commit_callbacks):
+    keys.ensure_keys()
+    monkeypatch.setattr(published, "_cache", BrokenCache)
+    with django_capture_on_commit_callbacks(execute=True):
+        rotation = keys.rotate()
+    assert SigningKey.objects.get(state=SigningKey.State.ACTIVE).kid == rotation.activated.kid
+    assert "Could not invalidate" in caplog.text
