@@ -1,17 +1,19 @@
 """The public documents (discovery metadata, JWKS) served from Django's cache: no SQL once warm.
 
-Every cached document is stored under a *version* token kept in the same cache. Anything that changes
+Every cached document carries the *version* token it was built under, kept in the same cache; it is
+served only while that token is current. Anything that changes
 what the documents say (a signing key created, rotated, retired or deleted; a scope saved or deleted;
 a setting changed) replaces the token: at once, and again when the surrounding transaction commits.
 The second replacement matters on several nodes: a process that read the database between the first
 one and the commit may have cached the old state, under a token nobody asks for any more after the
-commit. With a cache every process shares (Redis, ``OAUTH_SERVER["DISCOVERY_CACHE"]``), every node
+commit. Reading the token and the document is one round trip (``get_many``). With a cache every
+process shares (Redis, ``OAUTH_SERVER["DISCOVERY_CACHE"]``), every node
 serves the new documents from its next request; with a per-process cache (local memory), other
 processes see them when their copy expires (``DISCOVERY_CACHE_SECONDS``). docs/performance.md has
 the timing, and how it relates to ``JWKS_MAX_AGE`` and key rotation.
 
 A document is kept as its serialized body and a strong ETag (a hash of the body), so a request costs
-two cache reads (the token, the document) and no JSON encoding; ``If-None-Match`` gets a 304.
+one cache round trip and no JSON encoding; ``If-None-Match`` gets a 304.
 
 A cache that fails (Redis down) costs the cache, not the documents: they are built from the
 database, as before caching, and the error is logged; a failed invalidation is logged as an error
@@ -44,20 +46,23 @@ VERSION_KEY = f"{KEY_PREFIX}:version"
 
 @dataclass(frozen=True)
 class Document:
-    """A serialized document and its ETag."""
+    """A serialized document, its ETag, and the version token it was built under."""
 
     body: bytes
     etag: str
+    version: str = ""
 
 
 def _cache():
     return caches[settings.DISCOVERY_CACHE]
 
 
-def version() -> str:
-    """The current version token (created if the cache has none: after an eviction or a flush)."""
+def version(value: str | None = None) -> str:
+    """The current version token (created if the cache has none: after an eviction or a flush);
+    ``value`` is what was just read, to spare a round trip."""
     cache = _cache()
-    value = cache.get(VERSION_KEY)
+    if value is None:
+        value = cache.get(VERSION_KEY)
     if value is None:
         value = secrets.token_hex(8)
         if not cache.add(VERSION_KEY, value, None):
@@ -85,9 +90,9 @@ def invalidate(**kwargs: Any) -> None:
     transaction.on_commit(_replace_version)
 
 
-def _serialize(data: dict[str, Any]) -> Document:
+def _serialize(data: dict[str, Any], version: str = "") -> Document:
     body = json.dumps(data, cls=DjangoJSONEncoder).encode()
-    return Document(body=body, etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    return Document(body=body, etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"', version=version)
 
 
 def document(name: str, variant: str, build: Callable[[], tuple[dict[str, Any], int | None]]) -> Document:
@@ -97,17 +102,19 @@ def document(name: str, variant: str, build: Callable[[], tuple[dict[str, Any], 
     timeout = settings.DISCOVERY_CACHE_SECONDS
     if timeout <= 0:
         return _serialize(build()[0])
+    key = f"{KEY_PREFIX}:{name}:{variant}"
     try:
         cache = _cache()
-        key = f"{KEY_PREFIX}:{version()}:{name}:{variant}"
-        cached = cache.get(key)
+        found = cache.get_many([VERSION_KEY, key])
+        current = version(found.get(VERSION_KEY))
     except Exception:
         logger.exception("Cache %r failed: %s built from the database.", settings.DISCOVERY_CACHE, name)
         return _serialize(build()[0])
-    if isinstance(cached, Document):
+    cached = found.get(key)
+    if isinstance(cached, Document) and cached.version == current:
         return cached
     data, valid_for = build()
-    result = _serialize(data)
+    result = _serialize(data, current)
     if valid_for is not None:
         timeout = min(timeout, max(int(valid_for), 1))
     try:
