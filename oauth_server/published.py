@@ -70,6 +70,11 @@ def version(value: str | None = None) -> str:
     return value
 
 
+def replace_version() -> None:
+    """Every cached document is stale from now on (not transactional: for setting changes)."""
+    _replace_version()
+
+
 def _replace_version() -> None:
     try:
         _cache().set(VERSION_KEY, secrets.token_hex(8), None)

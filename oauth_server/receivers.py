@@ -239,7 +239,7 @@ def _documents_changed(sender, **kwargs) -> None:
 def _discovery_setting_changed(sender, setting, **kwargs) -> None:
     """Settings shape the documents (issuer, policies, algorithms); tests change them at run time."""
     if setting in ("OAUTH_SERVER", "OAUTH2_PROVIDER", "CACHES", "ROOT_URLCONF"):
-        published.invalidate()
+        published.replace_version()  # no transaction involved (nor, maybe, any database)
 
 
 for _model in (SigningKey, Scope):
