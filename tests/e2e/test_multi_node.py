@@ -39,7 +39,8 @@ POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:54
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WEB_APP, FILES_API = "demo-web-app", "files-api"
 
-pytestmark = pytest.mark.live
+# Its own database and servers: the same on both passes of `python -m tests`, so it runs on the first.
+pytestmark = [pytest.mark.live, pytest.mark.once]
 
 
 def _answers(url: str, default_port: int) -> bool:
