@@ -85,10 +85,14 @@ def metadata_document(request: HttpRequest) -> published.Document:
     """The metadata document from the cache (``published.py``): no query once warm.
 
     Its URLs follow the pinned issuer, or, unpinned, the request's scheme and host; the script
-    prefix shapes every path. Those are the cache variant, so each origin gets its own copy.
+    prefix shapes every path. Those are the cache variant, so each origin gets its own copy; so are
+    the grant and client-authentication registries, which code may extend at run time.
     """
     origin = oauth2_settings.OIDC_ISS_ENDPOINT or f"{request.scheme}://{request.get_host()}"
-    variant = published.variant_of(origin, get_script_prefix())
+    registries = " ".join(
+        [*grants.registry.token_grant_types(), *(name for name, _label in client_auth.registry.choices())]
+    )
+    variant = published.variant_of(origin, get_script_prefix(), registries)
     return published.document("metadata", variant, lambda: (metadata(request), None))
 
 
