@@ -77,6 +77,18 @@ DATABASES = configure_sqlite(
     }
 )
 
+# Several processes or nodes (docs/deployment.md): REDIS_URL gives them one shared cache for the rate
+# limits, the replay caches, the cached discovery documents and JWKS, and the APIs' revocation
+# answers. Unset: Django's local-memory cache, one per process (fine for runserver).
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": os.environ.get("DJANGO_CACHE_KEY_PREFIX", ""),
+        }
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

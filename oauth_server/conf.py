@@ -85,8 +85,18 @@ DEFAULTS: dict[str, Any] = {
     "SIGNING_KEY_CACHE_SECONDS": 30,
     # Extra seconds a retired key stays published after the longest token lifetime.
     "SIGNING_KEY_RETIRE_LEEWAY": 300,
-    # Cache-Control max-age of the JWKS document.
+    # Cache-Control max-age of the JWKS document. Keep it well below the time between two
+    # rotations: a next key must reach every resource server's cache before it signs.
     "JWKS_MAX_AGE": 300,
+    # --- discovery and JWKS caching (docs/performance.md) ---------------------------------------
+    # Cache-Control max-age of the discovery documents (OIDC Discovery, RFC 8414).
+    "DISCOVERY_MAX_AGE": 3600,
+    # The cache alias the discovery documents and the JWKS are kept in (no SQL per request once
+    # warm); shared by every process (Redis) in production, so an invalidation reaches every node.
+    "DISCOVERY_CACHE": "default",
+    # The longest time a cached document is served (a per-process cache's pick-up delay of a key
+    # rotated elsewhere; with a shared cache, changes are seen at once). 0: no caching.
+    "DISCOVERY_CACHE_SECONDS": 60,
     # --- management API (oauth_server.api) ------------------------------------------------------
     # Scope a client_credentials access token must carry to use the management API
     # (docs/management-api.md). Allow it only to the operator's own machine client.

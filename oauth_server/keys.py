@@ -230,10 +230,31 @@ def published_keys() -> dict[str, dict[str, Any]]:
 
 def jwks() -> dict[str, list[dict[str, Any]]]:
     """The JWKS document: active first, then next, then retired keys still in use."""
+    return jwks_with_lifetime()[0]
+
+
+def jwks_with_lifetime() -> tuple[dict[str, list[dict[str, Any]]], float | None]:
+    """The JWKS document and how many seconds it stays true by itself: until the first published
+    retired key's ``retire_after`` (then it leaves the set), None if no retired key is published.
+
+    Every other change (a rotation, a new or deleted key) goes through the model's signals, which
+    invalidate the cached copy (``published.py``)."""
     ensure_keys()
+    now = timezone.now()
     order = {State.ACTIVE: 0, State.NEXT: 1, State.RETIRED: 2}
     keys = sorted(_published_queryset(), key=lambda k: (order[k.state], -k.created.timestamp()))
-    return {"keys": [dict(k.public_jwk) for k in keys]}
+    ends = [k.retire_after for k in keys if k.state == State.RETIRED and k.retire_after is not None]
+    valid_for = (min(ends) - now).total_seconds() if ends else None
+    return {"keys": [dict(k.public_jwk) for k in keys]}, valid_for
+
+
+def publication_delay() -> int:
+    """The longest time, in seconds, before every resource server can have a newly published key:
+    the server's own cached JWKS (``DISCOVERY_CACHE_SECONDS``; at once with a shared cache, which the
+    rotation invalidates) plus the HTTP cache time resource servers may keep it (``JWKS_MAX_AGE``).
+
+    A ``next`` key should be at least this old when a rotation makes it sign."""
+    return settings.DISCOVERY_CACHE_SECONDS + settings.JWKS_MAX_AGE
 
 
 # --- rotation ----------------------------------------------------------------------------------------

@@ -621,12 +621,17 @@ class RefreshToken(AbstractRefreshToken):
         indexes = [
             *AbstractRefreshToken.Meta.indexes,
             models.Index(fields=["user", "application"], name="oauth_rt_user_client_idx"),
+            # cleartokens (DOT's clear_expired) deletes revoked refresh tokens by ``revoked <= t``
+            # once OAUTH2_PROVIDER["REFRESH_TOKEN_EXPIRE_SECONDS"] is set (docs/settings.md).
+            models.Index(fields=["revoked"], name="oauth_rt_revoked_idx"),
         ]
 
 
 class IDToken(AbstractIDToken):
     class Meta(AbstractIDToken.Meta):
         swappable = "OAUTH2_PROVIDER_ID_TOKEN_MODEL"
+        # cleartokens deletes expired ID tokens by ``expires < now`` (without it: a full scan).
+        indexes = [models.Index(fields=["expires"], name="oauth_idt_expires_idx")]
 
 
 class ConsentQuerySet(models.QuerySet):

@@ -9,10 +9,12 @@ import time
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.core.signals import setting_changed
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from django.dispatch import receiver
 
-from . import audit
+from . import audit, published
+from .models import Scope, SigningKey
 from .revocation import revoke_tokens
 from .session_keys import SESSION_AUTH_TIME_KEY, SESSION_SIGN_IN_KEY
 from .signals import (
@@ -227,3 +229,24 @@ def audit_client_saved(sender, instance, created, raw=False, **kwargs) -> None:
 def audit_client_deleted(sender, instance, **kwargs) -> None:
     """The row is gone: the event keeps the client_id and name, not a foreign key to it."""
     audit.record(audit.Event.CLIENT_DELETED, client_id=instance.client_id, name=instance.name)
+
+
+# --- the cached public documents (published.py): what they show changed --------------------------------
+def _documents_changed(sender, **kwargs) -> None:
+    published.invalidate()
+
+
+def _discovery_setting_changed(sender, setting, **kwargs) -> None:
+    """Settings shape the documents (issuer, policies, algorithms); tests change them at run time."""
+    if setting in ("OAUTH_SERVER", "OAUTH2_PROVIDER", "CACHES", "ROOT_URLCONF"):
+        published.replace_version()  # no transaction involved (nor, maybe, any database)
+
+
+for _model in (SigningKey, Scope):
+    post_save.connect(
+        _documents_changed, sender=_model, dispatch_uid=f"oauth_server.published.{_model.__name__}.save"
+    )
+    post_delete.connect(
+        _documents_changed, sender=_model, dispatch_uid=f"oauth_server.published.{_model.__name__}.delete"
+    )
+setting_changed.connect(_discovery_setting_changed, dispatch_uid="oauth_server.published.setting_changed")

@@ -9,13 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, JsonResponse
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import get_script_prefix, reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from oauth2_provider.settings import oauth2_settings
 
-from .. import claims, client_auth, dpop, grants, keys, profiles, registration, request_objects
+from .. import claims, client_auth, dpop, grants, keys, profiles, published, registration, request_objects
 from ..conf import settings
 from ..models import Scope, SigningKey
 
@@ -89,18 +89,26 @@ def _metadata(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def _cors(response: JsonResponse) -> JsonResponse:
-    # Public, credential-free documents: any origin may read them.
-    response["Access-Control-Allow-Origin"] = "*"
-    return response
+def metadata_document(request: HttpRequest) -> published.Document:
+    """The metadata document from the cache (``published.py``): no query once warm.
+
+    Its URLs follow the pinned issuer, or, unpinned, the request's scheme and host; the script
+    prefix shapes every path. Those are the cache variant, so each origin gets its own copy; so are
+    the grant and client-authentication registries, which code may extend at run time.
+    """
+    origin = oauth2_settings.OIDC_ISS_ENDPOINT or f"{request.scheme}://{request.get_host()}"
+    registries = " ".join(
+        [*grants.registry.token_grant_types(), *(name for name, _label in client_auth.registry.choices())]
+    )
+    variant = published.variant_of(origin, get_script_prefix(), registries)
+    return published.document("metadata", variant, lambda: (metadata(request), None))
 
 
 @method_decorator(login_not_required, name="dispatch")
 class OpenIDConfigurationView(View):
-    def get(self, request: HttpRequest) -> JsonResponse:
-        response = _cors(JsonResponse(metadata(request)))
-        response["Cache-Control"] = "public, max-age=3600"
-        return response
+    def get(self, request: HttpRequest) -> HttpResponse:
+        cache_control = f"public, max-age={settings.DISCOVERY_MAX_AGE}"
+        return published.respond(request, metadata_document(request), cache_control)
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -127,9 +135,8 @@ class RootMetadataView(OpenIDConfigurationView):
     insert rather than append (``/.well-known/openid-configuration/oauth``) get the same document.
     Any other path is not an issuer of this site: 404."""
 
-    def get(self, request: HttpRequest, path: str = "") -> JsonResponse:
+    def get(self, request: HttpRequest, path: str = "") -> HttpResponse:
         from django.http import Http404
-        from django.urls import get_script_prefix
 
         mounted = issuer_path()
         prefix = get_script_prefix().rstrip("/")
@@ -140,9 +147,12 @@ class RootMetadataView(OpenIDConfigurationView):
 
 @method_decorator(login_not_required, name="dispatch")
 class JwksView(View):
-    """Active, next and still-needed retired public keys; caches may keep it JWKS_MAX_AGE seconds."""
+    """Active, next and still-needed retired public keys, from the cache (no query once warm).
 
-    def get(self, request: HttpRequest) -> JsonResponse:
-        response = _cors(JsonResponse(keys.jwks()))
-        response["Cache-Control"] = f"public, max-age={settings.JWKS_MAX_AGE}"
-        return response
+    Caches may keep it JWKS_MAX_AGE seconds: a key is published as ``next`` one rotation before it
+    signs, so rotating less often than that keeps every cached copy ahead (docs/key-rotation.md).
+    """
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        document = published.document("jwks", "", keys.jwks_with_lifetime)
+        return published.respond(request, document, f"public, max-age={settings.JWKS_MAX_AGE}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -119,13 +120,28 @@ def test_discovery_and_jwks(world, data):
         body=data.draw(st.one_of(st.none(), parameters({"x": ["y"]}).flatmap(bodies))),
         meta=data.draw(headers(world)),
     )
+    # Conditional requests (published.py answers If-None-Match with 304): garbage, lists, "*", weak
+    # and strong forms of the document's current ETag.
+    current = Client().get(sent.path)["ETag"]
+    condition = data.draw(
+        st.one_of(
+            st.none(),
+            st.one_of(text, control, huge).map(lambda v: v.encode("utf-8", "replace").decode("latin-1")),
+            st.sampled_from(["*", current, "W/" + current, f'"x", {current}', current.strip('"'), '""']),
+        )
+    )
+    if condition is not None:
+        sent.meta["HTTP_IF_NONE_MATCH"] = condition
     response, changed = observe(world, sent)
     assert_no_server_error(response)
     if options_answered(sent, response, changed):
         return
     assert_nothing_written(changed, response)
     assert "Location" not in response
-    if sent.method in ("GET", "HEAD"):
+    if sent.method in ("GET", "HEAD") and response.status_code == 304:
+        assert condition is not None and response["ETag"] == current, describe(response)
+        assert response["Cache-Control"].startswith("public, max-age=")
+    elif sent.method in ("GET", "HEAD"):
         assert response.status_code == 200, describe(response)
         if sent.method == "GET":
             document = json.loads(response.content)
