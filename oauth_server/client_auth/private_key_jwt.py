@@ -34,6 +34,8 @@ from .registry import ClientAuthFailed, ClientAuthMethod
 logger = logging.getLogger(__name__)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LENGTH = 16 * 1024
+# JWS HMAC algorithms (RFC 7518 3.2): client_secret_jwt's; never accepted for private_key_jwt.
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 
 
 class AssertionRefused(ClientAuthFailed):
@@ -54,35 +56,56 @@ def unverified_claims(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, payload
 
 
-class PrivateKeyJWT(ClientAuthMethod):
-    name = "private_key_jwt"
-    label = _("Signed JWT with the client's private key (private_key_jwt)")
-    uses_keys = True
+class AssertionMethod(ClientAuthMethod):
+    """A method whose credential is a JWT client assertion (RFC 7523 2.2): ``private_key_jwt`` and
+    ``client_secret_jwt`` share the form (the same ``client_assertion_type``); the header's ``alg``
+    tells them apart (``handles``), so a request is never both (a registry ``conflict``) and an
+    assertion is always checked by the method its algorithm belongs to: an HMAC-signed one sent for a
+    key client, or an RSA-signed one for a secret client, is refused as ``auth_method_not_allowed``."""
+
+    def handles(self, header: dict[str, Any] | None) -> bool:
+        """Whether this method reads an assertion with this header (None: not a readable JWS)."""
+        raise NotImplementedError
 
     def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:
         if params.get("client_assertion_type") != ASSERTION_TYPE:
             return None
         assertion = params.get("client_assertion") or ""
         client_id = params.get("client_id") or ""
-        malformed = not assertion or len(assertion) > MAX_ASSERTION_LENGTH
-        if not malformed:
+        header: dict[str, Any] | None = None
+        claims: dict[str, Any] = {}
+        if assertion and len(assertion) <= MAX_ASSERTION_LENGTH:
             try:
-                _header, claims = unverified_claims(assertion)
+                header, claims = unverified_claims(assertion)
             except AssertionRefused:
-                malformed = True
+                header = None
+        if not self.handles(header):
+            return None
+        malformed = header is None
+        if not malformed:
+            subject = claims.get("sub")
+            if isinstance(subject, str) and (not client_id or client_id == subject):
+                client_id = subject
             else:
-                subject = claims.get("sub")
-                if isinstance(subject, str) and (not client_id or client_id == subject):
-                    client_id = subject
-                else:
-                    malformed = True  # RFC 7523 3: sub is the client_id; a client_id parameter must agree
+                malformed = True  # RFC 7523 3: sub is the client_id; a client_id parameter must agree
         return ClientCredentials(
             method=self.name,
-            client_id=client_id if not malformed else client_id or "",
+            client_id=client_id,
             assertion=assertion,
             assertion_type=ASSERTION_TYPE,
             malformed=malformed,
         )
+
+
+class PrivateKeyJWT(AssertionMethod):
+    name = "private_key_jwt"
+    label = _("Signed JWT with the client's private key (private_key_jwt)")
+    uses_keys = True
+
+    def handles(self, header: dict[str, Any] | None) -> bool:
+        # Everything but an HMAC: asymmetric algorithms, "none", junk and unreadable assertions
+        # (refused here, as algorithm_not_allowed or malformed).
+        return header is None or header.get("alg") not in HMAC_ALGORITHMS
 
     def metadata(self, endpoint: str) -> dict[str, Any]:
         return {f"{endpoint}_auth_signing_alg_values_supported": list(settings.CLIENT_ASSERTION_ALGORITHMS)}
@@ -110,6 +133,12 @@ def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any
         claims = json_decode(token.claims)
     except (JWException, ValueError, TypeError, KeyError) as exc:
         raise AssertionRefused("invalid_signature") from exc
+    return check_claims(client, claims, request)
+
+
+def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
+    """RFC 7523 3 on the verified claims of an assertion (both JWT methods): ``iss``, ``sub``,
+    ``aud``, ``exp``, ``nbf``, ``iat``, and the ``jti`` used once (remembered until ``exp``)."""
     if not isinstance(claims, dict):
         raise AssertionRefused("malformed_assertion")
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
