@@ -27,7 +27,13 @@ from jwcrypto.common import JWException, base64url_encode, json_decode
 from .. import secret_encryption
 from ..conf import settings
 from .credentials import ClientCredentials
-from .private_key_jwt import HMAC_ALGORITHMS, AssertionMethod, AssertionRefused, check_claims, unverified_claims
+from .private_key_jwt import (
+    HMAC_ALGORITHMS,
+    AssertionMethod,
+    AssertionRefused,
+    check_claims,
+    unverified_claims,
+)
 
 logger = logging.getLogger(__name__)
 
