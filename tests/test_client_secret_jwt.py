@@ -531,3 +531,73 @@ def test_management_api_switch_issues_a_secret_only_with_the_permission(client, 
     basic.refresh_from_db()
     assert secret_encryption.decrypt(basic.encrypted_client_secret) == new
     assert "encrypted_client_secret" not in response.json()
+
+
+# --- a real client library: Authlib's ClientSecretJWT, its requests sent through the test client -------------
+class DjangoClientAdapter:
+    """A requests transport adapter that hands each request to Django's test client (no server
+    thread): Authlib builds and signs exactly what it would send over the network."""
+
+    def __init__(self, browser) -> None:
+        self.browser = browser
+
+    def send(self, request, **kwargs):
+        import requests
+        from requests.structures import CaseInsensitiveDict
+
+        headers = {
+            "HTTP_" + name.upper().replace("-", "_"): value
+            for name, value in request.headers.items()
+            if name.lower() not in ("content-type", "content-length")
+        }
+        body = request.body or b""
+        answer = self.browser.generic(
+            request.method,
+            request.path_url,
+            body.encode() if isinstance(body, str) else body,
+            content_type=request.headers.get("Content-Type", ""),
+            **headers,
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response._content = answer.content
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response.url, response.request, response.encoding = request.url, request, "utf-8"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_authlib_client(client, db):
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.oauth2.rfc7523 import ClientSecretJWT
+
+    app, secret = make_client()
+
+    def fetch(**auth) -> dict:
+        session = OAuth2Session(
+            app.client_id, secret, token_endpoint_auth_method="client_secret_jwt", scope="reports:read"
+        )
+        session.register_client_auth_method(ClientSecretJWT(TOKEN_ENDPOINT, **auth))
+        session.mount("http://testserver/", DjangoClientAdapter(client))
+        return session.fetch_token(TOKEN_ENDPOINT, grant_type="client_credentials")
+
+    # Authlib's own default: an assertion valid for an hour, over CLIENT_ASSERTION_MAX_LIFETIME (300 s).
+    with pytest.raises(OAuthError) as info:
+        fetch()
+    assert info.value.error == "invalid_client"
+    assert AuditEvent.objects.latest("id").details["reason"] == "lifetime_too_long"
+    # A short exp (a fresh auth object per request: Authlib keeps the jti it adds in ``claims``).
+    for alg in ("HS256", "HS384", "HS512"):
+        token = fetch(alg=alg, claims={"exp": int(time.time()) + 60})
+        assert token["token_type"] == "Bearer" and token["scope"] == "reports:read"
+    # Or the site accepts Authlib's hour.
+    with server_settings(CLIENT_ASSERTION_MAX_LIFETIME=3600):
+        assert fetch()["access_token"]
+    assert AccessToken.objects.filter(application=app).count() == 4
+    # The same library's assertion with the wrong secret is refused.
+    secret = "x" * 64
+    with pytest.raises(OAuthError):
+        fetch(claims={"exp": int(time.time()) + 60})
