@@ -601,3 +601,50 @@ def test_authlib_client(client, db):
     secret = "x" * 64
     with pytest.raises(OAuthError):
         fetch(claims={"exp": int(time.time()) + 60})
+
+
+# --- the admin ----------------------------------------------------------------------------------------------
+def test_admin_adds_a_client_secret_jwt_client_and_shows_the_secret_once(admin_client, client, db):
+    from tests.test_admin import client_form, url
+
+    response = admin_client.post(
+        url("client", "add"), client_form(token_endpoint_auth_method="client_secret_jwt")
+    )
+    assert response.status_code == 200, response.content
+    [(created, secret)] = response.context["secrets"]
+    created.refresh_from_db()
+    assert secret_encryption.decrypt(created.encrypted_client_secret) == secret
+    page = admin_client.get(url("client", "change", created.pk)).content.decode()
+    assert secret not in page and created.encrypted_client_secret not in page
+    assert "encrypted for client_secret_jwt" in page
+    token = client.post(TOKEN_URL, cc(assertion(created.client_id, secret), scope="reports:read"))
+    assert token.status_code == 200, token.content
+
+
+def test_admin_switch_to_client_secret_jwt_needs_issue_client_secret(db):
+    from tests.test_admin import CLIENT_PERMS, _staffer, client_form, url
+
+    ScopeFactory(name="reports:read")
+    basic, _ = Client.objects.create_client(
+        name="Nightly Export", client_type=Client.CLIENT_CONFIDENTIAL, grant_types=["client_credentials"]
+    )
+    old_hash = basic.client_secret
+    form = client_form(token_endpoint_auth_method="client_secret_jwt")
+    browser = _staffer(*CLIENT_PERMS)
+    assert browser.post(url("client", "change", basic.pk), form).status_code == 403
+    basic.refresh_from_db()
+    assert basic.token_endpoint_auth_method == "client_secret_basic" and basic.client_secret == old_hash
+    browser = _staffer(*CLIENT_PERMS, "issue_client_secret")
+    response = browser.post(url("client", "change", basic.pk), form)
+    assert response.status_code == 200, response.content
+    [(_shown, secret)] = response.context["secrets"]
+    basic.refresh_from_db()
+    assert basic.token_endpoint_auth_method == "client_secret_jwt"
+    assert secret_encryption.decrypt(basic.encrypted_client_secret) == secret
+    # And back: the encrypted copy goes, the hash stays (basic needs no new secret).
+    response = browser.post(
+        url("client", "change", basic.pk), client_form(token_endpoint_auth_method="client_secret_basic")
+    )
+    assert response.status_code == 302, response.content
+    basic.refresh_from_db()
+    assert basic.encrypted_client_secret == "" and basic.check_secret(secret)
