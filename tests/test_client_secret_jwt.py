@@ -648,3 +648,37 @@ def test_admin_switch_to_client_secret_jwt_needs_issue_client_secret(db):
     assert response.status_code == 302, response.content
     basic.refresh_from_db()
     assert basic.encrypted_client_secret == "" and basic.check_secret(secret)
+
+
+# --- regressions -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["client_secret_jwt", "private_key_jwt"])
+@pytest.mark.parametrize(
+    ("claim", "reason"), [("exp", "missing_exp"), ("nbf", "bad_nbf"), ("iat", "bad_iat")]
+)
+def test_non_finite_times_are_refused(client, db, method, claim, reason):
+    """JSON's NaN (Python's json accepts it) passed every comparison: an exp of NaN never expired,
+    and the replay cache's timeout then failed on it (a 500)."""
+    if method == "client_secret_jwt":
+        app, secret = make_client()
+        key = hmac_key(secret)
+        alg = "HS256"
+    else:
+        from tests.factories import MachineClientFactory
+
+        key = jwk.JWK.generate(kty="EC", crv="P-256")
+        app = MachineClientFactory()
+        app.token_endpoint_auth_method, app.client_secret = "private_key_jwt", ""
+        app.jwks = {"keys": [json.loads(key.export_public())]}
+        app.save()
+        alg = "ES256"
+    now = int(time.time())
+    claims = {"iss": app.client_id, "sub": app.client_id, "aud": ISSUER, "exp": now + 60, "jti": "nan"}
+    for value in (float("nan"), float("inf"), float("-inf")):
+        if claim == "exp" and value == float("-inf"):
+            continue  # plainly expired
+        payload = json.dumps({**claims, claim: value, "jti": f"{claim}{value}"})  # NaN, Infinity
+        token = jws.JWS(payload.encode())
+        token.add_signature(key, alg=alg, protected={"alg": alg})
+        signed = token.serialize(compact=True)
+        response = client.post(TOKEN_URL, cc(signed))
+        refused(response, reason, method=method)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -149,7 +150,7 @@ def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
         raise AssertionRefused("wrong_audience")
     now, skew = time.time(), settings.CLOCK_SKEW_SECONDS
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    if not _finite_number(exp):  # JSON's NaN passes every comparison (and broke the replay cache)
         raise AssertionRefused("missing_exp")
     if exp + skew < now:
         raise AssertionRefused("expired")
@@ -157,7 +158,7 @@ def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
         raise AssertionRefused("lifetime_too_long")
     for name in ("nbf", "iat"):
         value = claims.get(name)
-        if value is not None and (not isinstance(value, int | float) or value - skew > now):
+        if value is not None and (not _finite_number(value) or value - skew > now):
             raise AssertionRefused(f"bad_{name}")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
@@ -165,6 +166,12 @@ def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
     if not replay.first_use(f"client_assertion:{client.client_id}", jti, exp):
         raise AssertionRefused("replayed_jti")
     return claims
+
+
+def _finite_number(value: Any) -> bool:
+    """A NumericDate (RFC 7519 2): a number, not a boolean, not NaN or infinite (Python's json
+    reads ``NaN`` and ``Infinity``)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def accepted_audiences(request: Any) -> set[str]:
