@@ -146,7 +146,11 @@ def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
         raise AssertionRefused("wrong_issuer_or_subject")
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else audiences
-    if not isinstance(audiences, list) or not set(audiences) & accepted_audiences(request):
+    if (
+        not isinstance(audiences, list)
+        or not all(isinstance(a, str) for a in audiences)  # RFC 7519 4.1.3; [{}] is not even hashable
+        or not set(audiences) & accepted_audiences(request)
+    ):
         raise AssertionRefused("wrong_audience")
     now, skew = time.time(), settings.CLOCK_SKEW_SECONDS
     exp = claims.get("exp")
@@ -170,8 +174,13 @@ def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
 
 def _finite_number(value: Any) -> bool:
     """A NumericDate (RFC 7519 2): a number, not a boolean, not NaN or infinite (Python's json
-    reads ``NaN`` and ``Infinity``)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    reads ``NaN`` and ``Infinity``), not an integer past a float (``exp - now`` would raise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def accepted_audiences(request: Any) -> set[str]:
