@@ -11,8 +11,9 @@ Encryption is Fernet (AES-128-CBC + HMAC-SHA256, authenticated, from ``cryptogra
 first encrypts and every one decrypts, so a key is rotated by putting a new one first and running
 ``manage.py rotate_secret_encryption_key`` (which re-encrypts every stored secret under it) before
 the old one is removed. Left empty, the key is derived from ``SECRET_KEY`` with HKDF under a fixed
-label (and ``SECRET_KEY_FALLBACKS`` still decrypt); ``check --deploy`` recommends a dedicated key
-(``oauth_server.W012``); a malformed key is ``oauth_server.E006``.
+label; ``check --deploy`` recommends a dedicated key (``oauth_server.W012``); a malformed key is
+``oauth_server.E006``. The keys derived from ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS`` always
+decrypt (after the configured ones), so moving to a dedicated key is: set it, run the command.
 
 This module imports only settings: the model imports it.
 """
@@ -33,7 +34,8 @@ _HKDF_INFO = b"oauth_server client-secret encryption v1"
 
 
 class SecretDecryptionError(Exception):
-    """No configured key decrypts a stored secret (a key was removed before re-encryption).
+    """No configured key decrypts a stored secret (a key was removed before re-encryption), or the
+    keys are malformed.
 
     A configuration error, not the client's: authentication fails (audited ``secret_undecryptable``)
     and it is logged at ERROR level until the old key is listed again.
@@ -59,14 +61,28 @@ def key_problem(value: object) -> str | None:
     return None
 
 
-def configured_keys() -> list[bytes]:
-    """The keys in use, the encrypting one first: the setting's, else derived from SECRET_KEY and
-    its fallbacks. Malformed entries of the setting are skipped (the system check reports them)."""
-    keys = settings.CLIENT_SECRET_ENCRYPTION_KEYS
-    if keys:
-        return [k.encode() if isinstance(k, str) else k for k in keys if key_problem(k) is None]
+def _derived_keys() -> list[bytes]:
     secrets = [django_settings.SECRET_KEY, *getattr(django_settings, "SECRET_KEY_FALLBACKS", [])]
     return [derived_key(secret) for secret in secrets if secret]
+
+
+def configured_keys() -> list[bytes]:
+    """The keys in use, the encrypting one first.
+
+    The setting's keys, then (decrypting only) the keys derived from ``SECRET_KEY`` and its
+    fallbacks, so that moving from the default to a dedicated key is: set it, run
+    ``rotate_secret_encryption_key``. A malformed setting (check E006) is refused, never skipped:
+    encrypting under some other key than the operator's first one would be a silent surprise.
+    """
+    keys = settings.CLIENT_SECRET_ENCRYPTION_KEYS
+    if not keys:
+        return _derived_keys()
+    if not isinstance(keys, list | tuple) or any(key_problem(k) is not None for k in keys):
+        raise SecretDecryptionError(
+            "OAUTH_SERVER['CLIENT_SECRET_ENCRYPTION_KEYS'] is malformed (see `manage.py check`, E006)."
+        )
+    own = [k.encode() if isinstance(k, str) else k for k in keys]
+    return list(dict.fromkeys([*own, *_derived_keys()]))
 
 
 def uses_derived_key() -> bool:
@@ -77,12 +93,13 @@ def uses_derived_key() -> bool:
 def _fernet() -> MultiFernet:
     keys = configured_keys()
     if not keys:
-        raise SecretDecryptionError("No usable CLIENT_SECRET_ENCRYPTION_KEYS (see `manage.py check`).")
+        raise SecretDecryptionError("No key to encrypt client secrets with: SECRET_KEY is empty.")
     return MultiFernet([Fernet(key) for key in keys])
 
 
 def encrypt(raw: str) -> str:
-    """The secret encrypted under the first key (a Fernet token, ASCII)."""
+    """The secret encrypted under the first key (a Fernet token, ASCII); SecretDecryptionError if
+    the keys are misconfigured."""
     return _fernet().encrypt(raw.encode("utf-8")).decode("ascii")
 
 

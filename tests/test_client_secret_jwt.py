@@ -397,6 +397,25 @@ def test_key_rotation_with_a_key_list_and_the_command(client, db):
             call_command("rotate_secret_encryption_key", stdout=_Out())
 
 
+def test_moving_from_the_default_to_a_dedicated_key(client, db):
+    from cryptography.fernet import Fernet
+
+    app, secret = make_client()  # under the key derived from SECRET_KEY
+    with server_settings(CLIENT_SECRET_ENCRYPTION_KEYS=[KEY_A]):
+        assert client.post(TOKEN_URL, cc(assertion(app.client_id, secret))).status_code == 200
+        call_command("rotate_secret_encryption_key", stdout=_Out())
+    app.refresh_from_db()
+    assert Fernet(KEY_A.encode()).decrypt(app.encrypted_client_secret.encode()).decode() == secret
+
+
+def test_malformed_keys_are_refused_not_skipped(client, db):
+    app, secret = make_client()
+    with server_settings(CLIENT_SECRET_ENCRYPTION_KEYS=["not-a-key", KEY_A]):
+        refused(client.post(TOKEN_URL, cc(assertion(app.client_id, secret))), "secret_undecryptable")
+        with pytest.raises(secret_encryption.SecretDecryptionError):
+            secret_encryption.encrypt("x" * 64)
+
+
 def test_the_default_key_follows_secret_key_fallbacks(client, db, settings):
     app, secret = make_client()
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
