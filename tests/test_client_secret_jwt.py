@@ -86,7 +86,7 @@ def refused(response, reason: str, method: str = "client_secret_jwt") -> None:
     assert event.details["reason"] == reason, event.details
 
 
-# --- success at every endpoint -------------------------------------------------------------------------
+# --- success at every endpoint --------------------------------------------------------------------------
 @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
 def test_each_hmac_algorithm_authenticates(client, db, alg):
     app, secret = make_client()
@@ -169,7 +169,7 @@ def test_it_is_a_shared_secret_method_in_the_registry():
     assert not registry.get("client_secret_basic").secret_kept_encrypted
 
 
-# --- refusals ----------------------------------------------------------------------------------------------
+# --- refusals -------------------------------------------------------------------------------------------
 def test_wrong_secret_is_refused(client, db):
     app, _secret = make_client()
     refused(client.post(TOKEN_URL, cc(assertion(app.client_id, "w" * 64))), "invalid_signature")
@@ -303,7 +303,7 @@ def _hs512(app: Client, secret: str) -> str:
     return f"{header}.{payload}.{jws.base64url_encode(mac)}"
 
 
-# --- the secret: rotation, encryption at rest, key rotation -------------------------------------------------
+# --- the secret: rotation, encryption at rest, key rotation ---------------------------------------------
 def test_rotation_replaces_the_encrypted_secret(client, db):
     app, old = make_client()
     before = app.encrypted_client_secret
@@ -392,9 +392,11 @@ def test_key_rotation_with_a_key_list_and_the_command(client, db):
     assert app.encrypted_client_secret != under_a
     with server_settings(CLIENT_SECRET_ENCRYPTION_KEYS=[KEY_B]):  # the old key removed
         assert client.post(TOKEN_URL, cc(assertion(app.client_id, secret))).status_code == 200
-    with server_settings(CLIENT_SECRET_ENCRYPTION_KEYS=[KEY_A]):
-        with pytest.raises(CommandError, match=app.client_id):
-            call_command("rotate_secret_encryption_key", stdout=_Out())
+    with (
+        server_settings(CLIENT_SECRET_ENCRYPTION_KEYS=[KEY_A]),
+        pytest.raises(CommandError, match=app.client_id),
+    ):
+        call_command("rotate_secret_encryption_key", stdout=_Out())
 
 
 def test_moving_from_the_default_to_a_dedicated_key(client, db):
@@ -450,7 +452,7 @@ class _Out:
         pass
 
 
-# --- system checks --------------------------------------------------------------------------------------------
+# --- system checks --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "keys", [["not base64!"], [secret_encryption.generate_key()[:20]], [""], "a-string", [None]]
 )
@@ -475,7 +477,7 @@ def test_deploy_check_recommends_a_dedicated_key():
     assert "oauth_server.W012" not in ids and "oauth_server.E006" not in ids
 
 
-# --- every way to create a client --------------------------------------------------------------------------
+# --- every way to create a client -----------------------------------------------------------------------
 def test_create_oauth_client_command(client, db):
     ScopeFactory(name="reports:read")
     out = _Out()
@@ -527,6 +529,48 @@ def test_dynamic_registration_and_a_switch_by_update(client, db, django_capture_
     assert AuditEvent.objects.filter(event=AuditEvent.Event.CLIENT_SECRET_ROTATED).exists()
 
 
+def test_dynamic_registration_of_a_client_secret_jwt_client(client, db):
+    ScopeFactory(name="reports:read")
+    metadata = {
+        "client_name": "Agent",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "client_secret_jwt",
+        "scope": "reports:read",
+    }
+    with server_settings(REGISTRATION_POLICY="open", SELF_REGISTERED_GRANT_TYPES=["client_credentials"]):
+        response = client.post("/oauth/register/", metadata, content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["token_endpoint_auth_method"] == "client_secret_jwt"
+    signed = assertion(body["client_id"], body["client_secret"])
+    token = client.post(TOKEN_URL, cc(signed, scope="reports:read"))
+    assert token.status_code == 200, token.content
+
+
+def test_management_api_creates_one(client, db):
+    from tests.factories import AccessTokenFactory, MachineClientFactory
+    from tests.helpers import CLIENTS, bearer, service_account
+
+    ScopeFactory(name="reports:read")
+    machine = MachineClientFactory(scopes=["oauth:admin"], user=service_account())
+    token = AccessTokenFactory(user=None, application=machine, scope="oauth:admin").raw_token
+    response = client.post(
+        CLIENTS,
+        {
+            "name": "HMAC",
+            "client_type": "confidential",
+            "grant_types": ["client_credentials"],
+            "scopes": ["reports:read"],
+            "token_endpoint_auth_method": "client_secret_jwt",
+        },
+        content_type="application/json",
+        **bearer(token),
+    )
+    assert response.status_code == 201, response.content
+    created = Client.objects.get(client_id=response.json()["client_id"])
+    assert secret_encryption.decrypt(created.encrypted_client_secret) == response.json()["client_secret"]
+
+
 def test_management_api_switch_issues_a_secret_only_with_the_permission(client, db):
     from tests.factories import AccessTokenFactory, MachineClientFactory
     from tests.helpers import CLIENTS, bearer, service_account
@@ -552,7 +596,7 @@ def test_management_api_switch_issues_a_secret_only_with_the_permission(client, 
     assert "encrypted_client_secret" not in response.json()
 
 
-# --- a real client library: Authlib's ClientSecretJWT, its requests sent through the test client -------------
+# --- a real client library: Authlib's ClientSecretJWT, its requests sent through the test client --------
 class DjangoClientAdapter:
     """A requests transport adapter that hands each request to Django's test client (no server
     thread): Authlib builds and signs exactly what it would send over the network."""
@@ -622,7 +666,7 @@ def test_authlib_client(client, db):
         fetch(claims={"exp": int(time.time()) + 60})
 
 
-# --- the admin ----------------------------------------------------------------------------------------------
+# --- the admin ------------------------------------------------------------------------------------------
 def test_admin_adds_a_client_secret_jwt_client_and_shows_the_secret_once(admin_client, client, db):
     from tests.test_admin import client_form, url
 
@@ -669,7 +713,7 @@ def test_admin_switch_to_client_secret_jwt_needs_issue_client_secret(db):
     assert basic.encrypted_client_secret == "" and basic.check_secret(secret)
 
 
-# --- regressions -------------------------------------------------------------------------------------------
+# --- regressions ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["client_secret_jwt", "private_key_jwt"])
 @pytest.mark.parametrize(
     ("claim", "reason"), [("exp", "missing_exp"), ("nbf", "bad_nbf"), ("iat", "bad_iat")]
