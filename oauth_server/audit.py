@@ -69,6 +69,7 @@ SECRET_DETAIL_KEYS = frozenset(
         "assertion",
         "client_assertion",
         "client_secret",
+        "encrypted_client_secret",
         "code",
         "code_verifier",
         "id_token",

@@ -219,6 +219,77 @@ def check_registration_settings(app_configs=None, **kwargs):
     return errors
 
 
+@register(Tags.security)
+def check_secret_encryption_settings(app_configs=None, **kwargs):
+    """client_secret_jwt's settings (docs/client-authentication.md): a malformed encryption key would
+    be skipped (secrets under it undecryptable, new ones under the next key), an algorithm list
+    with no HMAC algorithm would refuse every assertion."""
+    from .client_auth.private_key_jwt import HMAC_ALGORITHMS
+    from .secret_encryption import key_problem
+
+    errors = []
+    keys = settings.CLIENT_SECRET_ENCRYPTION_KEYS
+    hint = (
+        "List Fernet keys (url-safe base64 of 32 random bytes, `manage.py rotate_secret_encryption_key "
+        "--generate`), the encrypting key first; or [] to derive one from SECRET_KEY."
+    )
+    if not isinstance(keys, list | tuple):
+        errors.append(
+            Error(
+                f"OAUTH_SERVER['CLIENT_SECRET_ENCRYPTION_KEYS'] is {type(keys).__name__}, not a list.",
+                hint=hint,
+                id="oauth_server.E007",
+            )
+        )
+    else:
+        for index, key in enumerate(keys):
+            problem = key_problem(key)
+            if problem:  # the key itself is never printed
+                errors.append(
+                    Error(
+                        f"OAUTH_SERVER['CLIENT_SECRET_ENCRYPTION_KEYS'][{index}] {problem}.",
+                        hint=hint,
+                        id="oauth_server.E007",
+                    )
+                )
+    algorithms = settings.CLIENT_SECRET_ASSERTION_ALGORITHMS
+    if (
+        not isinstance(algorithms, list | tuple)
+        or not algorithms
+        or any(alg not in HMAC_ALGORITHMS for alg in algorithms)
+    ):
+        errors.append(
+            Error(
+                f"OAUTH_SERVER['CLIENT_SECRET_ASSERTION_ALGORITHMS'] is {algorithms!r}.",
+                hint="List some of HS256, HS384, HS512 (client_secret_jwt uses HMAC only).",
+                id="oauth_server.E007",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_secret_encryption_key(app_configs=None, **kwargs):
+    """The client_secret_jwt secrets are encrypted under a key derived from SECRET_KEY by default."""
+    from .secret_encryption import uses_derived_key
+
+    if not uses_derived_key():
+        return []
+    return [
+        Warning(
+            "OAUTH_SERVER['CLIENT_SECRET_ENCRYPTION_KEYS'] is not set: the secrets of client_secret_jwt "
+            "clients are encrypted under a key derived from SECRET_KEY.",
+            hint=(
+                "Set a dedicated key (`manage.py rotate_secret_encryption_key --generate` prints one), "
+                "then run `manage.py rotate_secret_encryption_key` to re-encrypt the stored secrets. "
+                "Otherwise whoever reads SECRET_KEY can decrypt them, and removing the old SECRET_KEY "
+                "from SECRET_KEY_FALLBACKS makes them undecryptable."
+            ),
+            id="oauth_server.W013",
+        )
+    ]
+
+
 def _limits_disabled() -> list[str]:
     from . import ratelimit
 

@@ -57,6 +57,11 @@ DEFAULTS: dict[str, Any] = {
     # Secrets supplied by an operator (create_oauth_client --client-secret) must be at least
     # this long: the fast hasher is only safe for high-entropy secrets.
     "CLIENT_SECRET_MIN_LENGTH": 32,
+    # Fernet keys (url-safe base64 of 32 bytes; `manage.py rotate_secret_encryption_key --generate`)
+    # that encrypt the secrets of client_secret_jwt clients, which the server must read to check an
+    # HMAC. The first encrypts, all decrypt (rotation). Empty: a key derived from SECRET_KEY (and its
+    # fallbacks) with HKDF, which `check --deploy` reports.
+    "CLIENT_SECRET_ENCRYPTION_KEYS": [],
     # --- consent ------------------------------------------------------------------------------
     # Template for the consent page (override per site, or override the template itself).
     "CONSENT_TEMPLATE": "oauth_server/consent.html",
@@ -189,6 +194,8 @@ DEFAULTS: dict[str, Any] = {
     # --- private_key_jwt client authentication (RFC 7523, docs/client-authentication.md) -------
     # Signature algorithms a client assertion may use: asymmetric only (never none or HS*).
     "CLIENT_ASSERTION_ALGORITHMS": ["RS256", "PS256", "ES256", "EdDSA"],
+    # HMAC algorithms a client_secret_jwt assertion may use (any of HS256, HS384, HS512).
+    "CLIENT_SECRET_ASSERTION_ALGORITHMS": ["HS256", "HS384", "HS512"],
     # The longest exp - now (or exp - iat) accepted for a client assertion, in seconds.
     "CLIENT_ASSERTION_MAX_LIFETIME": 300,
     # Allowed clock difference with clients, in seconds (exp, nbf, iat of client assertions).

@@ -217,7 +217,7 @@ class ClientAdminForm(forms.ModelForm):
         # The secret follows the client type and method, so Client.clean's "confidential clients
         # need a secret" can never block a form a staff member has no way to fix.
         self.instance.client_type = client_type or self.instance.client_type
-        if self.instance.uses_secret and not self.instance.client_secret:
+        if self.instance.needs_new_secret:  # none yet, or client_secret_jwt with only a hash
             self.new_secret = self.instance.set_secret()
         elif not self.instance.uses_secret and self.instance.client_secret:
             self.instance.client_secret = ""

@@ -27,7 +27,7 @@ from oauth2_provider.models import (
     AbstractRefreshToken,
 )
 
-from . import client_auth, grants, hashers, profiles
+from . import client_auth, grants, hashers, profiles, secret_encryption
 from .client_keys import jwks_problems
 from .conf import settings
 from .validators import (
@@ -203,6 +203,11 @@ class Client(AbstractApplication):
     client_secret = models.CharField(_("client secret (hashed)"), max_length=255, blank=True, default="")
     # We always hash; the DOT flag is kept for its code paths but is not editable.
     hash_client_secret = models.BooleanField(default=True, editable=False)
+    # client_secret_jwt only: the secret again, encrypted (a Fernet token, secret_encryption.py), since
+    # the server must compute the client's HMAC with it. Empty for every other method (save() clears it).
+    encrypted_client_secret = models.TextField(
+        _("client secret (encrypted)"), blank=True, default="", editable=False
+    )
     # DOT's "skip_authorization" under the name the product uses.
     skip_authorization = None
     skip_consent = models.BooleanField(
@@ -376,17 +381,42 @@ class Client(AbstractApplication):
                 }
             )
         self.client_secret = hashers.make_secret_hash(raw)
+        self.encrypted_client_secret = secret_encryption.encrypt(raw) if self.keeps_secret_encrypted else ""
         return raw
 
     def check_secret(self, raw: str | None) -> bool:
         return hashers.check_secret(raw, self.client_secret)
 
+    @property
+    def keeps_secret_encrypted(self) -> bool:
+        """Whether the method needs the secret itself (client_secret_jwt): it is then kept encrypted."""
+        method = self.auth_method
+        return self.is_confidential and method is not None and method.secret_kept_encrypted
+
+    @property
+    def needs_new_secret(self) -> bool:
+        """A secret must be issued: none yet, or only its hash while the method needs the secret
+        itself (a client switched to client_secret_jwt; a hash cannot be turned back into it)."""
+        if not self.uses_secret:
+            return False
+        return not self.client_secret or (self.keeps_secret_encrypted and not self.encrypted_client_secret)
+
     def save(self, *args, **kwargs):
         if self.client_secret and not hashers.is_hashed(self.client_secret):
+            # A clear value assigned directly (DOT's way): hashed, and encrypted if the method needs it.
+            if self.keeps_secret_encrypted:
+                self.encrypted_client_secret = secret_encryption.encrypt(self.client_secret)
             self.client_secret = hashers.make_secret_hash(self.client_secret)
         self.authorization_grant_type = self._primary_dot_grant()
         if not self.token_endpoint_auth_method:
             self.token_endpoint_auth_method = client_auth.default_method(self)
+        if not self.keeps_secret_encrypted or not self.client_secret:
+            self.encrypted_client_secret = ""  # the method changed away: only the hash stays
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"client_secret", "token_endpoint_auth_method", "client_type"} & set(
+            update_fields
+        ):
+            kwargs["update_fields"] = {*update_fields, "encrypted_client_secret"}
         super().save(*args, **kwargs)
 
     # --- grants and URIs ------------------------------------------------------------------------
@@ -511,6 +541,11 @@ class Client(AbstractApplication):
                 )
         if self.uses_secret and not self.client_secret:
             errors.setdefault("client_secret", []).append(_("Confidential clients need a secret."))
+        elif self.needs_new_secret:
+            errors.setdefault("client_secret", []).append(
+                _("%s needs a new secret (only a hash of the current one is stored): rotate it.")
+                % self.token_endpoint_auth_method
+            )
         for field, messages in self._auth_method_errors().items():
             errors.setdefault(field, []).extend(messages)
         # The security profile's rules (its own, or the site's): profiles.client_errors.

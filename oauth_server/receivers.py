@@ -98,6 +98,7 @@ _CLIENT_UNAUDITED_FIELDS = {
     "created",
     "updated",
     "client_secret",
+    "encrypted_client_secret",  # changes with client_secret (its own event, client_secret_rotated)
     "authorization_grant_type",
     "cimd_expires_at",
 }

@@ -487,6 +487,9 @@ def update(registration: ClientRegistration, metadata: Metadata) -> Registered:
     before_scopes = sorted(client.allowed_scopes.values_list("name", flat=True))
     for name, value in metadata.fields.items():
         setattr(client, name, value)
+    # To client_secret_jwt: its HMAC key must be readable, and only a hash of the current secret is
+    # stored, so a new secret is issued in this response (RFC 7592 2.2 allows a new client_secret).
+    secret = client.set_secret() if client.needs_new_secret else None
     try:
         client.full_clean()
     except ValidationError as error:
@@ -507,7 +510,9 @@ def update(registration: ClientRegistration, metadata: Metadata) -> Registered:
                 sender=Client, client=client, registration=registration, changed=changed
             )
         )
-    return Registered(client, registration, raw)
+        if secret is not None:  # as flows.clients.secret_rotated: the audit receiver records it
+            transaction.on_commit(lambda: signals.client_secret_rotated.send(sender=Client, client=client))
+    return Registered(client, registration, raw, secret)
 
 
 def unregister(registration: ClientRegistration, *, via: str = "rfc7592") -> None:

@@ -22,8 +22,11 @@ def ids(messages) -> list[str]:
     return [m.id for m in messages if m.id and m.id.startswith("oauth_server.")]
 
 
-# What check --deploy asks of a production site (oauth_server.W003); the test site leaves it unset.
-KEY_SECRET = {"SIGNING_KEY_ENCRYPTION_SECRET": "a-separate-signing-key-encryption-secret"}
+# What check --deploy asks of a production site (oauth_server.W003, W013); the test site leaves them unset.
+KEY_SECRET = {
+    "SIGNING_KEY_ENCRYPTION_SECRET": "a-separate-signing-key-encryption-secret",
+    "CLIENT_SECRET_ENCRYPTION_KEYS": ["q6wzk-CGu4d8zCK9kBf4fM6JOEEzcJ6hQ3QyI0c8Hzo="],
+}
 # And what else a production site sets (W004, W007): TLS behind a proxy, counters in a shared cache.
 PRODUCTION = {
     "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),

@@ -86,6 +86,7 @@ def test_discovery_lists_the_registry(client, db):
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
+        "client_secret_jwt",
         "none",
     ]
     assert "none" not in metadata["introspection_endpoint_auth_methods_supported"]

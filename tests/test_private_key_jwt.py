@@ -79,12 +79,12 @@ def cc(subject: str, signed: str, **extra) -> dict:
     }
 
 
-def refused(response, reason: str) -> None:
+def refused(response, reason: str, method: str = "private_key_jwt") -> None:
     assert response.status_code == 401, response.content
     assert response.json()["error"] == "invalid_client"
     assert not AccessToken.objects.exists()
     event = AuditEvent.objects.filter(event=AuditEvent.Event.CLIENT_AUTH_FAILED).latest("id")
-    assert event.details["method"] == "private_key_jwt"
+    assert event.details["method"] == method
     assert event.details["reason"] == reason, event.details
 
 
@@ -152,7 +152,9 @@ def test_client_cannot_sign_as_another_client(client, db):
 
 
 def test_hmac_with_the_public_key_and_alg_none_are_refused(client, db):
-    """Algorithm confusion: HS256 keyed with the public key, or no signature at all."""
+    """Algorithm confusion: HS256 keyed with the public key, or no signature at all.
+
+    An HMAC assertion is client_secret_jwt's form, a method this client is not registered for."""
     app = make_client("RS256")
     public_pem = key_for("RS256").export_to_pem()
     hmac_key = jwk.JWK(kty="oct", k=jws.base64url_encode(public_pem))
@@ -160,7 +162,11 @@ def test_hmac_with_the_public_key_and_alg_none_are_refused(client, db):
     claims = {"iss": app.client_id, "sub": app.client_id, "aud": ISSUER, "exp": now + 60, "jti": "x1"}
     forged = jwt.JWT(header={"alg": "HS256"}, claims=claims)
     forged.make_signed_token(hmac_key)
-    refused(client.post(TOKEN_URL, cc(app.client_id, forged.serialize())), "algorithm_not_allowed")
+    refused(
+        client.post(TOKEN_URL, cc(app.client_id, forged.serialize())),
+        "auth_method_not_allowed",
+        method="client_secret_jwt",
+    )
     header = jws.base64url_encode(json.dumps({"alg": "none"}))
     payload = jws.base64url_encode(json.dumps({**claims, "jti": "x2"}))
     refused(client.post(TOKEN_URL, cc(app.client_id, f"{header}.{payload}.")), "algorithm_not_allowed")
@@ -240,6 +246,9 @@ def test_discovery_advertises_the_method_and_algorithms(client, db):
             "PS256",
             "ES256",
             "EdDSA",
+            "HS256",  # client_secret_jwt's (tests/test_client_secret_jwt.py)
+            "HS384",
+            "HS512",
         ]
 
 

@@ -12,10 +12,13 @@ import base64
 import binascii
 import json
 import re
+import time
+import uuid
 import zlib
 
 import pytest
 from django.db import connection
+from jwcrypto import jwk, jws, jwt
 
 from oauth_server import keys
 from oauth_server.flows.clients import rotate_secret
@@ -84,6 +87,30 @@ def run_every_flow(browser) -> dict[str, list[str]]:
     assert cc.status_code == 200, cc.content
     issued["token"].append(cc.json()["access_token"])
 
+    # client_secret_jwt: the one secret the server keeps in a readable form, encrypted (never in clear).
+    hmac_client, hmac_secret = Client.objects.create_client(
+        name="HMAC at rest",
+        client_type=Client.CLIENT_CONFIDENTIAL,
+        grant_types=["client_credentials"],
+        scopes=["reports:read"],
+        token_endpoint_auth_method="client_secret_jwt",
+    )
+    issued["secret"].append(hmac_secret)
+    hmac_secret = rotate_secret(hmac_client)
+    issued["secret"].append(hmac_secret)
+    signed = client_secret_assertion(hmac_client.client_id, hmac_secret)
+    response = browser.post(
+        "/oauth/token/",
+        {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": signed,
+        },
+    )
+    assert response.status_code == 200, response.content
+    issued["token"].append(response.json()["access_token"])
+    assert Client.objects.get(pk=hmac_client.pk).encrypted_client_secret
+
     userinfo = browser.get("/oauth/userinfo/", HTTP_AUTHORIZATION=f"Bearer {second['access_token']}")
     assert userinfo.status_code == 200, userinfo.content
     introspected = _post(browser, "/oauth/introspect/", {"token": second["access_token"]}, web, secret)
@@ -91,6 +118,14 @@ def run_every_flow(browser) -> dict[str, list[str]]:
     _post(browser, "/oauth/introspect/", {"token": second["refresh_token"]}, web, secret)
     _post(browser, "/oauth/revoke/", {"token": second["refresh_token"]}, web, secret)
     return issued
+
+
+def client_secret_assertion(client_id: str, secret: str) -> str:
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": "http://testserver/oauth", "exp": now + 60}
+    token = jwt.JWT(header={"alg": "HS256"}, claims={**claims, "jti": uuid.uuid4().hex})
+    token.make_signed_token(jwk.JWK(kty="oct", k=jws.base64url_encode(secret.encode())))
+    return token.serialize()
 
 
 def private_key_material() -> list[str]:

@@ -241,6 +241,11 @@ class ClientAdmin(admin.ModelAdmin):
             return (
                 gettext("None: the client authenticates with its keys (%s).") % obj.token_endpoint_auth_method
             )
+        if obj.client_secret and obj.encrypted_client_secret:
+            return gettext(
+                "Set (stored hashed, and encrypted for client_secret_jwt; it cannot be shown). "
+                "Use “Rotate secret” to issue a new one."
+            )
         if obj.client_secret:
             return gettext("Set (stored hashed; it cannot be shown). Use “Rotate secret” to issue a new one.")
         return gettext("Not set.")
@@ -263,6 +268,10 @@ class ClientAdmin(admin.ModelAdmin):
         return response
 
     def save_model(self, request: HttpRequest, obj: Client, form: ClientAdminForm, change: bool) -> None:
+        if change and form.new_secret and not permissions.may_issue_secret(request.user, obj):
+            # A change of method that issues a secret (to client_secret_jwt, or from keys to a
+            # secret) is as strong as rotating it; the type's change is guarded by a read-only field.
+            raise PermissionDenied
         super().save_model(request, obj, form, change)
         # Kept on the request (for response_add/response_change), never on anything persisted.
         request._oauth_new_secret = form.new_secret  # type: ignore[attr-defined]

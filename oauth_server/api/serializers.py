@@ -271,7 +271,7 @@ class ClientSerializer(StrictSerializer):
         # The secret follows the client type and method (as in the admin): a public client turned
         # confidential gets a generated secret, shown in this response only; the other way round drops it.
         new_secret = None
-        if client.uses_secret and not client.client_secret:
+        if client.needs_new_secret:  # none yet, or client_secret_jwt with only a hash
             new_secret = client.set_secret()
         elif not client.uses_secret:
             client.client_secret = ""

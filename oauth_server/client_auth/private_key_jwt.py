@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,8 @@ from .registry import ClientAuthFailed, ClientAuthMethod
 logger = logging.getLogger(__name__)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LENGTH = 16 * 1024
+# JWS HMAC algorithms (RFC 7518 3.2): client_secret_jwt's; never accepted for private_key_jwt.
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 
 
 class AssertionRefused(ClientAuthFailed):
@@ -54,36 +57,57 @@ def unverified_claims(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, payload
 
 
-class PrivateKeyJWT(ClientAuthMethod):
-    name = "private_key_jwt"
-    label = _("Signed JWT with the client's private key (private_key_jwt)")
-    uses_keys = True
-    asymmetric = True
+class AssertionMethod(ClientAuthMethod):
+    """A method whose credential is a JWT client assertion (RFC 7523 2.2): ``private_key_jwt`` and
+    ``client_secret_jwt`` share the form (the same ``client_assertion_type``); the header's ``alg``
+    tells them apart (``handles``), so a request is never both (a registry ``conflict``) and an
+    assertion is always checked by the method its algorithm belongs to: an HMAC-signed one sent for a
+    key client, or an RSA-signed one for a secret client, is refused as ``auth_method_not_allowed``."""
+
+    def handles(self, header: dict[str, Any] | None) -> bool:
+        """Whether this method reads an assertion with this header (None: not a readable JWS)."""
+        raise NotImplementedError
 
     def extract(self, authorization: str, params: Mapping[str, str]) -> ClientCredentials | None:
         if params.get("client_assertion_type") != ASSERTION_TYPE:
             return None
         assertion = params.get("client_assertion") or ""
         client_id = params.get("client_id") or ""
-        malformed = not assertion or len(assertion) > MAX_ASSERTION_LENGTH
-        if not malformed:
+        header: dict[str, Any] | None = None
+        claims: dict[str, Any] = {}
+        if assertion and len(assertion) <= MAX_ASSERTION_LENGTH:
             try:
-                _header, claims = unverified_claims(assertion)
+                header, claims = unverified_claims(assertion)
             except AssertionRefused:
-                malformed = True
+                header = None
+        if not self.handles(header):
+            return None
+        malformed = header is None
+        if not malformed:
+            subject = claims.get("sub")
+            if isinstance(subject, str) and (not client_id or client_id == subject):
+                client_id = subject
             else:
-                subject = claims.get("sub")
-                if isinstance(subject, str) and (not client_id or client_id == subject):
-                    client_id = subject
-                else:
-                    malformed = True  # RFC 7523 3: sub is the client_id; a client_id parameter must agree
+                malformed = True  # RFC 7523 3: sub is the client_id; a client_id parameter must agree
         return ClientCredentials(
             method=self.name,
-            client_id=client_id if not malformed else client_id or "",
+            client_id=client_id,
             assertion=assertion,
             assertion_type=ASSERTION_TYPE,
             malformed=malformed,
         )
+
+
+class PrivateKeyJWT(AssertionMethod):
+    name = "private_key_jwt"
+    label = _("Signed JWT with the client's private key (private_key_jwt)")
+    uses_keys = True
+    asymmetric = True
+
+    def handles(self, header: dict[str, Any] | None) -> bool:
+        # Everything but an HMAC: asymmetric algorithms, "none", junk and unreadable assertions
+        # (refused here, as algorithm_not_allowed or malformed).
+        return header is None or header.get("alg") not in HMAC_ALGORITHMS
 
     def metadata(self, endpoint: str) -> dict[str, Any]:
         return {f"{endpoint}_auth_signing_alg_values_supported": list(settings.CLIENT_ASSERTION_ALGORITHMS)}
@@ -112,17 +136,27 @@ def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any
         claims = json_decode(token.claims)
     except (JWException, ValueError, TypeError, KeyError) as exc:
         raise AssertionRefused("invalid_signature") from exc
+    return check_claims(client, claims, request)
+
+
+def check_claims(client: Any, claims: Any, request: Any) -> dict[str, Any]:
+    """RFC 7523 3 on the verified claims of an assertion (both JWT methods): ``iss``, ``sub``,
+    ``aud``, ``exp``, ``nbf``, ``iat``, and the ``jti`` used once (remembered until ``exp``)."""
     if not isinstance(claims, dict):
         raise AssertionRefused("malformed_assertion")
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise AssertionRefused("wrong_issuer_or_subject")
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else audiences
-    if not isinstance(audiences, list) or not set(audiences) & accepted_audiences(request):
+    if (
+        not isinstance(audiences, list)
+        or not all(isinstance(a, str) for a in audiences)  # RFC 7519 4.1.3; [{}] is not even hashable
+        or not set(audiences) & accepted_audiences(request)
+    ):
         raise AssertionRefused("wrong_audience")
     now, skew = time.time(), settings.CLOCK_SKEW_SECONDS
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    if not _finite_number(exp):  # JSON's NaN passes every comparison (and broke the replay cache)
         raise AssertionRefused("missing_exp")
     if exp + skew < now:
         raise AssertionRefused("expired")
@@ -130,7 +164,7 @@ def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any
         raise AssertionRefused("lifetime_too_long")
     for name in ("nbf", "iat"):
         value = claims.get(name)
-        if value is not None and (not isinstance(value, int | float) or value - skew > now):
+        if value is not None and (not _finite_number(value) or value - skew > now):
             raise AssertionRefused(f"bad_{name}")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
@@ -138,6 +172,17 @@ def verify_assertion(client: Any, assertion: str, request: Any) -> dict[str, Any
     if not replay.first_use(f"client_assertion:{client.client_id}", jti, exp):
         raise AssertionRefused("replayed_jti")
     return claims
+
+
+def _finite_number(value: Any) -> bool:
+    """A NumericDate (RFC 7519 2): a number, not a boolean, not NaN or infinite (Python's json
+    reads ``NaN`` and ``Infinity``), not an integer past a float (``exp - now`` would raise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def accepted_audiences(request: Any) -> set[str]:

@@ -60,6 +60,9 @@ class ClientAuthMethod:
     confidential: ClassVar[bool] = True
     # Whether the client holds a shared secret (one is generated for it, Client.clean requires it).
     uses_secret: ClassVar[bool] = False
+    # Whether the server must read the secret again to verify (an HMAC keyed by it, client_secret_jwt):
+    # the secret is then also kept encrypted (Client.encrypted_client_secret, secret_encryption.py).
+    secret_kept_encrypted: ClassVar[bool] = False
     # Whether the client registers public keys (Client.jwks or jwks_uri; Client.clean requires one).
     uses_keys: ClassVar[bool] = False
     # Whether the method proves possession of a private key the server never sees (private_key_jwt,
@@ -116,13 +119,21 @@ class AuthMethodRegistry:
         return [m.name for m in self._methods.values() if endpoint in m.endpoints]
 
     def metadata(self) -> dict[str, Any]:
-        """``<endpoint>_auth_methods_supported`` for each endpoint, and the methods' own members."""
+        """``<endpoint>_auth_methods_supported`` for each endpoint, and the methods' own members.
+
+        Two methods may name the same list member (``private_key_jwt`` and ``client_secret_jwt``
+        both add ``<endpoint>_auth_signing_alg_values_supported``): the lists are joined in order.
+        """
         document: dict[str, Any] = {}
         for endpoint in (TOKEN, INTROSPECTION, REVOCATION):
             document[f"{endpoint}_auth_methods_supported"] = self.names(endpoint)
             for method in self._methods.values():
-                if endpoint in method.endpoints:
-                    document.update(method.metadata(endpoint))
+                if endpoint not in method.endpoints:
+                    continue
+                for name, value in method.metadata(endpoint).items():
+                    if isinstance(value, list) and isinstance(document.get(name), list):
+                        value = list(dict.fromkeys([*document[name], *value]))
+                    document[name] = value
         return document
 
     def choices(self) -> list[tuple[str, str]]:

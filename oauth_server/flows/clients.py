@@ -22,14 +22,15 @@ def secret_rotated(client: Client) -> None:
 
 
 def rotate_secret(client: Client) -> str:
-    """Give a confidential client a new generated secret; store its hash, return it in clear.
+    """Give a confidential client a new generated secret; store its hash (and, for client_secret_jwt,
+    its encryption), return it in clear.
 
     The old secret stops working at once. Issued tokens are left alone (as in Hydra and Keycloak):
     revoke them separately if the secret leaked. The caller checks that the client is confidential.
     """
     with transaction.atomic(savepoint=False):
         raw = client.set_secret()
-        client.save(update_fields=["client_secret", "updated"])
+        client.save(update_fields=["client_secret", "encrypted_client_secret", "updated"])
         secret_rotated(client)
     return raw
 

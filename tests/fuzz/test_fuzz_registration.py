@@ -38,7 +38,8 @@ FIELDS = {
     "redirect_uris": [[CALLBACK], ["http://127.0.0.1:9/cb"], ["javascript:alert(1)"], ["https://*.x/cb"]],
     "grant_types": [["authorization_code", "refresh_token"], ["client_credentials"], ["implicit"], []],
     "response_types": [["code"], ["token"], []],
-    "token_endpoint_auth_method": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+    "token_endpoint_auth_method": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+    + ["client_secret_jwt"],
     "scope": ["files:read", "openid files:read", "oauth:admin", "nope", ""],
     "logo_uri": ["https://agent.example.com/logo.png", "javascript:x"],
     "client_uri": ["https://agent.example.com"],

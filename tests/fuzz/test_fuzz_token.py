@@ -4,19 +4,48 @@ revocation endpoints; the regressions the fuzzer found there."""
 from __future__ import annotations
 
 import base64
+import json
+import time
+from dataclasses import dataclass
 
 import pytest
+from django.core.cache import caches
 from hypothesis import given
 from hypothesis import strategies as st
+from jwcrypto import jwk, jws
 
 from oauth_server.grants.token_exchange import ACCESS_TOKEN_TYPE as ACCESS
 from oauth_server.grants.token_exchange import ID_TOKEN_TYPE as ID
 from oauth_server.grants.token_exchange import NAME as EXCHANGE
 from oauth_server.grants.token_exchange import REFRESH_TOKEN_TYPE as REFRESH
-from oauth_server.models import AccessToken, IDToken
+from oauth_server.models import AccessToken, Client, IDToken
 from tests import dpop_proofs as proofs
-from tests.fuzz.harness import FUZZ, NUL_CLIENT, Sent, check_token, describe, diff, observe, snapshot
-from tests.fuzz.strategies import bodies, control, headers, huge, latin1, methods, parameters, text
+from tests.fuzz.harness import (
+    FUZZ,
+    NUL_CLIENT,
+    Sent,
+    assert_allowed_status,
+    assert_json_error,
+    assert_no_server_error,
+    assert_nothing_written,
+    check_token,
+    describe,
+    diff,
+    observe,
+    snapshot,
+)
+from tests.fuzz.strategies import (
+    Body,
+    bodies,
+    control,
+    form,
+    headers,
+    huge,
+    latin1,
+    methods,
+    parameters,
+    text,
+)
 from tests.fuzz.world import CALLBACK, SPA_CALLBACK, World
 from tests.helpers import basic_auth, exchange_code
 
@@ -117,6 +146,207 @@ def test_token_exchange(world, data):
     )
     response, changed = observe(world, sent)
     check_token(sent, response, changed)
+
+
+# --- client assertions (private_key_jwt, client_secret_jwt) at every endpoint that authenticates --------
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_PATHS = ["/oauth/token/", "/oauth/introspect/", "/oauth/revoke/", "/oauth/par/"]
+
+
+@dataclass
+class AssertionClients:
+    hmac: Client
+    secret: str
+    keyed: Client
+    key: jwk.JWK
+
+
+@pytest.fixture
+def assertion_clients(world) -> AssertionClients:
+    """A client_secret_jwt and a private_key_jwt client, beside the world's (the test's database)."""
+    hmac_client, secret = Client.objects.create_client(
+        name="HMAC",
+        client_type=Client.CLIENT_CONFIDENTIAL,
+        grant_types=["client_credentials", "authorization_code"],
+        redirect_uris=[CALLBACK],
+        scopes=["reports:read"],
+        token_endpoint_auth_method="client_secret_jwt",
+    )
+    key = jwk.JWK.generate(kty="EC", crv="P-256", kid="fuzz")
+    keyed, _ = Client.objects.create_client(
+        name="Keyed",
+        client_type=Client.CLIENT_CONFIDENTIAL,
+        grant_types=["client_credentials"],
+        scopes=["reports:read"],
+        token_endpoint_auth_method="private_key_jwt",
+        jwks={"keys": [json.loads(key.export_public())]},
+    )
+    return AssertionClients(hmac_client, secret, keyed, key)
+
+
+CLAIM_VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),  # NaN and infinities included: Python's json writes and reads them
+    st.sampled_from([float("nan"), float("inf"), float("-inf"), 1e308, 2**63, -1]),
+    st.booleans(),
+    text,
+    st.lists(text, max_size=3),
+    st.just({}),
+    st.sampled_from(["http://testserver/oauth", "http://testserver/oauth/token/", "https://evil.example/"]),
+)
+
+
+@st.composite
+def client_assertions(draw, clients: AssertionClients) -> tuple[str, str, bool]:
+    """(client_id it claims, assertion, whether it is a valid one), valid or subtly (or grossly) not:
+    HMAC with the right or a wrong secret, the keyed client's public key as an HMAC secret, an
+    asymmetric signature for the HMAC client, alg none, a changed claim or header, tampering."""
+    target = draw(st.sampled_from(["hmac", "keyed"]))
+    client = clients.hmac if target == "hmac" else clients.keyed
+    now = int(time.time())
+    claims: dict = {
+        "iss": client.client_id,
+        "sub": client.client_id,
+        "aud": draw(st.sampled_from(["http://testserver/oauth", "http://testserver/oauth/token/"])),
+        "exp": now + 60,
+        "iat": now,
+        "jti": draw(st.sampled_from(["j1", "j2", "j3"])),
+    }
+    valid = True
+    if draw(st.booleans()):
+        claims[draw(st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]))] = draw(CLAIM_VALUES)
+        valid = False
+    signer = draw(st.sampled_from(["own", "own", "wrong-secret", "public-key-hmac", "foreign-key", "none"]))
+    alg = draw(st.sampled_from(["HS256", "HS384", "HS512"])) if target == "hmac" else "ES256"
+    header: dict = {}
+    if draw(st.integers(0, 4)) == 0:
+        header[draw(st.sampled_from(["kid", "crit", "jwk", "typ", "b64"]))] = draw(CLAIM_VALUES)
+        valid = False
+    payload = json.dumps(claims).encode()
+    if signer == "none":
+        head = jws.base64url_encode(json.dumps({"alg": "none", **header}))
+        return client.client_id, f"{head}.{jws.base64url_encode(payload)}.", False
+    if signer == "own":
+        key = jwk.JWK(kty="oct", k=jws.base64url_encode(clients.secret)) if target == "hmac" else clients.key
+    elif signer == "wrong-secret":
+        key, alg, valid = jwk.JWK(kty="oct", k=jws.base64url_encode("w" * 64)), "HS256", False
+    elif signer == "public-key-hmac":
+        key, alg, valid = (
+            jwk.JWK(kty="oct", k=jws.base64url_encode(clients.key.export_to_pem())),
+            "HS256",
+            False,
+        )
+    else:
+        key, alg, valid = jwk.JWK.generate(kty="EC", crv="P-256"), "ES256", False
+    try:
+        token = jws.JWS(payload)
+        token.add_signature(key, alg=alg, protected=json.dumps({"alg": alg, **header}, default=str))
+        signed = token.serialize(compact=True)
+    except Exception:  # noqa: BLE001 - jwcrypto refuses to sign some headers: send junk instead
+        return client.client_id, "x.y.z", False
+    if draw(st.integers(0, 5)) == 0:
+        position = draw(st.integers(0, len(signed) - 1))
+        signed, valid = signed[:position] + draw(st.sampled_from("A_-.=")) + signed[position + 1 :], False
+    return client.client_id, signed, valid
+
+
+@FUZZ
+@given(data=st.data())
+def test_client_assertions(world, assertion_clients, data):
+    """A forged, altered or misplaced assertion never authenticates (only valid ones get a 200 or
+    201), and nothing hostile about one is a 500."""
+    path = data.draw(st.sampled_from(ASSERTION_PATHS))
+    client_id, signed, valid = data.draw(client_assertions(assertion_clients))
+    pairs = [
+        ("client_assertion_type", data.draw(st.sampled_from([ASSERTION_TYPE] * 4 + ["urn:x", ""]))),
+        ("client_assertion", signed),
+    ]
+    valid = valid and pairs[0][1] == ASSERTION_TYPE
+    extra = data.draw(
+        parameters(
+            {
+                "client_id": [client_id, world.web.client_id],
+                "grant_type": ["client_credentials"],
+                "scope": ["reports:read"],
+                "token": [world.access_token],
+                "response_type": ["code"],
+                "redirect_uri": [CALLBACK],
+                "code_challenge": [world.challenge],
+                "code_challenge_method": ["S256"],
+            }
+        )
+    )
+    if any(name == "client_id" and value != client_id for name, value in extra):
+        valid = False
+    body = data.draw(st.sampled_from(["form", "form", "other"]))
+    encoded = Body("application/x-www-form-urlencoded", form(pairs + extra))
+    if body == "other":
+        encoded = data.draw(bodies(pairs + extra))
+    meta = data.draw(headers(world)) if data.draw(st.integers(0, 3)) == 0 else {}
+    sent = Sent(method="POST", path=path, query=[], body=encoded, meta=meta)
+    response, changed = observe(world, sent)
+    assert_no_server_error(response)
+    if response.status_code in (200, 201):
+        assert valid, (describe(response), signed)
+        return
+    assert_allowed_status(response, {400, 401, 413, 415, 429})
+    assert_json_error(sent, response, description=False)
+    assert_nothing_written(changed, response)
+
+
+HOSTILE_CLAIM_VALUES = [
+    None,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    1e308,
+    -1,
+    0,
+    2**64,
+    10**400,
+    True,
+    "",
+    "\x00",
+    "é😀",
+    "9" * 5000,
+    [],
+    ["http://testserver/oauth", None],
+    ["http://testserver/oauth", {}],
+    {},
+    {"a": [1]},
+]
+
+
+@pytest.mark.parametrize("target", ["hmac", "keyed"])
+def test_client_assertion_claim_sweep(client, world, assertion_clients, target):
+    """Each claim of an otherwise valid, correctly signed assertion set to each hostile value: never
+    a 500, never a token (a random draw rarely gets a signed assertion with exactly one bad claim)."""
+    clients = assertion_clients
+    app = clients.hmac if target == "hmac" else clients.keyed
+    key = jwk.JWK(kty="oct", k=jws.base64url_encode(clients.secret)) if target == "hmac" else clients.key
+    alg = "HS256" if target == "hmac" else "ES256"
+    now = int(time.time())
+    for claim in ("iss", "sub", "aud", "exp", "nbf", "iat", "jti"):
+        for number, value in enumerate(HOSTILE_CLAIM_VALUES):
+            long_past = claim in ("nbf", "iat") and value in (None, 0, -1) and not isinstance(value, bool)
+            any_string = claim == "jti" and isinstance(value, str) and 0 < len(value) <= 256
+            if long_past or any_string:
+                continue  # absent or long past, or any jti: legitimately accepted
+            claims = {"iss": app.client_id, "sub": app.client_id, "aud": "http://testserver/oauth"}
+            claims |= {"exp": now + 60, "jti": f"{claim}-{number}", claim: value}
+            token = jws.JWS(json.dumps(claims).encode())
+            token.add_signature(key, alg=alg, protected=json.dumps({"alg": alg}))
+            data = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": token.serialize(compact=True),
+            }
+            caches["default"].clear()  # the failure rate limits, not the subject here
+            response = client.post("/oauth/token/", data)
+            assert response.status_code == 401, (claim, value, describe(response))
+            assert response.json()["error"] == "invalid_client"
+    assert not AccessToken.objects.filter(application__in=[clients.hmac, clients.keyed]).exists()
 
 
 # --- regressions: what the fuzzer found, pinned down ------------------------------------------------

@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ... import client_auth
 from ...flows import clients as client_flows
 from ...models import Client, GrantType, Scope
 from ..permissions import ISSUE_CLIENT_SECRET, MANAGE_TRUSTED_CLIENT, permission_name
@@ -116,6 +117,13 @@ class ClientViewSet(AdminAPIMixin, viewsets.ModelViewSet):
         if client is not None and not client.client_secret:
             client_type = data.get("client_type", client.client_type)
             if client_type == Client.CLIENT_CONFIDENTIAL:
+                require(request, ISSUE_CLIENT_SECRET)
+        if client is not None and not client.encrypted_client_secret:
+            # Switching to client_secret_jwt issues a new secret: the stored hash cannot key an HMAC.
+            method = client_auth.registry.get(
+                data.get("token_endpoint_auth_method") or client.token_endpoint_auth_method
+            )
+            if method is not None and method.secret_kept_encrypted:
                 require(request, ISSUE_CLIENT_SECRET)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
