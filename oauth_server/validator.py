@@ -189,14 +189,11 @@ class OAuthServerValidator(OAuth2Validator):
             del token["refresh_token"]
         if state_of(request).dpop_jkt:
             token["token_type"] = "DPoP"  # RFC 9449 5: the access token is DPoP-bound
-        using = router.db_for_write(AccessToken)
-        if "refresh_token" in token or not transaction.get_connection(using).in_atomic_block:
-            saved = super().save_bearer_token(token, request, *args, **kwargs)
-        else:
-            # One INSERT in TokenView's transaction, which already makes the answer all-or-nothing
-            # (a failed answer rolls it back): DOT's savepoint would add two statements for nothing.
-            with transaction.atomic(using=using, savepoint=False):
-                saved = self._save_bearer_token(token, request, *args, **kwargs)
+        # DOT wraps this in an atomic block; inside TokenView's transaction, which already makes the
+        # answer all-or-nothing (``issued`` is set: a failed answer rolls it all back), its savepoint
+        # only added two statements. Blocks nested in DOT's code (RefreshToken.revoke) keep theirs.
+        with transaction.atomic(using=router.db_for_write(AccessToken), savepoint=False):
+            saved = self._save_bearer_token(token, request, *args, **kwargs)
         try:
             audit.token_issued(token, request)
         except audit.AuditWriteFailed as exc:
@@ -453,7 +450,8 @@ class OAuthServerValidator(OAuth2Validator):
             id_token["at_hash"] = tokens.at_hash(token["access_token"], key.algorithm)
         id_token = claims.apply_hook("ID_TOKEN_CLAIMS", request, id_token, claims.PROTECTED_ID_TOKEN_CLAIMS)
         signed = keys.sign(id_token, typ="JWT", key=key)
-        with transaction.atomic(using=router.db_for_write(IDToken)):
+        # In TokenView's transaction (``issued`` is set above): no savepoint, as for the tokens.
+        with transaction.atomic(using=router.db_for_write(IDToken), savepoint=False):
             request.id_token = self._save_id_token(id_token["jti"], request, expiration)
         return signed
 
