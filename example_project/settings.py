@@ -68,11 +68,14 @@ WSGI_APPLICATION = "example_project.wsgi.application"
 
 # On SQLite, configure_sqlite() adds WAL, BEGIN IMMEDIATE and a busy timeout (oauth_server.sqlite):
 # without them concurrent token requests fail with "database is locked" (docs/hardening.md).
+# Persistent connections (60 s, checked before reuse): a new PostgreSQL connection per request made
+# the token endpoint about five times slower (docs/performance.md; check oauth_server.W014).
 DATABASES = configure_sqlite(
     {
         "default": dj_database_url.config(
             default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-            conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+            conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+            conn_health_checks=True,
         )
     }
 )

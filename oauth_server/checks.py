@@ -133,6 +133,39 @@ def check_sqlite_options(app_configs=None, **kwargs):
     return warnings
 
 
+# --- PostgreSQL connections per request (docs/deployment.md, docs/performance.md) ---------------
+@register(Tags.security, deploy=True)
+def check_persistent_connections(app_configs=None, database_settings=None, **kwargs):
+    """With ``CONN_MAX_AGE = 0`` (Django's default) every request opens a PostgreSQL connection, and
+    a new server process reads the catalog for each table it touches: the token endpoint measured
+    about five times slower than with persistent connections (docs/performance.md). Settings only
+    (``database_settings``: another DATABASES to judge, for tests)."""
+    from .models import AccessToken
+
+    warnings = []
+    for alias, database in (database_settings or django_settings.DATABASES).items():
+        engine = database.get("ENGINE", "")
+        if "postgresql" not in engine and "postgis" not in engine:
+            continue
+        if not router.allow_migrate_model(alias, AccessToken):
+            continue
+        max_age = database.get("CONN_MAX_AGE", 0)
+        if max_age is None or max_age > 0 or (database.get("OPTIONS") or {}).get("pool"):
+            continue  # None: connections are kept for good
+        warnings.append(
+            Warning(
+                f"PostgreSQL database {alias!r} opens a new connection for every request "
+                "(CONN_MAX_AGE = 0): the token endpoint is several times slower.",
+                hint=(
+                    f"Set DATABASES[{alias!r}]['CONN_MAX_AGE'] = 60 with 'CONN_HEALTH_CHECKS': True, or "
+                    "psycopg's pool (OPTIONS = {'pool': True}); see docs/deployment.md."
+                ),
+                id="oauth_server.W014",
+            )
+        )
+    return warnings
+
+
 # --- abuse protection and deployment (docs/abuse.md) ------------------------------------------------
 LOCAL_CACHE_BACKENDS = {
     "django.core.cache.backends.locmem.LocMemCache": "local-memory",

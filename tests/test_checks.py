@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, run_checks
@@ -42,7 +44,11 @@ PRODUCTION = {
 
 def test_the_test_site_is_clean():
     assert ids(run_checks()) == []
-    with override_settings(OAUTH_SERVER={**KEY_SECRET, "RATE_LIMIT_CACHE": "shared"}, **PRODUCTION):
+    # A production site keeps its PostgreSQL connections (W014); the test database need not.
+    with (
+        override_settings(OAUTH_SERVER={**KEY_SECRET, "RATE_LIMIT_CACHE": "shared"}, **PRODUCTION),
+        mock.patch.dict(settings.DATABASES["default"], {"CONN_MAX_AGE": 60}),
+    ):
         assert ids(run_checks(include_deployment_checks=True)) == []
 
 
@@ -241,3 +247,52 @@ def test_client_uris_are_w008_with_database(db):
         run_checks(include_deployment_checks=True, databases=[connection.alias], tags=[Tags.database])
     )
     assert "oauth_server.W008" not in ids(run_checks(databases=[connection.alias]))
+
+
+# --- W014: a PostgreSQL connection per request --------------------------------------------------------
+def _databases(**entry) -> dict:
+    return {"default": {"NAME": "oauth", "CONN_MAX_AGE": 0, "OPTIONS": {}, **entry}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "warned"),
+    [
+        ({"ENGINE": "django.db.backends.postgresql"}, True),
+        ({"ENGINE": "django.contrib.gis.db.backends.postgis"}, True),
+        ({"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": 60}, False),
+        ({"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": None}, False),  # unlimited
+        ({"ENGINE": "django.db.backends.postgresql", "OPTIONS": {"pool": True}}, False),
+        ({"ENGINE": "django.db.backends.sqlite3"}, False),
+    ],
+)
+def test_w014_a_postgresql_connection_per_request(entry, warned):
+    from oauth_server.checks import check_persistent_connections
+
+    messages = check_persistent_connections(database_settings=_databases(**entry))
+    assert ids(messages) == (["oauth_server.W014"] if warned else [])
+
+
+def test_w014_is_a_deployment_check_and_the_demo_ships_persistent_connections(monkeypatch):
+    import importlib
+
+    from oauth_server.checks import check_persistent_connections
+
+    assert getattr(check_persistent_connections, "tags", None) is not None
+    assert check_persistent_connections not in [c for c in _plain_checks()]
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/example")
+    monkeypatch.delenv("DATABASE_CONN_MAX_AGE", raising=False)
+    import example_project.settings as demo_settings
+
+    try:
+        fresh = importlib.reload(demo_settings)
+        assert fresh.DATABASES["default"]["CONN_MAX_AGE"] == 60
+        assert fresh.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+    finally:
+        monkeypatch.undo()
+        importlib.reload(demo_settings)
+
+
+def _plain_checks():
+    from django.core.checks import registry
+
+    return registry.registry.get_checks(include_deployment_checks=False)
