@@ -35,20 +35,25 @@ def introspect(token: str, token_type_hint: str | None, caller: Any, request: An
     )
     for kind in kinds:
         if kind == "access_token":
-            found = (
-                AccessToken.objects.select_related("application", "user", "user__oauth_subject")
-                .filter(token_checksum=checksum)
-                .first()
+            # ``token_checksum`` is unique: a slice, not .first(), so no ORDER BY to compile or run.
+            found = next(
+                iter(
+                    AccessToken.objects.select_related("application", "user", "user__oauth_subject").filter(
+                        token_checksum=checksum
+                    )[:1]
+                ),
+                None,
             )
             if found is not None:
                 return access_token_claims(found, caller, request)
         else:
-            found = (
-                RefreshToken.objects.select_related(
-                    "application", "user", "user__oauth_subject", "access_token"
-                )
-                .filter(token_checksum=checksum, revoked__isnull=True)
-                .first()
+            found = next(
+                iter(
+                    RefreshToken.objects.select_related(
+                        "application", "user", "user__oauth_subject", "access_token"
+                    ).filter(token_checksum=checksum, revoked__isnull=True)[:1]
+                ),
+                None,
             )
             if found is not None:
                 return refresh_token_claims(found, caller, request)

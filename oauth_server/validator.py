@@ -72,7 +72,8 @@ class OAuthServerValidator(OAuth2Validator):
         cached = request.client
         if isinstance(cached, Client) and cached.client_id == client_id and cached.is_usable(request):
             return cached
-        client = Client.objects.with_scopes().filter(client_id=client_id).first()
+        # client_id is unique: a slice, not .first(), so no ORDER BY to compile or run.
+        client = next(iter(Client.objects.with_scopes().filter(client_id=client_id)[:1]), None)
         if client is None or not client.is_usable(request):
             request.client = None
             return None
