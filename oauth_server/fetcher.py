@@ -99,14 +99,15 @@ def cache_seconds(cache_control: str | None, floor: int, ceiling: int) -> int:
     return max(floor, min(age, ceiling))
 
 
-def https_url(url: str) -> SplitResult:
+def https_url(url: str, *, name: str = "") -> SplitResult:
     """A URL we may fetch: https (or plain http to a loopback host with CIMD_ALLOW_HTTP_LOOPBACK),
-    a host, a path, no userinfo, fragment or dot segments (DOT's client_id URL rules)."""
+    a host, a path, no userinfo, fragment or dot segments (DOT's client_id URL rules). ``name``
+    ("client_id") names the URL in the refusal's message."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (an out-of-range port raises here)
     except ValueError as exc:
-        raise FetchRefused("invalid_url", f"not a valid URL: {exc}") from exc
+        raise FetchRefused("invalid_url", f"{name or 'the URL'} is not a valid URL: {exc}") from exc
     checked = url
     if (
         parts.scheme == "http"
@@ -117,7 +118,8 @@ def https_url(url: str) -> SplitResult:
     try:
         dot_cimd._validate_client_id_url(checked)
     except dot_cimd.CIMDError as exc:
-        raise FetchRefused("invalid_url", str(exc).replace("client_id URL", "URL")) from exc
+        message = str(exc) if name == "client_id" else str(exc).replace("client_id URL", "URL")
+        raise FetchRefused("invalid_url", message) from exc
     return parts
 
 
