@@ -185,3 +185,16 @@ def signed_in(user) -> BrowserClient:
     browser = BrowserClient()
     browser.force_login(user)
     return browser
+
+
+def assert_client_auth_refused(response, reason: str, method: str) -> None:
+    """A 401 invalid_client that issued nothing, audited as ``client_auth_failed`` with this method
+    and reason (the client-assertion methods' tests share it)."""
+    from oauth_server.models import AccessToken, AuditEvent
+
+    assert response.status_code == 401, response.content
+    assert response.json()["error"] == "invalid_client"
+    assert not AccessToken.objects.exists()
+    event = AuditEvent.objects.filter(event=AuditEvent.Event.CLIENT_AUTH_FAILED).latest("id")
+    assert event.details["method"] == method
+    assert event.details["reason"] == reason, event.details

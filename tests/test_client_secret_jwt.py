@@ -21,7 +21,7 @@ from oauth_server.conf import DEFAULTS
 from oauth_server.flows.clients import rotate_secret
 from oauth_server.models import AccessToken, AuditEvent, Client, PushedAuthorizationRequest
 from tests.factories import ScopeFactory
-from tests.helpers import REVOKE_URL, TOKEN_URL, basic_auth, pkce_pair
+from tests.helpers import REVOKE_URL, TOKEN_URL, assert_client_auth_refused, basic_auth, pkce_pair
 
 ISSUER = "http://testserver/oauth"
 TOKEN_ENDPOINT = "http://testserver/oauth/token/"
@@ -78,12 +78,7 @@ def cc(signed: str, **extra) -> dict:
 
 
 def refused(response, reason: str, method: str = "client_secret_jwt") -> None:
-    assert response.status_code == 401, response.content
-    assert response.json()["error"] == "invalid_client"
-    assert not AccessToken.objects.exists()
-    event = AuditEvent.objects.filter(event=AuditEvent.Event.CLIENT_AUTH_FAILED).latest("id")
-    assert event.details["method"] == method
-    assert event.details["reason"] == reason, event.details
+    assert_client_auth_refused(response, reason, method)
 
 
 # --- success at every endpoint --------------------------------------------------------------------------

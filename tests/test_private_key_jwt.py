@@ -14,7 +14,7 @@ from jwcrypto import jwk, jws, jwt
 from oauth_server import client_keys
 from oauth_server.models import AccessToken, AuditEvent
 from tests.factories import MachineClientFactory
-from tests.helpers import REVOKE_URL, TOKEN_URL, basic_auth
+from tests.helpers import REVOKE_URL, TOKEN_URL, assert_client_auth_refused, basic_auth
 
 ISSUER = "http://testserver/oauth"
 TOKEN_ENDPOINT = "http://testserver/oauth/token/"
@@ -80,12 +80,7 @@ def cc(subject: str, signed: str, **extra) -> dict:
 
 
 def refused(response, reason: str, method: str = "private_key_jwt") -> None:
-    assert response.status_code == 401, response.content
-    assert response.json()["error"] == "invalid_client"
-    assert not AccessToken.objects.exists()
-    event = AuditEvent.objects.filter(event=AuditEvent.Event.CLIENT_AUTH_FAILED).latest("id")
-    assert event.details["method"] == method
-    assert event.details["reason"] == reason, event.details
+    assert_client_auth_refused(response, reason, method)
 
 
 @pytest.mark.parametrize("alg", sorted(KEYS))
