@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from .claims import loaded_subject
 from .conf import settings
+from .lookups import ACCESS_TOKEN_BY_CHECKSUM, REFRESH_TOKEN_BY_CHECKSUM
 from .models import AccessToken, RefreshToken
 from .tokens import issuer, token_checksum
 
@@ -35,26 +36,11 @@ def introspect(token: str, token_type_hint: str | None, caller: Any, request: An
     )
     for kind in kinds:
         if kind == "access_token":
-            # ``token_checksum`` is unique: a slice, not .first(), so no ORDER BY to compile or run.
-            found = next(
-                iter(
-                    AccessToken.objects.select_related("application", "user", "user__oauth_subject").filter(
-                        token_checksum=checksum
-                    )[:1]
-                ),
-                None,
-            )
+            found = ACCESS_TOKEN_BY_CHECKSUM.first(checksum=checksum)
             if found is not None:
                 return access_token_claims(found, caller, request)
         else:
-            found = next(
-                iter(
-                    RefreshToken.objects.select_related(
-                        "application", "user", "user__oauth_subject", "access_token"
-                    ).filter(token_checksum=checksum, revoked__isnull=True)[:1]
-                ),
-                None,
-            )
+            found = REFRESH_TOKEN_BY_CHECKSUM.first(checksum=checksum)
             if found is not None:
                 return refresh_token_claims(found, caller, request)
     return None

@@ -27,6 +27,7 @@ from oauthlib.oauth2.rfc6749.utils import scope_to_list
 from . import audit, cimd, claims, client_auth, codes, grants, hashers, introspection, keys, profiles, tokens
 from .conf import settings
 from .flows import tokens as token_flows
+from .lookups import CLIENT_BY_ID
 from .models import AccessToken, Client, GrantType, IDToken, RefreshToken, plausible_client_id
 from .request_state import credentials_of, state_of
 from .scopes import describe_refused_scopes
@@ -72,8 +73,7 @@ class OAuthServerValidator(OAuth2Validator):
         cached = request.client
         if isinstance(cached, Client) and cached.client_id == client_id and cached.is_usable(request):
             return cached
-        # client_id is unique: a slice, not .first(), so no ORDER BY to compile or run.
-        client = next(iter(Client.objects.with_scopes().filter(client_id=client_id)[:1]), None)
+        client = CLIENT_BY_ID.first(client_id=client_id)
         if client is None or not client.is_usable(request):
             request.client = None
             return None

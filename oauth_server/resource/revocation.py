@@ -28,9 +28,9 @@ def _lookup(claims: AccessTokenClaims) -> bool:
             f"{SETTINGS_NAME}['REVOCATION_CHECK'] = 'database' needs oauth_server in INSTALLED_APPS; "
             "use 'introspection' in an API that runs apart from the authorization server."
         )
-    from oauth_server.models import AccessToken  # the provider's model: imported only in this mode
+    from oauth_server.lookups import ACCESS_TOKEN_BY_JTI  # the provider's models: only in this mode
 
-    row = AccessToken.objects.select_related("application", "user").filter(jti=claims.jti).first()
+    row = ACCESS_TOKEN_BY_JTI.first(jti=claims.jti)
     if row is None or row.application is None or row.application.client_id != claims.client_id:
         return True
     return not row.is_valid()

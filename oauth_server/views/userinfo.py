@@ -33,6 +33,7 @@ from oauthlib.common import Request as OAuthlibRequest
 from .. import dpop
 from ..claims import loaded_subject, subject_for
 from ..conf import settings
+from ..lookups import ACCESS_TOKEN_BY_CHECKSUM
 from ..models import AccessToken
 from ..resource import dpop as core_dpop
 from ..resource.errors import BearerError, ErrorFormat, InsufficientScope, InvalidToken
@@ -60,11 +61,7 @@ FORMAT = ErrorFormat(realm=None, escape=True, missing_token_error=None)
 
 def load_access_token(value: str) -> AccessToken:
     """The usable database row of ``value`` for UserInfo, or the RFC 6750 refusal."""
-    token = (
-        AccessToken.objects.select_related("application", "user", "user__oauth_subject")
-        .filter(token_checksum=token_checksum(value))
-        .first()
-    )
+    token = ACCESS_TOKEN_BY_CHECKSUM.first(checksum=token_checksum(value))
     if token is None:
         raise InvalidToken(_("The access token is invalid."))
     if token.is_expired():

@@ -1,0 +1,86 @@
+"""compiled.CompiledLookup: the hot-path lookups run Django's SQL compiled once per connection, and
+must give exactly what the ORM gives (fields, select_related rows, annotations, converters)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+
+from oauth_server.compiled import CompiledLookup
+from oauth_server.lookups import ACCESS_TOKEN_BY_CHECKSUM, CLIENT_BY_ID, REFRESH_TOKEN_BY_CHECKSUM
+from oauth_server.models import AccessToken, Client
+from oauth_server.tokens import token_checksum
+from tests.factories import AccessTokenFactory, ClientFactory, RefreshTokenFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def field_values(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def test_the_client_lookup_gives_what_the_orm_gives_with_its_scopes():
+    client = ClientFactory(scopes=["openid", "files:read"])
+    ClientFactory()  # another client, not to be found
+    expected = Client.objects.with_scopes().get(client_id=client.client_id)
+    found = CLIENT_BY_ID.first(client_id=client.client_id)
+    assert found is not None and found.pk == client.pk
+    assert field_values(found) == field_values(expected)
+    assert sorted(found.scope_rows()) == sorted(expected.scope_rows()) != []
+    assert found._state.db == "default" and not found._state.adding
+
+
+def test_each_call_takes_its_own_values_and_an_unknown_one_finds_nothing():
+    first, second = ClientFactory(), ClientFactory()
+    assert CLIENT_BY_ID.first(client_id=first.client_id).pk == first.pk
+    assert CLIENT_BY_ID.first(client_id=second.client_id).pk == second.pk
+    assert CLIENT_BY_ID.first(client_id="no-such-client") is None
+
+
+def test_select_related_rows_come_back_as_the_orm_builds_them():
+    token = AccessTokenFactory()
+    found = ACCESS_TOKEN_BY_CHECKSUM.first(checksum=token_checksum(token.raw_token))
+    expected = AccessToken.objects.select_related("application", "user").get(pk=token.pk)
+    assert field_values(found) == field_values(expected)
+    # The related rows are already there: no query to reach them, and the datetimes are aware.
+    with pytest.MonkeyPatch.context() as patch:
+        refuse = lambda *args, **kwargs: pytest.fail("a related row was queried")  # noqa: E731
+        patch.setattr(connections["default"], "cursor", refuse)
+        assert field_values(found.application) == field_values(expected.application)
+        assert found.user.username == expected.user.username
+        assert found.expires == expected.expires and found.expires.tzinfo is not None
+
+
+def test_a_refresh_token_with_its_access_token_and_a_null_relation():
+    refresh = RefreshTokenFactory()
+    found = REFRESH_TOKEN_BY_CHECKSUM.first(checksum=token_checksum(refresh.raw_token))
+    assert found.pk == refresh.pk and found.access_token.pk == refresh.access_token.pk
+    machine = AccessTokenFactory(user=None)  # a client_credentials token: no user to join
+    found = ACCESS_TOKEN_BY_CHECKSUM.first(checksum=token_checksum(machine.raw_token))
+    assert found.pk == machine.pk and found.user is None and found.user_id is None
+
+
+def test_one_statement_per_call_and_the_sql_is_compiled_once_per_connection(django_assert_num_queries):
+    client = ClientFactory()
+    CLIENT_BY_ID.first(client_id=client.client_id)
+    plans = connections["default"].__dict__["_oauth_server_compiled"]
+    plan = plans[CLIENT_BY_ID._key]
+    with django_assert_num_queries(1) as context:
+        CLIENT_BY_ID.first(client_id=client.client_id)
+    assert plans[CLIENT_BY_ID._key] is plan
+    assert context.captured_queries[0]["sql"].count("LIMIT 1") == 1
+
+
+def test_a_shape_that_cannot_be_reused_falls_back_to_the_orm():
+    client = ClientFactory()
+    # ``iexact`` on SQLite and PostgreSQL, or a transformed value, still answers correctly; a query
+    # that cannot compile (``none()``) leaves no plan and the ORM answers every call.
+    empty: CompiledLookup[Client] = CompiledLookup(lambda client_id: Client.objects.none(), "client_id")
+    assert empty.first(client_id=client.client_id) is None
+    assert connections["default"].__dict__["_oauth_server_compiled"][empty._key] is False
+    prefix: CompiledLookup[Client] = CompiledLookup(
+        lambda client_id: Client.objects.filter(client_id__startswith=client_id)[:1], "client_id"
+    )
+    # startswith escapes and wraps its value ('abc%'): the marker is transformed, so no plan.
+    assert prefix.first(client_id=client.client_id[:5]).pk == client.pk
+    assert connections["default"].__dict__["_oauth_server_compiled"][prefix._key] is False
