@@ -297,6 +297,7 @@ class Target:
     conn_max_age: int
     scenarios: list[str]
     label: str
+    env: dict[str, str] = field(default_factory=dict)  # more settings (app only)
 
 
 APP_SCENARIOS = [
@@ -315,6 +316,24 @@ DOT_SCENARIOS = ["client_credentials_pbkdf2", "client_credentials", "code_exchan
 TARGETS = [
     Target("app-pg-0", "app", "pg", 0, APP_SCENARIOS, "this app, PostgreSQL, CONN_MAX_AGE=0 (as shipped)"),
     Target("app-pg-60", "app", "pg", 60, APP_SCENARIOS, "this app, PostgreSQL, CONN_MAX_AGE=60"),
+    Target(
+        "app-pg-60-nohc",
+        "app",
+        "pg",
+        60,
+        ["client_credentials", "introspection", "not_found"],
+        "this app, PostgreSQL, CONN_MAX_AGE=60 without CONN_HEALTH_CHECKS",
+        {"DATABASE_HEALTH_CHECKS": "0"},
+    ),
+    Target(
+        "app-pg-pool",
+        "app",
+        "pg",
+        0,
+        ["client_credentials", "code_exchange", "refresh", "introspection", "not_found"],
+        "this app, PostgreSQL, psycopg's pool (DATABASE_POOL=1)",
+        {"DATABASE_POOL": "1"},
+    ),
     Target("app-sqlite", "app", "sqlite", 0, APP_SQLITE_SCENARIOS, "this app, SQLite as shipped"),
     Target("dot-pg-0", "dot", "pg", 0, DOT_SCENARIOS, "plain DOT, PostgreSQL, CONN_MAX_AGE=0"),
     Target("dot-pg-60", "dot", "pg", 60, DOT_SCENARIOS, "plain DOT, PostgreSQL, CONN_MAX_AGE=60"),
@@ -351,6 +370,31 @@ def worker_pids(master: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == master:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used, from /proc (gone processes count 0)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / CLOCK_TICKS
+
+
+def pg_backend_pids(db_url: str) -> list[int]:
+    """The server processes of the connections open to ``db_url``'s database right now."""
+    import psycopg
+
+    name = urllib.parse.urlsplit(db_url).path.lstrip("/")
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+        ).fetchall()
+    return [row[0] for row in rows]
 
 
 def parse_vmrss_kib(status_text: str) -> int:
@@ -399,6 +443,7 @@ class Server:
             command, env=env, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.served = 0
+        self.db_url = ""  # set when the database backends' CPU can be measured (persistent connections)
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -556,6 +601,19 @@ class Result:
     sql: int | None = None
     error: str = ""
     phase: str = "main"
+    # CPU milliseconds per request: the gunicorn workers, and the PostgreSQL backends of their
+    # persistent connections (None with CONN_MAX_AGE=0: those backends exit after each request).
+    worker_cpu_ms: float | None = None
+    db_cpu_ms: float | None = None
+
+
+def cpu_cell(result: Result) -> str:
+    """Workers' CPU ms per request, plus the database backends' when measured ("1.80 + 0.62")."""
+    if result.worker_cpu_ms is None:
+        return ""
+    if result.db_cpu_ms is None:
+        return f"{result.worker_cpu_ms:.2f}"
+    return f"{result.worker_cpu_ms:.2f} + {result.db_cpu_ms:.2f}"
 
 
 class Bench:
@@ -579,6 +637,7 @@ class Bench:
                 DJANGO_SETTINGS_MODULE="benchmarks.bench_site.settings",
                 DATABASE_URL=db_url,
                 DATABASE_CONN_MAX_AGE=str(target.conn_max_age),
+                **target.env,
                 DJANGO_DEBUG="0",
                 DEMO_BASE_URL=self.base_url,
             )
@@ -681,6 +740,8 @@ class Bench:
         chdir = ROOT if target.kind == "app" else self.dot_site
         wsgi = "example_project.wsgi:application" if target.kind == "app" else "dotsite.wsgi:application"
         server = Server(python, chdir, wsgi, env, args.port, args, tmp / f"{target.name}-gunicorn.log")
+        persistent = target.conn_max_age or target.env.get("DATABASE_POOL") == "1"
+        server.db_url = db_url if target.db == "pg" and persistent else ""
         try:
             server.wait_ready()
             tokens: dict[str, str] = {}
@@ -755,6 +816,9 @@ class Bench:
         # A PBKDF2 request takes a few hundred ms of CPU: a few seconds would measure a handful.
         duration = max(self.args.duration, 10) if scenario.name.endswith("_pbkdf2") else self.args.duration
         log(f"{target.name} {scenario.name}: wrk {duration:g}s")
+        workers = worker_pids(server.process.pid)
+        backends = pg_backend_pids(server.db_url) if server.db_url else []
+        cpu_before = (cpu_seconds(workers), cpu_seconds(backends))
         data = self.run_wrk(
             server,
             scenario,
@@ -763,6 +827,11 @@ class Bench:
             token=token,
             connections=connections,
         )
+        if data["requests"]:
+            per_request = 1000 / data["requests"]
+            result.worker_cpu_ms = round((cpu_seconds(workers) - cpu_before[0]) * per_request, 3)
+            if backends:
+                result.db_cpu_ms = round((cpu_seconds(backends) - cpu_before[1]) * per_request, 3)
         for key in ("rps", "p50_ms", "p99_ms", "requests", "non_2xx", "s5xx", "socket_errors", "exhausted"):
             setattr(result, key, data[key])
         if scenario.name == "not_found":  # 404 is this scenario's success
@@ -879,6 +948,7 @@ class Bench:
                 "5xx",
                 "sock err",
                 "SQL",
+                "CPU ms/req",
             ]
         ]
         for r in self.results:
@@ -886,7 +956,7 @@ class Bench:
                 r.scenario + {"main": "", "empty": " (growth: before)", "loaded": " (growth: after)"}[r.phase]
             )
             if r.error and not r.requests:
-                rows.append([r.target, name, "FAILED", "", "", "", "", "", "", str(r.sql or "")])
+                rows.append([r.target, name, "FAILED", "", "", "", "", "", "", str(r.sql or ""), ""])
                 continue
             rows.append(
                 [
@@ -900,6 +970,7 @@ class Bench:
                     str(r.s5xx),
                     str(r.socket_errors),
                     "" if r.sql is None else str(r.sql),
+                    cpu_cell(r),
                 ]
             )
         lines.append(format_table(rows))

@@ -70,15 +70,23 @@ WSGI_APPLICATION = "example_project.wsgi.application"
 # without them concurrent token requests fail with "database is locked" (docs/hardening.md).
 # Persistent connections (60 s, checked before reuse): a new PostgreSQL connection per request made
 # the token endpoint about five times slower (docs/performance.md; check oauth_server.W014).
+# DATABASE_POOL=1 (PostgreSQL, needs psycopg-pool): Django's psycopg connection pool instead, sized
+# by DATABASE_POOL_MAX_SIZE (docs/deployment.md compares the two with measurements).
 DATABASES = configure_sqlite(
     {
         "default": dj_database_url.config(
             default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
             conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-            conn_health_checks=True,
+            conn_health_checks=os.environ.get("DATABASE_HEALTH_CHECKS", "1") == "1",
         )
     }
 )
+if os.environ.get("DATABASE_POOL") == "1" and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN_SIZE", "1")),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "4")),
+    }
 
 # Several processes or nodes (docs/deployment.md): REDIS_URL gives them one shared cache for the rate
 # limits, the replay caches, the cached discovery documents and JWKS, and the APIs' revocation

@@ -10,6 +10,11 @@ converters on the connection, and then per request runs that SQL with the real v
 the instances the way Django's ``ModelIterable`` does (``Model.from_db``, the related populators of
 ``select_related``, annotations).
 
+On PostgreSQL (psycopg 3) the statement also goes through a server-binding cursor, so psycopg
+prepares it once per connection and PostgreSQL stops
+parsing and planning it each time: planning these joins costs more than running them
+(``PREPARED_LOOKUPS``, on by default; off behind a PgBouncer older than 1.21 in transaction mode).
+
 What it keeps from the ORM: the SQL is Django's (database routers, quoting, ``LIMIT``, the backend's
 dialect), the cursor is the connection's (``execute_wrapper``, ``assertNumQueries``, query logging
 with ``DEBUG``), values come back through the fields' converters, and instances are ordinary model
@@ -20,6 +25,7 @@ compiled and every call goes through the ORM as before: slower, never wrong.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +34,12 @@ from typing import Any, Generic, TypeVar
 from django.db import connections, models, router
 from django.db.models.query import get_related_populators
 
+from .conf import settings
+
 M = TypeVar("M", bound=models.Model)
 
 _ids = itertools.count()
+PREPARE_THRESHOLD = 5  # psycopg's default; PreparingCursor asks for preparation at once anyway
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ class CompiledLookup(Generic[M]):
         params = list(plan.params)
         for position, name in plan.slots:
             params[position] = values[name]
-        with connection.cursor() as cursor:
+        with _cursor(connection) as cursor:
             cursor.execute(plan.sql, params)
             rows = cursor.fetchall()
         if plan.converters:
@@ -136,3 +145,68 @@ class CompiledLookup(Generic[M]):
                 setattr(obj, name, row[position])
             found.append(obj)
         return found
+
+
+def _cursor(connection: Any) -> Any:
+    """The connection's cursor (wrappers, logging, ``execute_wrapper`` included), server-binding on
+    PostgreSQL with psycopg 3 so that psycopg may prepare the statement (module docstring)."""
+    wrapper = connection.cursor()
+    if connection.vendor != "postgresql" or not settings.PREPARED_LOOKUPS:
+        return wrapper
+    try:
+        from django.db.backends.postgresql import base as postgresql
+        from psycopg import ClientCursor
+        from psycopg.pq import Format
+    except ImportError:  # psycopg2: client-side binding only
+        return wrapper
+    if not isinstance(wrapper.cursor, ClientCursor):  # already server-binding (the site's option)
+        return wrapper
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django leaves psycopg's preparation off, which also ignores prepare=True. Its own cursors
+        # bind on the client here and never prepare, so only PreparingCursor's statements are.
+        raw.prepare_threshold = PREPARE_THRESHOLD
+    cursor = _preparing_cursor_class(postgresql.ServerBindingCursor)(raw)
+    # What Django's create_cursor does for its own cursors: the connection's time zone for timestamps.
+    loader = connection.connection.adapters.get_loader(postgresql.TIMESTAMPTZ_OID, Format.TEXT)
+    if connection.timezone != loader.timezone:
+        postgresql.register_tzloader(connection.timezone, cursor)
+    wrapper.cursor.close()
+    wrapper.cursor = cursor
+    return wrapper
+
+
+@functools.cache
+def _preparing_cursor_class(base: type) -> type:
+    """Django turns psycopg's automatic preparation off (``prepare_threshold=None``, for poolers):
+    this cursor asks for it on each statement, which psycopg then prepares once per connection."""
+
+    class PreparingCursor(base):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            # psycopg records the statement only when it sends it unprepared; Django's query log
+            # (DEBUG, assertNumQueries, the debug toolbar) reads that record.
+            try:
+                return super().execute(
+                    query, params, prepare=True if prepare is None else prepare, binary=binary
+                )
+            finally:
+                self._query = _LoggedQuery(self.connection, query, params)
+
+    return PreparingCursor
+
+
+class _LoggedQuery:
+    """What Django's query log reads of a psycopg cursor (``_query.query``): the statement with its
+    values, composed only if someone reads it."""
+
+    params = None
+
+    def __init__(self, connection: Any, sql: str, params: Any) -> None:
+        self._connection, self._sql, self._params = connection, sql, params
+
+    @property
+    def query(self) -> bytes:
+        from psycopg import ClientCursor
+
+        with ClientCursor(self._connection) as cursor:
+            return cursor.mogrify(self._sql, self._params).encode()

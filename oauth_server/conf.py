@@ -93,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
     # Cache-Control max-age of the JWKS document. Keep it well below the time between two
     # rotations: a next key must reach every resource server's cache before it signs.
     "JWKS_MAX_AGE": 300,
+    # --- hot-path lookups (compiled.py, docs/performance.md) -------------------------------------
+    # On PostgreSQL, let psycopg prepare the compiled lookups (client, token by checksum) on each
+    # connection. Off behind PgBouncer older than 1.21 in transaction mode (no prepared statements).
+    "PREPARED_LOOKUPS": True,
     # --- discovery and JWKS caching (docs/performance.md) ---------------------------------------
     # Cache-Control max-age of the discovery documents (OIDC Discovery, RFC 8414).
     "DISCOVERY_MAX_AGE": 3600,

@@ -12,7 +12,7 @@ from .models import AccessToken, Client, RefreshToken
 
 # The client with its allowed scopes (``Client.scope_rows``) in one statement.
 CLIENT_BY_ID: CompiledLookup[Client] = CompiledLookup(
-    lambda client_id: Client.objects.with_scopes().filter(client_id=client_id)[:1], "client_id"
+    lambda client_id: Client.objects.with_scopes().filter(client_id=client_id).order_by()[:1], "client_id"
 )
 
 # An access token with what introspection and UserInfo answer from: its client, user and subject.

@@ -84,3 +84,36 @@ def test_a_shape_that_cannot_be_reused_falls_back_to_the_orm():
     # startswith escapes and wraps its value ('abc%'): the marker is transformed, so no plan.
     assert prefix.first(client_id=client.client_id[:5]).pk == client.pk
     assert connections["default"].__dict__["_oauth_server_compiled"][prefix._key] is False
+
+
+def prepared_statements() -> list[str]:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_on_postgresql_the_lookup_is_a_prepared_statement_and_the_query_log_shows_its_value(
+    django_assert_num_queries,
+):
+    client = ClientFactory()
+    with django_assert_num_queries(2) as context:
+        assert CLIENT_BY_ID.first(client_id=client.client_id).pk == client.pk
+        assert CLIENT_BY_ID.first(client_id=client.client_id).pk == client.pk
+    assert any('"oauth_server_client"."client_id" = $1' in sql for sql in prepared_statements())
+    # The log shows the statement with its value, as for any other query.
+    assert all(f"= '{client.client_id}'" in q["sql"] for q in context.captured_queries)
+
+
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_prepared_lookups_can_be_turned_off_for_old_pgbouncer(settings):
+    by_name: CompiledLookup[Client] = CompiledLookup(
+        lambda name: Client.objects.filter(name=name).order_by()[:1], "name"
+    )
+    client = ClientFactory()
+    settings.OAUTH_SERVER = {**settings.OAUTH_SERVER, "PREPARED_LOOKUPS": False}
+    assert by_name.first(name=client.name).pk == client.pk
+    assert not any('"oauth_server_client"."name" = $1' in sql for sql in prepared_statements())
+    settings.OAUTH_SERVER = {**settings.OAUTH_SERVER, "PREPARED_LOOKUPS": True}
+    assert by_name.first(name=client.name).pk == client.pk
+    assert any('"oauth_server_client"."name" = $1' in sql for sql in prepared_statements())
