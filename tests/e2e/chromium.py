@@ -1,6 +1,7 @@
-"""Headless Chromium for the browser tests: flags, the skip-or-fail rule, and page helpers.
+"""Headless Chromium for the browser tests: flags, the skip-or-fail rule, and page helpers (the
+authorization URL and signing in by typing included, shared by the consent-page tests).
 
-The fixtures built on it (``driver``, ``shots``, ``site``) live in ``tests/e2e/conftest.py``.
+The fixtures built on it (``driver``, ``browser``, ``shots``, ``site``) live in ``tests/e2e/conftest.py``.
 Without Chromium and chromedriver the browser tests skip, except when ``CI`` is set: then they fail.
 """
 
@@ -10,6 +11,7 @@ import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -140,6 +142,43 @@ def press_space(browser) -> None:
     from selenium.webdriver.common.keys import Keys
 
     ActionChains(browser).send_keys(Keys.SPACE).perform()
+
+
+# --- the authorization pages ------------------------------------------------------------------------
+def authorize_url(site: str, app, **extra: str) -> str:
+    """An authorization request of ``app`` (code flow, PKCE S256, ``state=browser-state``) on
+    ``site``, with ``extra`` parameters added or replaced."""
+    from tests.factories import pkce_pair
+
+    params = {
+        "response_type": "code",
+        "client_id": app.client_id,
+        "redirect_uri": app.redirect_uri_list[0],
+        "scope": "openid profile email photos:read",
+        "state": "browser-state",
+        "code_challenge": pkce_pair()[1],
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return f"{site}/oauth/authorize/?{urlencode(params)}"
+
+
+def sign_in(browser, url: str, user) -> None:
+    """Open the authorization URL, land on the login page, and sign in by typing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.factories import DEFAULT_PASSWORD
+
+    browser.get(url)
+    wait_for(browser, lambda d: d.find_elements(By.ID, "id_password"))
+    username = browser.find_element(By.ID, "id_username")
+    if username.get_attribute("value") != user.username:
+        username.clear()
+        username.send_keys(user.username)
+    password = browser.find_element(By.ID, "id_password")
+    password.send_keys(DEFAULT_PASSWORD, Keys.ENTER)
+    wait_for(browser, lambda d: d.find_elements(By.ID, "allow"))
 
 
 # --- axe-core ----------------------------------------------------------------------------------------

@@ -304,6 +304,27 @@ def driver():
 
 
 @pytest.fixture
+def browser(driver):
+    """The module's Chromium as a new visitor sees it: no cookies, desktop size, no emulated media
+    (light colour scheme), English. Modules that need another start define their own ``browser``."""
+    from tests.e2e.chromium import DESKTOP, set_language
+
+    driver.delete_all_cookies()
+    driver.set_window_size(*DESKTOP)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    set_language(driver, "en")
+    return driver
+
+
+@pytest.fixture
+def person(db):
+    """The person at the browser (password: ``tests.factories.DEFAULT_PASSWORD``)."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="grace", email="grace@example.com", first_name="Grace", last_name="Hopper")
+
+
+@pytest.fixture
 def shots(tmp_path) -> Path:
     """Where screenshots go: ``$OAUTH_SERVER_SCREENSHOTS`` when set, else the test's tmp_path."""
     directory = Path(os.environ.get("OAUTH_SERVER_SCREENSHOTS") or tmp_path)

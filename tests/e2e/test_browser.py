@@ -10,38 +10,25 @@ Without Chromium and chromedriver these tests skip, except when ``CI`` is set: t
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pytest
 import requests
 
 from oauth_server.models import Consent, Grant
 from tests.e2e.chromium import (
     CONTRAST_JS,
-    DESKTOP,
     PHONE,
     TEXT_SELECTOR,
+    authorize_url,
     press_enter,
     screenshot,
+    sign_in,
     tab_to,
     wait_for,
 )
-from tests.factories import DEFAULT_PASSWORD, ClientFactory, UserFactory, pkce_pair
+from tests.factories import ClientFactory
 from tests.helpers import query
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser(driver):
-    driver.delete_all_cookies()
-    driver.set_window_size(*DESKTOP)
-    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-    user_agent = driver.execute_script("return navigator.userAgent")
-    driver.execute_cdp_cmd(
-        "Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": "en"}
-    )
-    return driver
 
 
 @pytest.fixture
@@ -53,41 +40,6 @@ def app(site):
         policy_uri="https://photos.acme.example/privacy",
         scopes=["openid", "profile", "email", "photos:read"],
     )
-
-
-@pytest.fixture
-def person(db):
-    return UserFactory(username="grace", email="grace@example.com", first_name="Grace", last_name="Hopper")
-
-
-def authorize_url(site: str, app, **extra: str) -> str:
-    params = {
-        "response_type": "code",
-        "client_id": app.client_id,
-        "redirect_uri": app.redirect_uri_list[0],
-        "scope": "openid profile email photos:read",
-        "state": "browser-state",
-        "code_challenge": pkce_pair()[1],
-        "code_challenge_method": "S256",
-        **extra,
-    }
-    return f"{site}/oauth/authorize/?{urlencode(params)}"
-
-
-def sign_in(browser, url: str, user) -> None:
-    """Open the authorization URL, land on the login page, and sign in by typing."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    browser.get(url)
-    wait_for(browser, lambda d: d.find_elements(By.ID, "id_password"))
-    username = browser.find_element(By.ID, "id_username")
-    if username.get_attribute("value") != user.username:
-        username.clear()
-        username.send_keys(user.username)
-    password = browser.find_element(By.ID, "id_password")
-    password.send_keys(DEFAULT_PASSWORD, Keys.ENTER)
-    wait_for(browser, lambda d: d.find_elements(By.ID, "allow"))
 
 
 def test_keyboard_only_sign_in_and_approve(browser, site, app, person, shots):

@@ -10,7 +10,7 @@ import pytest
 
 from oauth_server.models import AccessToken, Consent
 from tests.e2e.chromium import CONTRAST_JS, DESKTOP, PHONE, TEXT_SELECTOR, screenshot, tab_to, wait_for
-from tests.factories import DEFAULT_PASSWORD, AccessTokenFactory, ClientFactory, ConsentFactory, UserFactory
+from tests.factories import DEFAULT_PASSWORD, AccessTokenFactory, ClientFactory, ConsentFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -23,11 +23,6 @@ def browser(driver):
     driver.set_window_size(*DESKTOP)
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     return driver
-
-
-@pytest.fixture
-def person(db):
-    return UserFactory(username="grace", email="grace@example.com", first_name="Grace", last_name="Hopper")
 
 
 @pytest.fixture

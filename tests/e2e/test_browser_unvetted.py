@@ -8,33 +8,21 @@ import pytest
 
 from tests.e2e.chromium import (
     CONTRAST_JS,
-    DESKTOP,
     TEXT_SELECTOR,
+    authorize_url,
     axe_blocking,
     axe_report,
     axe_run,
     press_enter,
     screenshot,
+    sign_in,
     tab_to,
     wait_for,
 )
-from tests.e2e.test_browser import authorize_url, sign_in
-from tests.factories import PublicClientFactory, UserFactory
+from tests.factories import PublicClientFactory
 from tests.helpers import query
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser(driver):
-    driver.delete_all_cookies()
-    driver.set_window_size(*DESKTOP)
-    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-    user_agent = driver.execute_script("return navigator.userAgent")
-    driver.execute_cdp_cmd(
-        "Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": "en"}
-    )
-    return driver
 
 
 @pytest.fixture
@@ -47,11 +35,6 @@ def agent(site):
         tos_uri="https://agent.example/terms",
         scopes=["openid", "profile", "email", "photos:read"],
     )
-
-
-@pytest.fixture
-def person(db):
-    return UserFactory(username="ada", email="ada@example.com", first_name="Ada", last_name="Lovelace")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import requests
 from jwcrypto import jwk, jwt
 
 from tests import dpop_proofs as proofs
+from tests.e2e.client_assertions import last_refusal
 from tests.e2e.conftest import (
     MANAGE,
     DemoSite,
@@ -103,13 +103,7 @@ class Pair:
 
     def last_refusal(self) -> str:
         """The ``reason`` of the client's last ``client_auth_failed`` audit event (shared database)."""
-        with sqlite3.connect(self.cwd / "demo.sqlite3") as db:
-            row = db.execute(
-                "SELECT details FROM oauth_server_auditevent WHERE event = 'client_auth_failed' "
-                "AND client_id = ? ORDER BY id DESC LIMIT 1",
-                (CLIENT_ID,),
-            ).fetchone()
-        return json.loads(row[0])["reason"] if row else ""
+        return last_refusal(self.cwd, CLIENT_ID).get("reason", "")
 
 
 @contextmanager

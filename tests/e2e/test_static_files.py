@@ -15,9 +15,8 @@ import pytest
 import requests
 
 from oauth_server.models import Grant
-from tests.e2e.chromium import screenshot, tab_to, wait_for
-from tests.e2e.test_browser import authorize_url, sign_in
-from tests.factories import ClientFactory, UserFactory
+from tests.e2e.chromium import authorize_url, screenshot, sign_in, tab_to, wait_for
+from tests.factories import ClientFactory
 from tests.helpers import query
 
 STYLESHEET_RE = re.compile(r'<link rel="stylesheet" href="([^"]+)">')
@@ -103,11 +102,6 @@ def app(site):
     return ClientFactory(
         name="Acme Photos", redirect_uris=f"{site}/callback", scopes=["openid", "profile", "email"]
     )
-
-
-@pytest.fixture
-def person(db):
-    return UserFactory(username="grace", email="grace@example.com", first_name="Grace", last_name="Hopper")
 
 
 BOX_JS = """
