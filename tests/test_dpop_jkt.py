@@ -277,5 +277,12 @@ def test_use_dpop_nonce_at_par_does_not_spend_the_request_object(app, browser, s
     proof = proofs.proof("POST", PAR_HTU, signer=proofs.key("B"), nonce=again["DPoP-Nonce"])
     third = BrowserClient().post(PAR_URL, body, HTTP_DPOP=proof, **auth)
     assert third.status_code == 400 and third.json()["error"] == "invalid_request_object"
-    wrong = exchange(app, code, verifier, proofs.proof("POST", TOKEN_HTU, signer=proofs.key("A")))
+    nonce = again["DPoP-Nonce"]  # the token endpoint's too
+    wrong = exchange(
+        app, code, verifier, proofs.proof("POST", TOKEN_HTU, signer=proofs.key("A"), nonce=nonce)
+    )
     assert wrong.json()["error"] == "invalid_grant"
+    right = exchange(
+        app, code, verifier, proofs.proof("POST", TOKEN_HTU, signer=proofs.key("B"), nonce=nonce)
+    )
+    assert right.status_code == 200, right.content
