@@ -308,3 +308,12 @@ def test_a_request_object_the_client_did_not_sign_gets_an_error_page(
     page = driver.find_element(By.TAG_NAME, "main").text
     assert "invalid_request_object" in page and description in page
     assert callback.queries.empty()
+
+
+def test_the_same_request_object_untouched_is_accepted(fresh_request_object, nonce_site):
+    """The control for the test above: the object openid-client signed, as it is, goes on to sign-in
+    by request_uri (so what refused the others was the change, not the object)."""
+    url = f"{nonce_site.endpoints['authorization']}?client_id={CLIENT_ID}&request={fresh_request_object}"
+    accepted = http().get(url, allow_redirects=False)
+    assert accepted.status_code == 302, accepted.text
+    assert sorted(parse_qs(urlsplit(accepted.headers["Location"]).query)) == ["client_id", "request_uri"]
