@@ -153,13 +153,14 @@ def validate_token_request(request: Any) -> None:
     state.dpop_jkt = found.jkt
 
 
-def pushed_request_binding(request: Any, dpop_jkt: list[str] | None) -> str | None:
-    """RFC 9449 10.1: the key a pushed authorization request binds its code to.
+def pushed_request_proof(request: Any) -> str | None:
+    """RFC 9449 10.1: the thumbprint of the key of a ``DPoP`` proof sent to the PAR endpoint (``htm``
+    POST, ``htu`` the PAR endpoint), which binds the code like a ``dpop_jkt`` parameter; None without
+    a proof. Raises ``InvalidDPoPProofError`` / ``UseDPoPNonceError`` (the view answers them as JSON).
 
-    A ``DPoP`` proof sent to the PAR endpoint (``htm`` POST, ``htu`` the PAR endpoint) binds like a
-    ``dpop_jkt`` parameter; with both, they must name the same key. Returns the thumbprint to store
-    as ``dpop_jkt`` (None: no proof, the parameter, if any, stands alone). Raises
-    ``InvalidDPoPProofError`` / ``UseDPoPNonceError`` (the view answers them as JSON).
+    The view checks the proof before it reads a signed request object: a client answered
+    ``use_dpop_nonce`` sends the same request again with a new proof (RFC 9449 8), and the refused
+    attempt must not have spent the request object's ``jti``.
     """
     try:
         proof = core.proof_header(request)
@@ -173,8 +174,18 @@ def pushed_request_binding(request: Any, dpop_jkt: list[str] | None) -> str | No
     except core.DPoPError as exc:
         cls = UseDPoPNonceError if exc.error == "use_dpop_nonce" else InvalidDPoPProofError
         raise cls(description=exc.description) from None
-    if dpop_jkt is not None and dpop_jkt != [found.jkt]:
+    return found.jkt
+
+
+def pushed_request_binding(proof_jkt: str | None, dpop_jkt: list[str] | None) -> str | None:
+    """The key a pushed authorization request binds its code to: the proof's (``pushed_request_proof``),
+    which must name the same key as a ``dpop_jkt`` parameter sent with it (RFC 9449 10.1). Returns
+    the thumbprint to store as ``dpop_jkt`` (None: no proof, the parameter, if any, stands alone);
+    raises ``InvalidDPoPProofError`` when they disagree."""
+    if proof_jkt is None:
+        return None
+    if dpop_jkt is not None and dpop_jkt != [proof_jkt]:
         raise InvalidDPoPProofError(
             description="dpop_jkt is not the thumbprint of the DPoP proof's key (RFC 9449 10.1)."
         )
-    return found.jkt
+    return proof_jkt

@@ -221,11 +221,11 @@ def test_par_asks_for_a_nonce_when_nonces_are_on(app, settings):
 
 
 # --- inside a signed request object ----------------------------------------------------------------
-def test_dpop_jkt_inside_a_request_object(app, browser):
+def signed_request(app, challenge: str, **extra) -> str:
+    """A request object of ``app`` (given a registered key here), with a jti, for ``challenge``."""
     key = jwk.JWK(**{**json.loads(jwk.JWK.generate(kty="EC", crv="P-256").export_private()), "kid": "k1"})
     app.jwks = {"keys": [json.loads(key.export_public())]}
     app.save()
-    verifier, challenge = pkce_pair()
     now = int(time.time())
     claims = {
         "iss": app.client_id,
@@ -238,15 +238,51 @@ def test_dpop_jkt_inside_a_request_object(app, browser):
         "state": "s",
         "code_challenge": challenge,
         "code_challenge_method": "S256",
-        "dpop_jkt": jkt("A"),
+        **extra,
     }
     token = jwt.JWT(header={"alg": "ES256", "kid": "k1", "typ": "oauth-authz-req+jwt"}, claims=claims)
     token.make_signed_token(key)
+    return token.serialize()
+
+
+def test_dpop_jkt_inside_a_request_object(app, browser):
+    verifier, challenge = pkce_pair()
+    token = signed_request(app, challenge, dpop_jkt=jkt("A"))
     # By value, with an outer dpop_jkt of another key: the object's wins.
     response = browser.get(
-        AUTHORIZE_URL, {"client_id": app.client_id, "request": token.serialize(), "dpop_jkt": jkt("B")}
+        AUTHORIZE_URL, {"client_id": app.client_id, "request": token, "dpop_jkt": jkt("B")}
     )
     assert response.status_code == 302, response.content
     code = code_by_request_uri(browser, app, query(response["Location"])["request_uri"])
     assert Grant.objects.get().dpop_jkt == jkt("A")
     assert exchange(app, code, verifier, proofs.proof("POST", TOKEN_HTU)).status_code == 200
+
+
+def test_use_dpop_nonce_at_par_does_not_spend_the_request_object(app, browser, settings):
+    """RFC 9449 8: the client answered use_dpop_nonce sends the same request again with a new proof.
+    The refused push must not have spent the request object's jti (openid-client resends the object
+    it signed; tests/e2e/test_openid_client_jar.py)."""
+    settings.OAUTH_SERVER = {**getattr(settings, "OAUTH_SERVER", {}), "DPOP_NONCES": True}
+    verifier, challenge = pkce_pair()
+    body = {"client_id": app.client_id, "request": signed_request(app, challenge)}
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, app.raw_secret)}
+    first = BrowserClient().post(PAR_URL, body, HTTP_DPOP=proofs.proof("POST", PAR_HTU), **auth)
+    assert first.status_code == 400 and first.json()["error"] == "use_dpop_nonce"
+    proof = proofs.proof("POST", PAR_HTU, signer=proofs.key("B"), nonce=first["DPoP-Nonce"])
+    again = BrowserClient().post(PAR_URL, body, HTTP_DPOP=proof, **auth)
+    assert again.status_code == 201, again.content
+    code = code_by_request_uri(browser, app, again.json()["request_uri"])
+    assert Grant.objects.get().dpop_jkt == jkt("B")
+    # Spent now: the same object pushed a third time is a replay.
+    proof = proofs.proof("POST", PAR_HTU, signer=proofs.key("B"), nonce=again["DPoP-Nonce"])
+    third = BrowserClient().post(PAR_URL, body, HTTP_DPOP=proof, **auth)
+    assert third.status_code == 400 and third.json()["error"] == "invalid_request_object"
+    nonce = again["DPoP-Nonce"]  # the token endpoint's too
+    wrong = exchange(
+        app, code, verifier, proofs.proof("POST", TOKEN_HTU, signer=proofs.key("A"), nonce=nonce)
+    )
+    assert wrong.json()["error"] == "invalid_grant"
+    right = exchange(
+        app, code, verifier, proofs.proof("POST", TOKEN_HTU, signer=proofs.key("B"), nonce=nonce)
+    )
+    assert right.status_code == 200, right.content

@@ -57,6 +57,17 @@ class PushedAuthorizationRequestView(FormEndpointMixin, OAuthLibMixin, View):
             response["WWW-Authenticate"] = CLIENT_AUTH_CHALLENGE
             return response
         client = oauthlib_request.client
+        try:
+            # RFC 9449 10.1: a DPoP proof sent here binds the code like dpop_jkt (and must agree with
+            # it). Checked before a request object is read, whose jti a refusal here would spend: the
+            # client answered use_dpop_nonce resends the same request object (RFC 9449 8).
+            proof_jkt = dpop.pushed_request_proof(request)
+        except dpop.UseDPoPNonceError as exc:
+            response = json_error(exc.error, exc.description)
+            response["DPoP-Nonce"] = dpop.current_nonce()
+            return response
+        except dpop.InvalidDPoPProofError as exc:
+            return json_error(exc.error, exc.description)
 
         parameters = {name: values for name, values in request.POST.lists() if name not in par.NOT_PUSHED}
         if "request_uri" in request.POST:
@@ -79,12 +90,7 @@ class PushedAuthorizationRequestView(FormEndpointMixin, OAuthLibMixin, View):
             )
         parameters["client_id"] = [client.client_id]
         try:
-            # RFC 9449 10.1: a DPoP proof sent here binds the code like dpop_jkt (and must agree with it).
-            jkt = dpop.pushed_request_binding(request, parameters.get("dpop_jkt"))
-        except dpop.UseDPoPNonceError as exc:
-            response = json_error(exc.error, exc.description)
-            response["DPoP-Nonce"] = dpop.current_nonce()
-            return response
+            jkt = dpop.pushed_request_binding(proof_jkt, parameters.get("dpop_jkt"))
         except dpop.InvalidDPoPProofError as exc:
             return json_error(exc.error, exc.description)
         if jkt is not None:

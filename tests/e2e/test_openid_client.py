@@ -116,11 +116,12 @@ def registered(nonce_site: DemoSite, callback: Callback, tmp_path_factory: pytes
 
 # --- the script ---------------------------------------------------------------------------------------
 class Script:
-    """``node par_dpop_client.mjs``: JSON lines in (stdin), JSON lines out (stdout), with timeouts."""
+    """``node par_dpop_client.mjs`` (or another ``script``): JSON lines in (stdin), JSON lines out
+    (stdout), with timeouts."""
 
-    def __init__(self, node: str, config: dict[str, Any], cwd: Path) -> None:
+    def __init__(self, node: str, config: dict[str, Any], cwd: Path, script: Path = SCRIPT) -> None:
         self.process = subprocess.Popen(  # noqa: S603
-            [node, str(SCRIPT)],
+            [node, str(script)],
             cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
