@@ -128,9 +128,27 @@ def _parse_limit(name: str, value: Any) -> dict[str, Rate | None]:
     raise ValueError(f"{name}: expected a rate string, a dict with {'/'.join(map(repr, scopes))}, or None")
 
 
+_parsed: dict[str, tuple[Any, Any]] = {}
+
+
+def _parsed_setting(name: str, parse: Callable[[Any], Any]) -> Any:
+    """``parse(settings.<name>)``, parsed once per value of the setting rather than on every request:
+    ``conf.settings`` hands out the same object until the settings change (``setting_changed``)."""
+    value = getattr(settings, name)
+    hit = _parsed.get(name)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    result = parse(value)
+    _parsed[name] = (value, result)
+    return result
+
+
 def configured_limits() -> dict[str, dict[str, Rate | None]]:
     """The effective limits: the site's ``RATE_LIMITS`` over the defaults; ValueError if invalid."""
-    value = settings.RATE_LIMITS
+    return _parsed_setting("RATE_LIMITS", _configured_limits)
+
+
+def _configured_limits(value: Any) -> dict[str, dict[str, Rate | None]]:
     if value is None:
         return {name: dict.fromkeys(scopes_of(name)) for name in KNOWN_LIMITS}
     if not isinstance(value, dict):
@@ -146,7 +164,11 @@ def client_overrides() -> dict[str, dict[str, dict[str, Rate | None]]]:
     """``CLIENT_RATE_LIMITS`` parsed: {client_id: {endpoint: {"ip": rate, "client": rate}}}; a
     ValueError says what is wrong. Only the client-authenticating endpoints can be overridden: an
     override applies once the client presented its credentials."""
-    value = settings.CLIENT_RATE_LIMITS or {}
+    return _parsed_setting("CLIENT_RATE_LIMITS", _client_overrides)
+
+
+def _client_overrides(value: Any) -> dict[str, dict[str, dict[str, Rate | None]]]:
+    value = value or {}
     if not isinstance(value, dict):
         raise ValueError("CLIENT_RATE_LIMITS must be a dict of client_id to {endpoint: rate}")
     parsed = {}
