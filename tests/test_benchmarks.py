@@ -239,3 +239,45 @@ def test_prepared_codes_and_refresh_tokens_are_accepted_by_the_token_endpoint(cl
     response = client.post(specs["refresh"]["path"], body, **auth)
     assert response.status_code == 200, response.content
     assert response.json()["refresh_token"] != refresh
+
+
+def test_cpu_seconds_counts_this_process_and_ignores_gone_ones():
+    import os
+
+    busy = sum(i * i for i in range(200_000))  # some CPU, so the reading cannot be zero
+    assert busy > 0
+    assert http_bench.cpu_seconds([os.getpid()]) > 0
+    assert http_bench.cpu_seconds([2**22 + 12345]) == 0  # no such process: counted as nothing
+
+
+def test_cpu_cell_shows_the_database_share_only_when_measured():
+    result = http_bench.Result("app-pg-60", "introspection", worker_cpu_ms=1.234)
+    assert http_bench.cpu_cell(result) == "1.23"
+    result.db_cpu_ms = 0.5
+    assert http_bench.cpu_cell(result) == "1.23 + 0.50"
+    assert http_bench.cpu_cell(http_bench.Result("x", "y")) == ""
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql", reason="PostgreSQL"
+)
+def test_the_lookups_benchmark_runs_and_prepared_lookups_cost_postgresql_less():
+    import os
+    import sys
+    from pathlib import Path
+
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/postgres"
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")} | {"DATABASE_URL": url}
+    command = [sys.executable, str(root / "benchmarks" / "lookups.py"), "--pairs", "300", "--rounds", "1"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert output.returncode == 0, output.stderr[-2000:]
+    rows = {line[:32].strip(): line[32:].split() for line in output.stdout.splitlines()[2:]}
+    assert set(rows) == {
+        "ORM (compiled on every call)",
+        "compiled once, not prepared",
+        "compiled once, prepared",
+    }
+    # Per pair, PostgreSQL's CPU: parsing and planning skipped once prepared.
+    assert int(rows["compiled once, prepared"][1]) < int(rows["compiled once, not prepared"][1])
