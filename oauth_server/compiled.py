@@ -153,6 +153,9 @@ def _cursor(connection: Any) -> Any:
     wrapper = connection.cursor()
     if connection.vendor != "postgresql" or not settings.PREPARED_LOOKUPS:
         return wrapper
+    options = connection.settings_dict.get("OPTIONS") or {}
+    if "prepare_threshold" in options and options["prepare_threshold"] is None:
+        return wrapper  # the site said no prepared statements (PgBouncer): none here either
     try:
         from django.db.backends.postgresql import base as postgresql
         from psycopg import ClientCursor

@@ -117,3 +117,15 @@ def test_prepared_lookups_can_be_turned_off_for_old_pgbouncer(settings):
     settings.OAUTH_SERVER = {**settings.OAUTH_SERVER, "PREPARED_LOOKUPS": True}
     assert by_name.first(name=client.name).pk == client.pk
     assert any('"oauth_server_client"."name" = $1' in sql for sql in prepared_statements())
+
+
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_an_explicit_prepare_threshold_of_none_in_the_database_options_means_no_prepared_lookups(monkeypatch):
+    by_uri: CompiledLookup[Client] = CompiledLookup(
+        lambda uri: Client.objects.filter(client_uri=uri).order_by()[:1], "uri"
+    )
+    client = ClientFactory(client_uri="https://client.example/about")
+    options = {**connections["default"].settings_dict.get("OPTIONS", {}), "prepare_threshold": None}
+    monkeypatch.setitem(connections["default"].settings_dict, "OPTIONS", options)
+    assert by_uri.first(uri=client.client_uri).pk == client.pk
+    assert not any('"oauth_server_client"."client_uri" = $1' in sql for sql in prepared_statements())
