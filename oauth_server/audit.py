@@ -39,7 +39,7 @@ from django.core.signals import request_finished, request_started
 from django.db import router, transaction
 from django.http import HttpRequest
 
-from . import profiles, signals
+from . import compiled, profiles, signals
 from .conf import settings
 from .models import AuditEvent, Client, plausible_client_id
 from .network import client_address
@@ -262,7 +262,8 @@ def _save_in_transaction(instance: AuditEvent, fields: dict[str, Any], using: st
     fails the request: no token is issued without its event."""
     if save:
         try:
-            saved = AuditEvent.objects.create(**fields)
+            saved = AuditEvent(**fields)
+            compiled.insert(saved)  # objects.create(), its INSERT built once per connection
         except Exception as exc:
             logger.exception("Audit event %s could not be saved; what it records is undone", instance.event)
             raise AuditWriteFailed(instance.event) from exc

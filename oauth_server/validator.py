@@ -24,7 +24,20 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from oauthlib.oauth2.rfc6749.utils import scope_to_list
 
-from . import audit, cimd, claims, client_auth, codes, grants, hashers, introspection, keys, profiles, tokens
+from . import (
+    audit,
+    cimd,
+    claims,
+    client_auth,
+    codes,
+    compiled,
+    grants,
+    hashers,
+    introspection,
+    keys,
+    profiles,
+    tokens,
+)
 from .conf import settings
 from .flows import tokens as token_flows
 from .lookups import CLIENT_BY_ID
@@ -292,7 +305,7 @@ class OAuthServerValidator(OAuth2Validator):
             exchanged_from=exchange.subject if exchange is not None else None,
         )
         self._set_token_value(access_token, token["access_token"])
-        access_token.save()
+        compiled.insert(access_token)  # access_token.save(), its INSERT built once per connection
         state.access_token = access_token  # for TokenView's app_authorized, without a re-read
         return access_token
 

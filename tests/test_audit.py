@@ -20,7 +20,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from oauth_server import audit, keys, signals
+from oauth_server import audit, compiled, keys, signals
 from oauth_server.flows.clients import rotate_secret
 from oauth_server.models import AccessToken, AuditEvent, Client, RefreshToken
 from tests.factories import ClientFactory, ConsentFactory, MachineClientFactory, UserFactory
@@ -432,13 +432,14 @@ def test_failure_events_are_logged_as_warnings_at_once(machine, caplog):
 def test_a_failing_token_event_write_issues_no_token(machine, monkeypatch, caplog):
     """The token event is written in the token's own transaction: if it cannot be, the token is
     rolled back and the client gets a JSON server_error, never a token nobody can account for."""
-    real_create = AuditEvent.objects.create
+    real_insert = compiled.insert
 
-    def broken(**fields):
-        real_create(**fields)  # the INSERT reaches the database, then the write "fails"
-        raise RuntimeError("audit table unavailable")
+    def broken(obj):
+        real_insert(obj)  # the INSERT reaches the database, then the event's write "fails"
+        if isinstance(obj, AuditEvent):
+            raise RuntimeError("audit table unavailable")
 
-    monkeypatch.setattr(AuditEvent.objects, "create", broken)
+    monkeypatch.setattr(compiled, "insert", broken)
     with caplog.at_level(logging.INFO, logger="oauth_server.audit"):
         response = token_request(
             BrowserClient(), {"grant_type": "client_credentials"}, client=machine, secret=machine.raw_secret

@@ -3,14 +3,18 @@ must give exactly what the ORM gives (fields, select_related rows, annotations, 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connections
+from django.utils import timezone
 
+from oauth_server import compiled
 from oauth_server.compiled import CompiledLookup
 from oauth_server.lookups import ACCESS_TOKEN_BY_CHECKSUM, CLIENT_BY_ID, REFRESH_TOKEN_BY_CHECKSUM
-from oauth_server.models import AccessToken, Client
+from oauth_server.models import AccessToken, AuditEvent, Client
 from oauth_server.tokens import token_checksum
-from tests.factories import AccessTokenFactory, ClientFactory, RefreshTokenFactory
+from tests.factories import AccessTokenFactory, ClientFactory, RefreshTokenFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +133,81 @@ def test_an_explicit_prepare_threshold_of_none_in_the_database_options_means_no_
     monkeypatch.setitem(connections["default"].settings_dict, "OPTIONS", options)
     assert by_uri.first(uri=client.client_uri).pk == client.pk
     assert not any('"oauth_server_client"."client_uri" = $1' in sql for sql in prepared_statements())
+
+
+# --- compiled.insert ---------------------------------------------------------------------------------
+def saved_row(obj) -> dict:
+    return field_values(type(obj).objects.get(pk=obj.pk))
+
+
+def test_insert_writes_the_row_save_would_write_with_signals_and_auto_fields(django_assert_num_queries):
+    from django.db.models.signals import post_save, pre_save
+
+    client, user = ClientFactory(), UserFactory()
+    seen = []
+
+    def pre(sender, instance, **kwargs):
+        seen.append(("pre", instance.pk, kwargs["using"], kwargs["raw"]))
+
+    def post(sender, instance, created, **kwargs):
+        seen.append(("post", instance.pk, created, instance._state.adding))
+
+    pre_save.connect(pre, sender=AccessToken)
+    post_save.connect(post, sender=AccessToken)
+    try:
+        fields = dict(user=user, application=client, scope="files:read", jti="j-1", audience="https://api")
+        fields["expires"] = timezone.now() + timedelta(hours=1)
+        via_insert, via_save = AccessToken(**fields), AccessToken(**{**fields, "jti": "j-2"})
+        via_insert.token_checksum, via_save.token_checksum = "a" * 64, "b" * 64
+        compiled.insert(via_insert)  # compiles and runs; the next one only runs
+        again = AccessToken(**{**fields, "jti": "j-3", "token_checksum": "c" * 64})
+        with django_assert_num_queries(1):
+            compiled.insert(again)
+        via_save.save()
+    finally:
+        pre_save.disconnect(pre, sender=AccessToken)
+        post_save.disconnect(post, sender=AccessToken)
+    assert via_insert.pk and again.pk and not via_insert._state.adding and via_insert._state.db == "default"
+    plan = connections["default"].__dict__["_oauth_server_compiled"][("insert", AccessToken._meta.label)]
+    assert plan and plan.sql.startswith('INSERT INTO "oauth_server_accesstoken"')  # not save()'s way
+    assert seen[0] == ("pre", None, "default", False) and seen[1] == ("post", via_insert.pk, True, False)
+    # auto_now_add and the row as read back: the same as save() writes, but for the values chosen.
+    assert via_insert.created is not None and via_insert.created == saved_row(via_insert)["created"]
+    ignore = {"id", "jti", "token_checksum", "created", "updated"}
+    row, expected = saved_row(via_insert), saved_row(via_save)
+    assert {k: v for k, v in row.items() if k not in ignore} == {
+        k: v for k, v in expected.items() if k not in ignore
+    }
+    assert row["jti"] == "j-1" and row["token_checksum"] == "a" * 64
+
+
+def test_insert_keeps_json_and_null_values_and_the_audit_event_reads_back():
+    event = AuditEvent(event="token_issued", client_id="c", details={"grant_type": "x", "n": [1, 2]}, ip=None)
+    compiled.insert(event)
+    back = AuditEvent.objects.get(pk=event.pk)
+    assert (
+        back.details == {"grant_type": "x", "n": [1, 2]} and back.ip is None and back.created == event.created
+    )
+
+
+def test_insert_leaves_what_it_cannot_reproduce_to_save():
+    from django.db.models.functions import Now
+
+    # A model with its own save(): Client hashes a clear secret there.
+    client = Client(name="own save", client_type="confidential", client_secret="s" * 40)
+    compiled.insert(client)
+    assert Client.objects.get(pk=client.pk).client_secret != "s" * 40
+    # An expression as a value, and a row that already has its primary key.
+    event = AuditEvent(event="login", created=Now())
+    compiled.insert(event)
+    assert AuditEvent.objects.get(pk=event.pk).created is not None
+    event.client_id = "changed"
+    compiled.insert(event)  # save(): an UPDATE of the existing row, not a second row
+    assert AuditEvent.objects.filter(pk=event.pk, client_id="changed").count() == AuditEvent.objects.count()
+
+
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_on_postgresql_the_insert_is_prepared():
+    compiled.insert(AuditEvent(event="login"))
+    compiled.insert(AuditEvent(event="logout"))
+    assert any(sql.startswith('INSERT INTO "oauth_server_auditevent"') for sql in prepared_statements())
