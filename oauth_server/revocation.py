@@ -33,7 +33,8 @@ def revoke_grant(refresh_token: RefreshToken) -> None:
 
 def retire_rotated(refresh_token: RefreshToken, *, exchanged: bool) -> None:
     """Rotation: the refresh token revoked (its row kept, for reuse detection) and its access token
-    deleted, as DOT's ``RefreshToken.revoke()`` does, in two statements instead of seven.
+    deleted, as DOT's ``RefreshToken.revoke()`` does, in two statements instead of its six (eight with
+    its savepoint).
 
     The caller holds the refresh token's row locked since it read it (``validator.
     validate_refresh_token``), with its access token and whether any token was exchanged from that
@@ -44,6 +45,9 @@ def retire_rotated(refresh_token: RefreshToken, *, exchanged: bool) -> None:
     the collector deletes just that row: its ``pre_delete``/``post_delete`` signals still run, and
     the one other row that referenced it, this refresh token (``access_token`` is one-to-one), was
     cleared by the ``UPDATE`` just before, so the collector's ``SET NULL`` would change nothing.
+    A token exchanged from it by a request that commits between that read and the ``DELETE`` is
+    not left behind: its foreign key then fails this transaction's commit (everything rolls back),
+    as it did when the collector's own ``SELECT`` ran just before the ``DELETE``.
     """
     access_token = refresh_token.access_token
     refresh_token.access_token = None
