@@ -52,10 +52,16 @@ def subject_for(user) -> str:
 def loaded_subject(user) -> str:
     """The user's opaque sub, from the row a ``select_related("user__oauth_subject")`` loaded (no
     query); ``subject_for`` otherwise."""
+    remember_loaded_subject(user)
+    return subject_for(user)
+
+
+def remember_loaded_subject(user) -> None:
+    """Keep the sub a ``select_related("user__oauth_subject")`` loaded for ``subject_for``, which
+    then needs no query; nothing (and no query) when the user has no subject yet."""
     loaded = getattr(user, "oauth_subject", None)  # RelatedObjectDoesNotExist is an AttributeError
     if loaded is not None:
         user._oauth_server_sub = loaded.sub
-    return subject_for(user)
 
 
 def user_for_subject(sub: str):

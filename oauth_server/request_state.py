@@ -62,6 +62,9 @@ class TokenRequestState:
     audience: list[str] | None = None  # tokens.resolve_audience: the token's aud (RFC 8707)
     token_meta: AccessTokenMeta | None = None  # tokens.access_token_generator
     refreshed: RefreshToken | None = None  # validate_refresh_token: the token being rotated (DOT clears it)
+    # validate_refresh_token: the live refresh token it read and locked with its access token, which
+    # save_bearer_token rotates without re-reading them (None: DOT's rotation, DOT's reads).
+    rotating: RefreshToken | None = None
     # An ID token or tokens were saved (finalize_id_token, save_bearer_token): an error answered
     # after that point must leave nothing behind, so TokenView rolls back; errors before it
     # (replay and reuse revocations, audit records of failures) are committed.

@@ -10,10 +10,12 @@ resource-server kit's check of whether a token it validated offline was revoked 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from django.db import router, transaction
+from django.db import models, router, transaction
 from django.db.models import QuerySet
+from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from .models import AccessToken, Grant, RefreshToken
@@ -27,6 +29,53 @@ def revoke_grant(refresh_token: RefreshToken) -> None:
     else:
         refresh_token.revoke()
         AccessToken.objects.filter(source_refresh_token=refresh_token).delete()
+
+
+def retire_rotated(refresh_token: RefreshToken, *, exchanged: bool) -> None:
+    """Rotation: the refresh token revoked (its row kept, for reuse detection) and its access token
+    deleted, as DOT's ``RefreshToken.revoke()`` does, in two statements instead of its six (eight with
+    its savepoint).
+
+    The caller holds the refresh token's row locked since it read it (``validator.
+    validate_refresh_token``), with its access token and whether any token was exchanged from that
+    one (``exchanged``, RFC 8693): DOT's re-read under a lock, its read of the access token and its
+    savepoint (the token endpoint's transaction is the unit) have nothing left to do. The access
+    token goes through Django's collector as before when something was exchanged from it (the
+    cascade, however deep) or when a relation this function does not know points at it; otherwise
+    the collector deletes just that row: its ``pre_delete``/``post_delete`` signals still run, and
+    the one other row that referenced it, this refresh token (``access_token`` is one-to-one), was
+    cleared by the ``UPDATE`` just before, so the collector's ``SET NULL`` would change nothing.
+    A token exchanged from it by a request that commits between that read and the ``DELETE`` is
+    not left behind: its foreign key then fails this transaction's commit (everything rolls back),
+    as it did when the collector's own ``SELECT`` ran just before the ``DELETE``.
+    """
+    access_token = refresh_token.access_token
+    refresh_token.access_token = None
+    refresh_token.revoked = timezone.now()
+    refresh_token.save(update_fields=["access_token", "revoked", "updated"])
+    if access_token is None:
+        return
+    if exchanged or not _only_known_relations():
+        access_token.delete()
+        return
+    collector = Collector(using=router.db_for_write(AccessToken, instance=access_token), origin=access_token)
+    collector.add([access_token])  # the row only: its relations are taken care of (docstring)
+    collector.delete()
+
+
+@cache
+def _only_known_relations() -> bool:
+    """Whether the rows that may reference an access token are only the two ``retire_rotated``
+    handles: the refresh token's ``access_token`` (SET_NULL) and tokens ``exchanged_from`` it
+    (CASCADE). Another app's foreign key to it (with an ``on_delete`` that acts) sends it back to
+    the collector."""
+    known = {(RefreshToken, "access_token"), (AccessToken, "exchanged_from")}
+    relations = {
+        (rel.related_model, rel.field.name)
+        for rel in AccessToken._meta.related_objects
+        if rel.on_delete is not models.DO_NOTHING
+    }
+    return relations <= known and not AccessToken._meta.private_fields
 
 
 def revoke_token_grant(token: AccessToken | RefreshToken) -> RefreshToken | None:

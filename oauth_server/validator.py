@@ -16,8 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from jwcrypto.common import JWException
+from oauth2_provider.exceptions import FatalClientError
+from oauth2_provider.models import refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
@@ -36,6 +39,7 @@ from . import (
     introspection,
     keys,
     profiles,
+    revocation,
     tokens,
 )
 from .conf import settings
@@ -217,6 +221,29 @@ class OAuthServerValidator(OAuth2Validator):
             ) from exc
         return saved
 
+    def _save_bearer_token(self, token, request, *args, **kwargs):
+        """DOT's, except a rotation of the refresh token ``validate_refresh_token`` read and locked:
+        DOT would read that token twice more, its access token twice, and delete the access token
+        through Django's collector in a savepoint (``revocation.retire_rotated``)."""
+        rt = state_of(request).rotating
+        if (
+            rt is None
+            or request.refresh_token_instance is not rt
+            or not token.get("refresh_token")
+            or not self.rotate_refresh_token(request)
+        ):
+            return super()._save_bearer_token(token, request, *args, **kwargs)
+        if "scope" not in token:
+            raise FatalClientError("Failed to renew access token: missing scope")
+        self._check_and_set_request_resource(request)  # RFC 8707: the refresh token's resources
+        expires = timezone.now() + timedelta(
+            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        )
+        revocation.retire_rotated(rt, exchanged=rt.access_token_exchanged)
+        request.refresh_token_instance = None  # as DOT leaves it after revoking
+        access_token = self._create_access_token(expires, request, token, source_refresh_token=rt)
+        self._create_refresh_token(request, token["refresh_token"], access_token, rt)
+
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         """DOT's checks (rotation, reuse detection), then the client's or site's refresh lifetime.
 
@@ -227,14 +254,44 @@ class OAuthServerValidator(OAuth2Validator):
         refreshes with one token the second waits, then finds it rotated: DOT treats that as reuse
         (no grace period with hashed storage) and revokes the family. Without the lock both pass
         DOT's unlocked read and the second is answered from DOT's grace-period branch.
+
+        The locking read loads what the refresh needs (issue 15): the access token (its scope and
+        expiry), the user and their ``sub``, and whether a token was exchanged from that access
+        token (``retire_rotated``). A live token of this client is then checked here as DOT would
+        (an orphan, or one past ``REFRESH_TOKEN_EXPIRE_SECONDS``, is refused) and rotated without
+        DOT's re-reads (``_save_bearer_token``); anything else (unknown, rotated or revoked, another
+        client's) is DOT's to answer, from its own read after the lock.
         """
-        rows = RefreshToken.objects.filter(token_checksum=token_checksum(refresh_token))
-        list(codes.locked(rows).values("pk"))
-        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
-            audit.refresh_token_reused(token_checksum(refresh_token), client, request)
-            return False
+        checksum = token_checksum(refresh_token)
+        rows = (
+            RefreshToken.objects.filter(token_checksum=checksum)
+            .select_related("access_token", "user__oauth_subject")
+            .annotate(
+                access_token_exchanged=Exists(
+                    AccessToken.objects.filter(exchanged_from=OuterRef("access_token_id"))
+                )
+            )
+            .order_by("pk")
+        )
+        # Only the refresh token's rows: locking the user's would queue every refresh of that user.
+        found = list(codes.locked(rows, of=("self",)))
+        rt = found[0] if len(found) == 1 else None
+        if rt is None or rt.revoked is not None or rt.access_token is None or rt.application_id != client.pk:
+            if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+                audit.refresh_token_reused(checksum, client, request)
+                return False
+            rt = request.refresh_token_instance
+        else:
+            expire_delta = refresh_token_expire_timedelta()  # DOT's age limit (#746), as DOT checks it
+            if expire_delta and rt.access_token.expires + expire_delta <= timezone.now():
+                return False
+            rt.application = client  # the same row: DOT's comparison read it a second time
+            claims.remember_loaded_subject(rt.user)
+            request.user = rt.user
+            request.refresh_token = refresh_token
+            request.refresh_token_instance = rt
+            state_of(request).rotating = rt
         lifetime = client.refresh_token_lifetime or settings.REFRESH_TOKEN_LIFETIME
-        rt = request.refresh_token_instance
         state_of(request).refreshed = rt  # DOT clears refresh_token_instance; the audit trail reads it
         if lifetime and rt.created + timedelta(seconds=lifetime) <= timezone.now():
             return False

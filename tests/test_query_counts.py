@@ -15,12 +15,13 @@ INTROSPECT_URL = "/oauth/introspect/"
 USERINFO_URL = "/oauth/userinfo/"
 
 # Each: BEGIN ... COMMIT included (both backends log the same here). Known fat, for the next pass:
-# the code exchange re-reads the Grant (DOT's RFC 8707 check); the refresh reads the refresh token
-# four times and deletes the old access token through Django's collector (DOT's rotation).
+# the code exchange re-reads the Grant (DOT's RFC 8707 check). The refresh reads the refresh token
+# once, locked, with its access token, user and sub, and rotates it without DOT's re-reads or
+# Django's collector queries (validator._save_bearer_token, revocation.retire_rotated).
 # client_credentials is pinned in tests/test_audit.py (TOKEN_QUERIES) and token exchange in
 # tests/test_token_exchange.py (EXCHANGE_QUERIES).
 CODE_EXCHANGE_QUERIES = 11
-REFRESH_QUERIES = 22
+REFRESH_QUERIES = 10
 INTROSPECTION_QUERIES = 2
 REVOCATION_QUERIES = 14
 USERINFO_QUERIES = 1

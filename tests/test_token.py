@@ -12,6 +12,7 @@ from django.test import override_settings
 from freezegun import freeze_time
 
 from oauth_server.models import AccessToken, GrantType, RefreshToken
+from oauth_server.tokens import token_checksum
 from tests.factories import ClientFactory, UserFactory, pkce_pair
 from tests.helpers import TOKEN_URL, exchange_code, get_code, token_request
 
@@ -251,6 +252,92 @@ def test_reuse_protection_spares_other_sessions(logged_in, web_client):
     refresh(logged_in, web_client, session_a["refresh_token"])
     assert_error(refresh(logged_in, web_client, session_a["refresh_token"]), "invalid_grant")
     assert refresh(logged_in, web_client, session_b["refresh_token"]).status_code == 200
+
+
+def test_rotation_revokes_the_old_pair_and_links_the_new_one(logged_in, web_client):
+    first = tokens_for(logged_in, web_client)
+    old = RefreshToken.objects.get(token_checksum=token_checksum(first["refresh_token"]))
+    old_access = old.access_token
+    second = refresh(logged_in, web_client, first["refresh_token"]).json()
+    old.refresh_from_db()
+    assert old.revoked is not None and old.access_token is None
+    assert not AccessToken.objects.filter(pk=old_access.pk).exists()
+    new = RefreshToken.objects.get(token_checksum=token_checksum(second["refresh_token"]))
+    assert new.token_family == old.token_family and new.revoked is None
+    assert new.access_token.source_refresh_token == old
+    assert new.access_token.token_checksum == token_checksum(second["access_token"])
+
+
+def test_rotation_sends_the_delete_signals_of_the_old_access_token(logged_in, web_client):
+    # Receivers rely on them (the demo tells its APIs' revocation cache): rotation deletes the old
+    # access token without Django's collector queries, not without its signals.
+    from django.db.models.signals import post_delete, pre_delete
+
+    first = tokens_for(logged_in, web_client)
+    old_access = AccessToken.objects.get(token_checksum=token_checksum(first["access_token"]))
+    seen: list[tuple[str, str]] = []
+
+    def before(sender, instance, **kwargs):
+        seen.append(("pre", instance.jti))
+
+    def after(sender, instance, **kwargs):
+        seen.append(("post", instance.jti))
+
+    pre_delete.connect(before, sender=AccessToken, dispatch_uid="test.rotation.pre")
+    post_delete.connect(after, sender=AccessToken, dispatch_uid="test.rotation.post")
+    try:
+        assert refresh(logged_in, web_client, first["refresh_token"]).status_code == 200
+    finally:
+        pre_delete.disconnect(sender=AccessToken, dispatch_uid="test.rotation.pre")
+        post_delete.disconnect(sender=AccessToken, dispatch_uid="test.rotation.post")
+    assert seen == [("pre", old_access.jti), ("post", old_access.jti)]
+
+
+def test_rotation_falls_back_to_the_collector_for_an_unknown_relation(logged_in, web_client, monkeypatch):
+    from oauth_server import revocation
+
+    monkeypatch.setattr(revocation, "_only_known_relations", lambda: False)
+    first = tokens_for(logged_in, web_client)
+    old_access = AccessToken.objects.get(token_checksum=token_checksum(first["access_token"]))
+    assert refresh(logged_in, web_client, first["refresh_token"]).status_code == 200
+    assert not AccessToken.objects.filter(pk=old_access.pk).exists()
+    assert AccessToken.objects.filter(application=web_client).count() == 1
+
+
+def test_shipped_models_let_rotation_skip_the_collector():
+    from oauth_server import revocation
+
+    assert revocation._only_known_relations()
+
+
+def test_refresh_past_dots_refresh_token_expire_seconds_is_invalid_grant(logged_in, web_client, monkeypatch):
+    from oauth2_provider.settings import oauth2_settings
+
+    monkeypatch.setattr(oauth2_settings, "REFRESH_TOKEN_EXPIRE_SECONDS", 100)
+    with freeze_time() as frozen:
+        first = tokens_for(logged_in, web_client)
+        frozen.tick(3600 + 100)  # the access token's hour, then DOT's limit
+        assert_error(refresh(logged_in, web_client, first["refresh_token"]), "invalid_grant")
+        rt = RefreshToken.objects.get(token_checksum=token_checksum(first["refresh_token"]))
+        assert rt.revoked is None  # refused, not rotated
+
+
+def test_refresh_past_dots_refresh_token_expire_seconds_accepts_before(logged_in, web_client, monkeypatch):
+    from oauth2_provider.settings import oauth2_settings
+
+    monkeypatch.setattr(oauth2_settings, "REFRESH_TOKEN_EXPIRE_SECONDS", 100)
+    with freeze_time() as frozen:
+        first = tokens_for(logged_in, web_client)
+        frozen.tick(3600 + 99)
+        assert refresh(logged_in, web_client, first["refresh_token"]).status_code == 200
+
+
+def test_orphaned_refresh_token_is_invalid_grant(logged_in, web_client):
+    # Its access token deleted out of band (not through a revocation): nothing to refresh (DOT).
+    first = tokens_for(logged_in, web_client)
+    AccessToken.objects.filter(application=web_client).delete()
+    assert_error(refresh(logged_in, web_client, first["refresh_token"]), "invalid_grant")
+    assert not AccessToken.objects.filter(application=web_client).exists()
 
 
 def test_refresh_with_narrower_scope(logged_in, web_client):
