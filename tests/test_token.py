@@ -531,3 +531,31 @@ def test_app_authorized_is_sent_with_the_saved_token_without_reading_it_back(cli
     token = received[0]
     assert token.pk is not None and token.application_id == machine_client.pk
     assert token.token_checksum == hashlib.sha256(response.json()["access_token"].encode()).hexdigest()
+
+
+@pytest.mark.django_db(transaction=True)  # the request's transaction really rolls back
+def test_a_conflicting_concurrent_write_is_invalid_grant_and_the_refresh_token_still_works(
+    logged_in, web_client, monkeypatch
+):
+    """An IntegrityError inside the token request (a concurrent request changed the grant, e.g. a
+    token exchanged from the access token the refresh retires) rolls everything back and answers
+    invalid_grant, never a 500; the refresh token was not spent, so a retry succeeds."""
+    from django.db import IntegrityError
+
+    from oauth_server import compiled
+
+    issued = tokens_for(logged_in, web_client)
+    real_insert = compiled.insert
+
+    def conflicting(obj):
+        real_insert(obj)
+        raise IntegrityError("insert or update violates foreign key constraint (simulated race)")
+
+    monkeypatch.setattr(compiled, "insert", conflicting)
+    response = refresh(logged_in, web_client, issued["refresh_token"])
+    monkeypatch.undo()
+    body = assert_error(response, "invalid_grant")
+    assert "same time" in body["error_description"]
+    assert_no_store(response)
+    assert AccessToken.objects.count() == 1  # the first token only: nothing of the failed refresh
+    assert refresh(logged_in, web_client, issued["refresh_token"]).status_code == 200

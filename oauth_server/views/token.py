@@ -20,8 +20,10 @@ records) are committed. See docs/hardening.md.
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
@@ -36,6 +38,8 @@ from ..request_state import state_of
 # RFC 6749 5.2: a 401 carries a WWW-Authenticate challenge for the scheme clients authenticate
 # with here (HTTP Basic); oauthlib's default names Bearer, the resource servers' scheme.
 CLIENT_AUTH_CHALLENGE = 'Basic realm="oauth"'
+
+logger = logging.getLogger(__name__)
 
 
 class TokenView(dot_views.TokenView):
@@ -72,10 +76,26 @@ class TokenView(dot_views.TokenView):
             )
             response["Cache-Control"] = "no-store"
             return response
-        with transaction.atomic(using=router.db_for_write(AccessToken)):
-            response = self.authorization_flow_token_response(request)
-            if response.status_code != 200 and state_of(request).issued:
-                transaction.set_rollback(True, using=router.db_for_write(AccessToken))
+        try:
+            with transaction.atomic(using=router.db_for_write(AccessToken)):
+                response = self.authorization_flow_token_response(request)
+                if response.status_code != 200 and state_of(request).issued:
+                    transaction.set_rollback(True, using=router.db_for_write(AccessToken))
+        except IntegrityError:
+            # A concurrent request changed what this one read (a token exchanged from the access
+            # token a refresh retires commits between the refresh's read and its DELETE): all of this
+            # request is rolled back, and the client may try again with the same grant.
+            logger.warning("Token request rolled back: a concurrent request changed its grant", exc_info=True)
+            response = JsonResponse(
+                {
+                    "error": "invalid_grant",
+                    "error_description": _(
+                        "The grant was used by another request at the same time; nothing was issued. "
+                        "Try again."
+                    ),
+                },
+                status=400,
+            )
         response["Content-Type"] = "application/json"
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
