@@ -25,9 +25,10 @@ compiled and every call goes through the ORM as before: slower, never wrong.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -235,36 +236,54 @@ def _compile_insert(model: type[models.Model], obj: models.Model, db: str) -> _I
     )
 
 
-def _cursor(connection: Any) -> Any:
-    """The connection's cursor (wrappers, logging, ``execute_wrapper`` included), server-binding on
-    PostgreSQL with psycopg 3 so that psycopg may prepare the statement (module docstring)."""
-    wrapper = connection.cursor()
+@contextlib.contextmanager
+def _cursor(connection: Any) -> Iterator[Any]:
+    """The connection's cursor (wrappers, logging, ``execute_wrapper`` included); on PostgreSQL with
+    psycopg 3, around a server-binding cursor kept on the connection, so that psycopg may prepare
+    the statement (module docstring) and no cursor is built per statement."""
+    kept = _prepared_cursor(connection)
+    if kept is None:
+        with connection.cursor() as wrapper:
+            yield wrapper
+        return
+    connection.validate_thread_sharing()
+    yield connection.make_debug_cursor(kept) if connection.queries_logged else connection.make_cursor(kept)
+
+
+def _prepared_cursor(connection: Any) -> Any:
+    """This connection's PreparingCursor, made on first use; None where nothing is prepared."""
     if connection.vendor != "postgresql" or not settings.PREPARED_LOOKUPS:
-        return wrapper
+        return None
     options = connection.settings_dict.get("OPTIONS") or {}
     if "prepare_threshold" in options and options["prepare_threshold"] is None:
-        return wrapper  # the site said no prepared statements (PgBouncer): none here either
+        return None  # the site said no prepared statements (PgBouncer): none here either
+    # What connection.cursor() does first: a health check where configured, a connection.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw, timezone = connection.connection, connection.timezone
+    kept = connection.__dict__.get("_oauth_server_cursor")
+    if kept is not None and kept[0] is raw and kept[1] == timezone and not kept[2].closed:
+        return kept[2]
     try:
         from django.db.backends.postgresql import base as postgresql
         from psycopg import ClientCursor
         from psycopg.pq import Format
     except ImportError:  # psycopg2: client-side binding only
-        return wrapper
-    if not isinstance(wrapper.cursor, ClientCursor):  # already server-binding (the site's option)
-        return wrapper
-    raw = connection.connection
+        return None
+    if not issubclass(raw.cursor_factory, ClientCursor):
+        return None  # server-side binding already (the site's option): psycopg's own rules apply
     if raw.prepare_threshold is None:
         # Django leaves psycopg's preparation off, which also ignores prepare=True. Its own cursors
         # bind on the client here and never prepare, so only PreparingCursor's statements are.
         raw.prepare_threshold = PREPARE_THRESHOLD
-    cursor = _preparing_cursor_class(postgresql.ServerBindingCursor)(raw)
+    with connection.wrap_database_errors:
+        cursor = _preparing_cursor_class(postgresql.ServerBindingCursor)(raw)
     # What Django's create_cursor does for its own cursors: the connection's time zone for timestamps.
-    loader = connection.connection.adapters.get_loader(postgresql.TIMESTAMPTZ_OID, Format.TEXT)
-    if connection.timezone != loader.timezone:
-        postgresql.register_tzloader(connection.timezone, cursor)
-    wrapper.cursor.close()
-    wrapper.cursor = cursor
-    return wrapper
+    loader = raw.adapters.get_loader(postgresql.TIMESTAMPTZ_OID, Format.TEXT)
+    if timezone != loader.timezone:
+        postgresql.register_tzloader(timezone, cursor)
+    connection.__dict__["_oauth_server_cursor"] = (raw, timezone, cursor)
+    return cursor
 
 
 @functools.cache
