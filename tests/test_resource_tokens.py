@@ -500,3 +500,48 @@ def test_introspection_failures_are_503_not_invalid_token(live_server, introspec
     with pytest.raises(ServiceUnavailable):
         validate_access_token("an-opaque-token")
     assert cache.get(introspection.cache_key("an-opaque-token")) is None  # failures are never cached
+
+
+# --- verified signatures kept per process ------------------------------------------------------------------
+def count_verifications(monkeypatch) -> list[str]:
+    from oauth_server.resource import tokens as rs_tokens
+
+    calls: list[str] = []
+    real = rs_tokens.JWA
+
+    class Counting:
+        @staticmethod
+        def signing_alg(alg):
+            calls.append(alg)
+            return real.signing_alg(alg)
+
+    monkeypatch.setattr(rs_tokens, "JWA", Counting)
+    return calls
+
+
+def test_a_token_seen_before_is_not_verified_again_but_its_claims_are(db, monkeypatch):
+    calls = count_verifications(monkeypatch)
+    now = int(time.time())
+    token = forge(exp=now + 100)
+    assert validate_access_token(token).sub == "the-subject"
+    assert validate_access_token(token).sub == "the-subject"
+    assert len(calls) == 1  # the signature was checked once
+    with freeze_time(datetime.fromtimestamp(now + 200, tz=UTC)):
+        assert "expired" in reason(token)  # time-based checks run on every call
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert "signature" in reason(tampered)  # another string: verified, and refused
+    assert len(calls) == 2
+
+
+def test_a_remembered_token_stops_when_its_key_leaves_the_jwks(db, monkeypatch):
+    token = forge()
+    assert validate_access_token(token).sub == "the-subject"
+    monkeypatch.setattr(jwks, "get_key", lambda kid: None)  # rotated out, or withdrawn
+    assert "unknown key" in reason(token)
+
+
+def test_a_remembered_token_is_checked_again_when_the_settings_change(db, settings):
+    token = forge()
+    assert validate_access_token(token).sub == "the-subject"
+    configure(settings, ALGORITHMS=["ES256"])  # the API stops accepting RS256
+    assert "algorithm" in reason(token)

@@ -28,13 +28,23 @@ from jwcrypto.jwa import JWA
 
 from . import introspection, jwks, revocation
 from .claims import AccessTokenClaims
-from .conf import settings
+from .conf import on_reload, settings
 from .errors import InvalidToken, ServiceUnavailable
 
 # RFC 9068 2.1 / 4: the media type of JWT access tokens, "application/" prefix optional.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # Far above any token we issue; refuses megabyte "tokens" before any parsing.
 MAX_TOKEN_LENGTH = 8192
+
+# Signatures already verified in this process: token -> (kid, the key that verified it, payload).
+# A client sends the same token with every call for its lifetime, and checking the header, the
+# signature and decoding the payload cost more than everything else an API does to authenticate a
+# call (docs/performance.md). A hit stands only while the same key object is in the JWKS cache (a
+# key gone from the issuer's set stops its tokens at the next refetch); the claims (exp, nbf, aud,
+# iss...) and revocation are checked on every call. Emptied when full and when the settings change.
+VERIFIED_CACHE_SIZE = 1024
+_verified: dict[str, tuple[str, Any, dict[str, Any]]] = {}
+on_reload(_verified.clear)
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -110,6 +120,14 @@ def check_claims(claims: Mapping[str, Any], *, source: str, audience: Any = None
 
 # --- JWT ------------------------------------------------------------------------------------------------
 def _verified_payload(token: str, header_segment: str) -> dict[str, Any]:
+    hit = _verified.get(token)
+    if hit is not None:
+        kid, key, payload = hit
+        try:
+            if jwks.get_key(kid) is key:
+                return payload
+        except jwks.JWKSUnavailable as exc:
+            raise ServiceUnavailable() from exc
     header = _b64json(header_segment)
     if not isinstance(header, dict):
         raise InvalidToken(_("The access token is malformed."))
@@ -146,6 +164,9 @@ def _verified_payload(token: str, header_segment: str) -> dict[str, Any]:
     payload = _b64json(payload_b64)
     if not isinstance(payload, dict):
         raise InvalidToken(_("The access token is malformed."))
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        _verified.clear()
+    _verified[token] = (kid, key, payload)
     return payload
 
 
