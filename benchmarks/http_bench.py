@@ -375,14 +375,24 @@ def worker_pids(master: int) -> list[int]:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used, from /proc (gone processes count 0)."""
-    ticks = 0
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds each live process has used, from /proc (gone ones left out)."""
+    seconds = {}
     for pid in pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / CLOCK_TICKS
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (14, 15)
+    return seconds
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings by the processes alive at both (a process that exited
+    meanwhile, such as a closed connection's backend, would otherwise count negative)."""
+    return sum(after[pid] - before[pid] for pid in before if pid in after)
 
 
 def pg_backend_pids(db_url: str) -> list[int]:
@@ -818,7 +828,7 @@ class Bench:
         log(f"{target.name} {scenario.name}: wrk {duration:g}s")
         workers = worker_pids(server.process.pid)
         backends = pg_backend_pids(server.db_url) if server.db_url else []
-        cpu_before = (cpu_seconds(workers), cpu_seconds(backends))
+        cpu_before = (cpu_by_pid(workers), cpu_by_pid(backends))
         data = self.run_wrk(
             server,
             scenario,
@@ -829,9 +839,9 @@ class Bench:
         )
         if data["requests"]:
             per_request = 1000 / data["requests"]
-            result.worker_cpu_ms = round((cpu_seconds(workers) - cpu_before[0]) * per_request, 3)
+            result.worker_cpu_ms = round(cpu_used(cpu_before[0], cpu_by_pid(workers)) * per_request, 3)
             if backends:
-                result.db_cpu_ms = round((cpu_seconds(backends) - cpu_before[1]) * per_request, 3)
+                result.db_cpu_ms = round(cpu_used(cpu_before[1], cpu_by_pid(backends)) * per_request, 3)
         for key in ("rps", "p50_ms", "p99_ms", "requests", "non_2xx", "s5xx", "socket_errors", "exhausted"):
             setattr(result, key, data[key])
         if scenario.name == "not_found":  # 404 is this scenario's success

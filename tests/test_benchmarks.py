@@ -281,3 +281,8 @@ def test_the_lookups_benchmark_runs_and_prepared_lookups_cost_postgresql_less():
     }
     # Per pair, PostgreSQL's CPU: parsing and planning skipped once prepared.
     assert int(rows["compiled once, prepared"][1]) < int(rows["compiled once, not prepared"][1])
+
+
+def test_cpu_used_leaves_out_processes_that_exited_between_the_readings():
+    assert http_bench.cpu_used({1: 2.0, 2: 5.0}, {1: 2.5}) == 0.5  # 2 exited: not -5
+    assert http_bench.cpu_used({1: 2.0}, {1: 2.5, 3: 9.0}) == 0.5  # 3 started after: not counted
