@@ -72,6 +72,7 @@ class CompiledLookup(Generic[M]):
         self.names = names
         self._key = f"_oauth_server_compiled_{next(_ids)}"
         self._model: type[models.Model] | None = None
+        self._for_write = False
 
     def first(self, **values: Any) -> M | None:
         for obj in self.all(**values):
@@ -80,8 +81,10 @@ class CompiledLookup(Generic[M]):
 
     def all(self, **values: Any) -> list[M]:
         if self._model is None:
-            self._model = self.build(**values).model
-        db = router.db_for_read(self._model)
+            queryset = self.build(**values)
+            self._model, self._for_write = queryset.model, queryset._for_write
+        # As QuerySet.db decides: a locking read (select_for_update) goes to the database written to.
+        db = router.db_for_write(self._model) if self._for_write else router.db_for_read(self._model)
         connection = connections[db]
         plans = connection.__dict__.setdefault("_oauth_server_compiled", {})
         plan = plans.get(self._key)

@@ -7,6 +7,8 @@ compile or run.
 
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef
+
 from .compiled import CompiledLookup
 from .models import AccessToken, Client, RefreshToken
 
@@ -35,3 +37,26 @@ REFRESH_TOKEN_BY_CHECKSUM: CompiledLookup[RefreshToken] = CompiledLookup(
 ACCESS_TOKEN_BY_JTI: CompiledLookup[AccessToken] = CompiledLookup(
     lambda jti: AccessToken.objects.select_related("application", "user").filter(jti=jti)[:1], "jti"
 )
+
+
+def _to_rotate(checksum: str):
+    """A refresh token with what its rotation needs (validator.validate_refresh_token): its access
+    token, user and ``sub``, and whether a token was exchanged from that access token."""
+    return (
+        RefreshToken.objects.filter(token_checksum=checksum)
+        .select_related("access_token", "user__oauth_subject")
+        .annotate(
+            access_token_exchanged=Exists(
+                AccessToken.objects.filter(exchanged_from=OuterRef("access_token_id"))
+            )
+        )
+        .order_by("pk")
+    )
+
+
+# Inside TokenView's transaction: only the refresh token's row locked (a lock on the user's row
+# would queue every refresh of that user); outside one, the same read without the lock.
+REFRESH_TOKEN_TO_ROTATE_LOCKED: CompiledLookup[RefreshToken] = CompiledLookup(
+    lambda checksum: _to_rotate(checksum).select_for_update(of=("self",)), "checksum"
+)
+REFRESH_TOKEN_TO_ROTATE: CompiledLookup[RefreshToken] = CompiledLookup(_to_rotate, "checksum")

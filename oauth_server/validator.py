@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from jwcrypto.common import JWException
 from oauth2_provider.exceptions import FatalClientError
@@ -44,7 +43,7 @@ from . import (
 )
 from .conf import settings
 from .flows import tokens as token_flows
-from .lookups import CLIENT_BY_ID
+from .lookups import CLIENT_BY_ID, REFRESH_TOKEN_TO_ROTATE, REFRESH_TOKEN_TO_ROTATE_LOCKED
 from .models import AccessToken, Client, GrantType, IDToken, RefreshToken, plausible_client_id
 from .request_state import credentials_of, state_of
 from .scopes import describe_refused_scopes
@@ -263,18 +262,9 @@ class OAuthServerValidator(OAuth2Validator):
         client's) is DOT's to answer, from its own read after the lock.
         """
         checksum = token_checksum(refresh_token)
-        rows = (
-            RefreshToken.objects.filter(token_checksum=checksum)
-            .select_related("access_token", "user__oauth_subject")
-            .annotate(
-                access_token_exchanged=Exists(
-                    AccessToken.objects.filter(exchanged_from=OuterRef("access_token_id"))
-                )
-            )
-            .order_by("pk")
-        )
-        # Only the refresh token's rows: locking the user's would queue every refresh of that user.
-        found = list(codes.locked(rows, of=("self",)))
+        in_transaction = not transaction.get_autocommit(using=router.db_for_write(RefreshToken))
+        lookup = REFRESH_TOKEN_TO_ROTATE_LOCKED if in_transaction else REFRESH_TOKEN_TO_ROTATE
+        found = lookup.all(checksum=checksum)  # compiled once per connection (lookups.py)
         rt = found[0] if len(found) == 1 else None
         if rt is None or rt.revoked is not None or rt.access_token is None or rt.application_id != client.pk:
             if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):

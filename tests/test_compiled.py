@@ -211,3 +211,15 @@ def test_on_postgresql_the_insert_is_prepared():
     compiled.insert(AuditEvent(event="login"))
     compiled.insert(AuditEvent(event="logout"))
     assert any(sql.startswith('INSERT INTO "oauth_server_auditevent"') for sql in prepared_statements())
+
+
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_the_rotation_read_locks_only_the_refresh_token_row(django_assert_num_queries):
+    from oauth_server.lookups import REFRESH_TOKEN_TO_ROTATE_LOCKED
+
+    refresh = RefreshTokenFactory()
+    with django_assert_num_queries(1) as context:
+        [found] = REFRESH_TOKEN_TO_ROTATE_LOCKED.all(checksum=token_checksum(refresh.raw_token))
+    assert found.pk == refresh.pk and found.access_token.pk == refresh.access_token.pk
+    assert found.access_token_exchanged is False
+    assert context.captured_queries[0]["sql"].endswith('FOR UPDATE OF "oauth_server_refreshtoken"')
