@@ -223,14 +223,23 @@ class Counter:
         return max(1, math.ceil(end - now))
 
     def hit(self, cache: Any, now: float) -> int:
-        """Count one request; returns the count in the current window."""
+        """Count one request; returns the count in the current window.
+
+        ``incr`` first: in a busy window the key exists, and one operation counts (``add`` first
+        cost two on every request after the window's first). The key's expiry, set by the ``add``
+        that created it, is kept by ``incr``.
+        """
         key = self.key(now)
+        try:
+            return cache.incr(key)
+        except ValueError:  # the window's first request (or its key just expired)
+            pass
         timeout = self.retry_after(now) + 1
         if cache.add(key, 1, timeout):
             return 1
         try:
-            return cache.incr(key)
-        except ValueError:  # expired between add() and incr()
+            return cache.incr(key)  # another request created it in between
+        except ValueError:  # and it expired in between too
             cache.set(key, 1, timeout)
             return 1
 

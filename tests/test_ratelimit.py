@@ -622,3 +622,29 @@ def test_the_limiter_reading_the_body_leaves_body_errors_to_the_view(client, db,
     assert response.status_code == 400
     if url != TOKEN_URL:
         assert response.json()["error_description"] == "The request body could not be read."
+
+
+def test_a_hit_in_a_busy_window_costs_one_cache_operation_and_counts_from_one():
+    """``incr`` first: after the window's first request, counting is one cache operation (with a
+    shared Redis cache, a round trip saved per counter and request)."""
+    from django.core.cache import caches
+
+    from oauth_server import ratelimit as rl
+
+    real = caches["default"]
+    real.clear()
+    calls: list[str] = []
+
+    class Recording:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(real, name)
+
+    counter = rl.Counter("token", "ip", "192.0.2.7", rl.Rate(10, 60))
+    now = 1_000_000.0
+    assert counter.hit(Recording(), now) == 1  # the window's first: incr misses, add creates
+    calls.clear()
+    assert counter.hit(Recording(), now + 1) == 2
+    assert counter.hit(Recording(), now + 2) == 3
+    assert calls == ["incr", "incr"]
+    assert counter.hit(Recording(), now + 60) == 1  # the next window starts from one again
