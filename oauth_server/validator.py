@@ -49,6 +49,10 @@ from .request_state import credentials_of, state_of
 from .scopes import describe_refused_scopes
 from .tokens import token_checksum
 
+# A grant type no DOT branch matches: its RFC 8707 check then only normalizes and validates the
+# request's own resource values (``_check_and_set_request_resource``).
+NORMALIZE_RESOURCE_ONLY = "urn:oauth-server:resource-normalization"
+
 
 class TokenNotRecorded(oauth2_errors.ServerError):
     """The token's audit event could not be written: the token is rolled back (a server error, 500)."""
@@ -457,15 +461,35 @@ class OAuthServerValidator(OAuth2Validator):
         return (grant.nonce or None) if grant is not None else None
 
     def _check_and_set_request_resource(self, request):
-        """DOT's RFC 8707 handling, which reads the Grant by ``request.code``: give it the checksum."""
+        """DOT's RFC 8707 handling. For a code exchange DOT reads the Grant again by ``request.code``
+        (the code itself, which is stored hashed here); the row ``validate_code`` locked and
+        checked is already in hand (``codes.grant_for``), so DOT normalizes and validates the
+        request's ``resource`` values and the grant's resources are applied here, as DOT does:
+        the request may narrow them (``invalid_target`` otherwise), or inherits them."""
         if request.grant_type != "authorization_code" or not request.code:
             return super()._check_and_set_request_resource(request)
-        presented = request.code
-        request.code = token_checksum(presented)
+        grant = codes.grant_for(request.code, request, request.client)
+        request.grant_type = NORMALIZE_RESOURCE_ONLY  # DOT's grant-independent part only
         try:
-            return super()._check_and_set_request_resource(request)
+            super()._check_and_set_request_resource(request)
         finally:
-            request.code = presented
+            request.grant_type = "authorization_code"
+        grant_resource = list(grant.resource or []) if grant is not None else []
+        if request.resource and grant_resource:
+            for resource in request.resource:
+                if resource not in grant_resource:
+                    raise oauth2_errors.CustomOAuth2Error(
+                        error="invalid_target",
+                        description=(
+                            f"The requested resource '{resource}' is not allowed. Token request cannot "
+                            "escalate resource permissions beyond the original authorization grant"
+                        ),
+                        request=request,
+                    )
+        elif grant_resource:
+            # Rows written before the authorization endpoint validated resources: validate them too.
+            self._validate_resource_uris(request, grant_resource)
+            request.resource = grant_resource
 
     def validate_silent_login(self, request) -> bool:
         # The view sends anonymous prompt=none requests back with login_required before oauthlib runs.

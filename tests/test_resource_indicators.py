@@ -116,3 +116,24 @@ def test_token_request_may_narrow_but_not_widen_the_bound_resources(browser, api
     narrowed = exchange_code(browser, api_client, code, verifier, resource=API)
     assert narrowed.status_code == 200
     assert _access_token_aud(browser, narrowed.json()["access_token"]) == API
+
+
+def test_the_code_exchange_inherits_the_bound_resources_and_refuses_a_malformed_stored_one(
+    browser, api_client, user
+):
+    """Without ``resource`` the token inherits the code's; a stored value that is no absolute URI
+    (a row from before the authorization endpoint validated them) is refused, not issued."""
+    ConsentFactory(user=user, client=api_client, scope="files:read")
+    verifier, challenge = pkce_pair()
+    params = authorize_params(api_client, challenge=challenge, scope="files:read", resource=OTHER_API)
+    code = query(get_authorize(browser, params)["Location"])["code"]
+    inherited = exchange_code(browser, api_client, code, verifier)
+    assert inherited.status_code == 200
+    assert _access_token_aud(browser, inherited.json()["access_token"]) == OTHER_API
+
+    verifier, challenge = pkce_pair()
+    params = authorize_params(api_client, challenge=challenge, scope="files:read", resource=API)
+    code = query(get_authorize(browser, params)["Location"])["code"]
+    Grant.objects.filter(code=token_checksum(code)).update(resource=["not-a-uri"])
+    refused = exchange_code(browser, api_client, code, verifier)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_target"
