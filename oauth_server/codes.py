@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from . import audit, signals
+from . import audit, claims, lookups, signals
 from .models import Grant
 from .request_state import state_of
 from .revocation import revoke_code_tokens
@@ -84,10 +84,12 @@ def redeemable(code: str, client: Any, request: Any) -> Grant | None:
     found. The revocation is committed even though the request fails (TokenView commits errors
     found before anything was issued).
     """
-    queryset = Grant.objects.filter(code=token_checksum(code or ""), application=client)
-    grant = locked(queryset.select_related("user"), of=("self",)).first()
-    if grant is None:
+    in_transaction = not transaction.get_autocommit(using=router.db_for_write(Grant))
+    lookup = lookups.GRANT_TO_REDEEM_LOCKED if in_transaction else lookups.GRANT_TO_REDEEM
+    grant = lookup.first(checksum=token_checksum(code or ""))  # compiled once per connection
+    if grant is None or grant.application_id != getattr(client, "pk", None):
         return None
+    claims.remember_loaded_subject(grant.user)  # the ID token's sub, without a query of its own
     if grant.redeemed_at is not None:
         revoke_code_tokens(grant)
         logger.warning(

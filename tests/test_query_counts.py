@@ -15,13 +15,13 @@ INTROSPECT_URL = "/oauth/introspect/"
 USERINFO_URL = "/oauth/userinfo/"
 
 # Each: BEGIN ... COMMIT included (both backends log the same here). The code exchange reads the
-# Grant once, locked (RFC 8707's check uses that row: validator._check_and_set_request_resource);
-# known fat left: the user's sub for the ID token, read apart. The refresh reads the refresh token
+# Grant once, locked, with the user and their sub (codes.redeemable; RFC 8707's check uses that row:
+# validator._check_and_set_request_resource). The refresh reads the refresh token
 # once, locked, with its access token, user and sub, and rotates it without DOT's re-reads or
 # Django's collector queries (validator._save_bearer_token, revocation.retire_rotated).
 # client_credentials is pinned in tests/test_audit.py (TOKEN_QUERIES) and token exchange in
 # tests/test_token_exchange.py (EXCHANGE_QUERIES).
-CODE_EXCHANGE_QUERIES = 10
+CODE_EXCHANGE_QUERIES = 9
 REFRESH_QUERIES = 10
 INTROSPECTION_QUERIES = 2
 REVOCATION_QUERIES = 14
