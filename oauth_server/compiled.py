@@ -170,7 +170,8 @@ def insert(obj: models.Model) -> None:
     For the rows every token request writes (the access token, its audit event): building the
     ``INSERT`` cost about as much as sending it. Anything this does not reproduce exactly goes
     through ``obj.save()``: a model with its own ``save()``, inheritance, proxies, an existing
-    primary key, expressions as values, fields with their own SQL placeholders.
+    primary key, fields with their own SQL placeholders or database defaults; an expression as a
+    value (set before or by a ``pre_save`` receiver) has its INSERT built by Django.
     """
     model = type(obj)
     meta = model._meta
@@ -192,19 +193,29 @@ def insert(obj: models.Model) -> None:
     key = ("insert", meta.label)
     plan = plans.get(key)
     if plan is None:
-        plan = plans[key] = _compile_insert(model, obj, db) or False
-    fields = plan.fields if plan else ()
-    if not plan or any(hasattr(getattr(obj, f.attname), "resolve_expression") for f in fields):
+        plan = plans[key] = _compile_insert(model, db) or False
+    if not plan:
         obj.save()
         return
     obj._prepare_related_fields_for_save(operation_name="save")
     pre_save.send(sender=model, instance=obj, raw=False, using=db, update_fields=None)
-    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection=connection) for f in fields]
-    with transaction.mark_for_rollback_on_error(using=db), _cursor(connection) as cursor:
-        cursor.execute(plan.sql, params)
-        rows = [cursor.fetchone()]
-    if plan.converters:
-        rows = list(plan.compiler.apply_converters(rows, plan.converters))
+    # After the signal, as save() does: a receiver may still change the values.
+    values = [f.pre_save(obj, add=True) for f in plan.fields]
+    with transaction.mark_for_rollback_on_error(using=db):
+        if any(hasattr(value, "resolve_expression") for value in values):
+            # An expression (Now(), a subquery...) has SQL of its own: Django builds this INSERT.
+            rows = model._base_manager._insert(
+                [obj], fields=list(plan.fields), returning_fields=list(plan.returning_fields), using=db
+            )
+        else:
+            params = [
+                f.get_db_prep_save(v, connection=connection) for f, v in zip(plan.fields, values, strict=True)
+            ]
+            with _cursor(connection) as cursor:
+                cursor.execute(plan.sql, params)
+                rows = [cursor.fetchone()]
+            if plan.converters:
+                rows = list(plan.compiler.apply_converters(rows, plan.converters))
     for value, field in zip(rows[0], plan.returning_fields, strict=True):
         setattr(obj, field.attname, value)
     obj._state.db = db
@@ -212,15 +223,16 @@ def insert(obj: models.Model) -> None:
     post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=db)
 
 
-def _compile_insert(model: type[models.Model], obj: models.Model, db: str) -> _InsertPlan | None:
-    """What Model._save_table would send for a new row of ``model``, as one reusable statement."""
+def _compile_insert(model: type[models.Model], db: str) -> _InsertPlan | None:
+    """What Model._save_table would send for a new row of ``model``, as one reusable statement
+    (compiled from a blank instance: the values are parameters, whatever they are)."""
     meta = model._meta
     fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
     if any(getattr(f, "get_placeholder", None) for f in fields):
         return None
     returning_fields = list(meta.db_returning_fields)
     query = django_sql.InsertQuery(model)
-    query.insert_values(fields, [obj])
+    query.insert_values(fields, [model()])
     compiler = query.get_compiler(using=db)
     compiler.returning_fields = returning_fields
     statements = compiler.as_sql()

@@ -223,3 +223,30 @@ def test_the_rotation_read_locks_only_the_refresh_token_row(django_assert_num_qu
     assert found.pk == refresh.pk and found.access_token.pk == refresh.access_token.pk
     assert found.access_token_exchanged is False
     assert context.captured_queries[0]["sql"].endswith('FOR UPDATE OF "oauth_server_refreshtoken"')
+
+
+def test_an_expression_set_by_a_pre_save_receiver_is_inserted_once_with_its_sql():
+    from django.db.models.functions import Now
+    from django.db.models.signals import post_save, pre_save
+
+    sent = []
+
+    def set_expression(sender, instance, **kwargs):
+        sent.append("pre")
+        instance.created = Now()
+
+    def saved(sender, instance, created, **kwargs):
+        sent.append(("post", created))
+
+    pre_save.connect(set_expression, sender=AuditEvent)
+    post_save.connect(saved, sender=AuditEvent)
+    try:
+        compiled.insert(AuditEvent(event="login"))  # the plan: compiled here
+        event = AuditEvent(event="logout")
+        compiled.insert(event)
+    finally:
+        pre_save.disconnect(set_expression, sender=AuditEvent)
+        post_save.disconnect(saved, sender=AuditEvent)
+    assert sent == ["pre", ("post", True), "pre", ("post", True)]  # once each, not save() again
+    assert AuditEvent.objects.get(pk=event.pk).created is not None
+    assert AuditEvent.objects.count() == 2
