@@ -296,3 +296,51 @@ def _plain_checks():
     from django.core.checks import registry
 
     return registry.registry.get_checks(include_deployment_checks=False)
+
+
+def test_the_demo_can_use_psycopgs_pool_and_w014_accepts_it(monkeypatch):
+    """DATABASE_POOL=1: Django's psycopg pool instead of persistent connections (measured the same
+    in docs/deployment.md); CONN_MAX_AGE must be 0 with a pool, and W014 does not ask for more."""
+    import importlib
+
+    from oauth_server.checks import check_persistent_connections
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/example")
+    monkeypatch.setenv("DATABASE_POOL", "1")
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "3")
+    import example_project.settings as demo_settings
+
+    try:
+        fresh = importlib.reload(demo_settings)
+        database = fresh.DATABASES["default"]
+        assert database["CONN_MAX_AGE"] == 0 and database["CONN_HEALTH_CHECKS"] is False
+        assert database["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 3}
+        assert check_persistent_connections(database_settings=fresh.DATABASES) == []
+    finally:
+        monkeypatch.undo()
+        importlib.reload(demo_settings)
+
+
+def test_the_pool_serves_queries_on_postgresql(settings):
+    """A real query through Django's pool (psycopg-pool is a dependency of the postgres extra)."""
+    import os
+    import subprocess
+    import sys
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("PostgreSQL")
+    url = (
+        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/postgres"
+    )
+    code = (
+        "import django; django.setup(); from django.db import connection; "
+        "cursor = connection.cursor(); cursor.execute('SELECT 41 + 1'); print(cursor.fetchone()[0]); "
+        "print(type(connection.pool).__name__)"
+    )
+    env = {"DATABASE_URL": url, "DATABASE_POOL": "1", "DJANGO_SETTINGS_MODULE": "example_project.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["42", "ConnectionPool"]
