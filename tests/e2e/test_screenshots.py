@@ -16,12 +16,15 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from oauth_server.models import AccessToken, Client, Consent, Scope
+from tests.e2e.chromium import (
+    authorize_url as chromium_authorize_url,
+)
 from tests.e2e.chromium import (
     axe_blocking,
     axe_report,
@@ -34,7 +37,7 @@ from tests.e2e.chromium import (
     start_driver,
     wait_for,
 )
-from tests.factories import DEFAULT_PASSWORD, AccessTokenFactory, ClientFactory, ConsentFactory, pkce_pair
+from tests.factories import DEFAULT_PASSWORD, AccessTokenFactory, ClientFactory, ConsentFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -135,17 +138,10 @@ def grace():
 
 
 def authorize_url(client: Client, **extra: str) -> str:
-    params = {
-        "response_type": "code",
-        "client_id": client.client_id,
-        "redirect_uri": client.redirect_uri_list[0],
-        "scope": "openid profile email offline_access",
-        "state": "af0ifjsldkj",
-        "code_challenge": pkce_pair()[1],
-        "code_challenge_method": "S256",
-        **extra,
-    }
-    return f"{BASE}/oauth/authorize/?{urlencode(params)}"
+    """The shared authorization request (chromium.authorize_url) with the scopes these pages show."""
+    return chromium_authorize_url(
+        BASE, client, **{"scope": "openid profile email offline_access", "state": "af0ifjsldkj", **extra}
+    )
 
 
 def sign_in(browser, url: str, username: str, landed: Callable) -> None:

@@ -19,17 +19,7 @@
 //     or {"step": "exchange", "ok": false, "error", "error_description", "status", "exchanges"};
 //   {"step": "error", ...} when the library throws elsewhere.
 import * as client from 'openid-client'
-import { createInterface } from 'node:readline'
-
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
-const say = (object) => process.stdout.write(JSON.stringify(object) + '\n')
-
-async function nextLine() {
-  const { value, done } = await lines.next()
-  return done ? null : value
-}
-
-const b64json = (part) => JSON.parse(Buffer.from(part, 'base64url').toString())
+import { b64json, nextLine, privateKeyJwtClient, recorder, say, signingKey } from './shared.mjs'
 
 // The request object with one claim changed and its signature kept: what an attacker on the way
 // would send.
@@ -40,34 +30,11 @@ function tampered(requestObject) {
 }
 
 let tamper = false
-const exchanges = []
-// Every HTTP exchange, as in par_dpop_client.mjs, so the test checks the wire, not the script's word.
-async function recordingFetch(url, options) {
-  const body = options.body
+const { exchanges, recordingFetch } = recorder((body) => {
   if (tamper && body instanceof URLSearchParams && body.has('request')) {
     body.set('request', tampered(body.get('request')))
   }
-  const response = await fetch(url, options)
-  const entry = { method: options.method, url: String(url), status: response.status }
-  const headers = new Headers(options.headers)
-  entry.dpop = headers.has('dpop')
-  if (entry.dpop) {
-    const proof = headers.get('dpop').split('.')
-    entry.proof_jwk = b64json(proof[0]).jwk
-    entry.proof_nonce = b64json(proof[1]).nonce ?? null
-  }
-  entry.dpop_nonce = response.headers.get('dpop-nonce')
-  if (body instanceof URLSearchParams) {
-    entry.params = [...new Set(body.keys())].sort()
-    entry.client_assertion = body.has('client_assertion')
-    entry.grant_type = body.get('grant_type')
-  }
-  if (response.status >= 400) {
-    entry.error = response.headers.get('www-authenticate') || (await response.clone().text()).slice(0, 300)
-  }
-  exchanges.push(entry)
-  return response
-}
+})
 
 const publicJwk = async (keys) => {
   const { kty, crv, x, y } = await crypto.subtle.exportKey('jwk', keys.publicKey)
@@ -87,18 +54,7 @@ const failure = (error) => ({
 async function main() {
   const config = JSON.parse(await nextLine())
   tamper = Boolean(config.tamper)
-  const jwk = config.private_jwk
-  const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, [
-    'sign',
-  ])
-  const server = await client.discovery(
-    new URL(config.issuer),
-    config.client_id,
-    { token_endpoint_auth_method: 'private_key_jwt' },
-    client.PrivateKeyJwt({ key: privateKey, kid: jwk.kid }),
-    // The demo is served over http on the loopback; a real deployment is https and needs neither.
-    { execute: [client.allowInsecureRequests], [client.customFetch]: recordingFetch },
-  )
+  const server = await privateKeyJwtClient(config, recordingFetch)
 
   // The key the code is bound to, and another one the same client holds (or a thief made).
   const boundKeys = await client.randomDPoPKeyPair('ES256')
@@ -121,8 +77,8 @@ async function main() {
   if (config.bind && config.mode === 'jar') {
     parameters.dpop_jkt = await handles.bound.calculateThumbprint() // RFC 9449 10
   }
-  const signingKey = { key: privateKey, kid: jwk.kid }
-  const jar = await client.buildAuthorizationUrlWithJAR(server, parameters, signingKey)
+  const requestSigningKey = await signingKey(config.private_jwk)
+  const jar = await client.buildAuthorizationUrlWithJAR(server, parameters, requestSigningKey)
   const requestObject = jar.searchParams.get('request')
   let url = jar
   if (config.mode === 'jar_par') {

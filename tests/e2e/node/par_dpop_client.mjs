@@ -9,57 +9,13 @@
 // URL is ready (the test then opens it in Chromium and writes the callback URL on stdin), and
 // {"step": "done", ...results} at the end; {"step": "error", ...} when the library throws.
 import * as client from 'openid-client'
-import { createInterface } from 'node:readline'
+import { privateKeyJwtClient, recorder, requiredLine, say } from './shared.mjs'
 
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
-const say = (object) => process.stdout.write(JSON.stringify(object) + '\n')
-
-async function nextLine() {
-  const { value, done } = await lines.next()
-  if (done) throw new Error('stdin closed before the expected line')
-  return value
-}
-
-// Every HTTP exchange the library makes, so the test sees what happened on the wire (for instance
-// the use_dpop_nonce round trips) without trusting the script's own account of it.
-const exchanges = []
-async function recordingFetch(url, options) {
-  const response = await fetch(url, options)
-  const entry = { method: options.method, url: String(url), status: response.status }
-  const headers = new Headers(options.headers)
-  entry.dpop = headers.has('dpop')
-  if (entry.dpop) {
-    const payload = JSON.parse(Buffer.from(headers.get('dpop').split('.')[1], 'base64url').toString())
-    entry.proof_nonce = payload.nonce ?? null
-  }
-  entry.dpop_nonce = response.headers.get('dpop-nonce')
-  entry.authorization = (headers.get('authorization') || '').split(' ')[0]
-  const body = options.body
-  if (body instanceof URLSearchParams) {
-    entry.client_assertion = body.has('client_assertion')
-    entry.grant_type = body.get('grant_type')
-  }
-  if (response.status >= 400) {
-    entry.error = response.headers.get('www-authenticate') || (await response.clone().text()).slice(0, 300)
-  }
-  exchanges.push(entry)
-  return response
-}
+const { exchanges, recordingFetch } = recorder()
 
 async function main() {
-  const config = JSON.parse(await nextLine())
-  const jwk = config.private_jwk
-  const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, [
-    'sign',
-  ])
-  const server = await client.discovery(
-    new URL(config.issuer),
-    config.client_id,
-    { token_endpoint_auth_method: 'private_key_jwt' },
-    client.PrivateKeyJwt({ key: privateKey, kid: jwk.kid }),
-    // The demo is served over http on the loopback; a real deployment is https and needs neither.
-    { execute: [client.allowInsecureRequests], [client.customFetch]: recordingFetch },
-  )
+  const config = JSON.parse(await requiredLine())
+  const server = await privateKeyJwtClient(config, recordingFetch)
   const metadata = server.serverMetadata()
 
   const dpopKeys = await client.randomDPoPKeyPair('ES256')
@@ -84,7 +40,7 @@ async function main() {
   )
   say({ step: 'authorize', url: authorizationUrl.href, dpop_jwk: { kty: dpopJwk.kty, crv: dpopJwk.crv, x: dpopJwk.x, y: dpopJwk.y } })
 
-  const callback = new URL(await nextLine())
+  const callback = new URL(await requiredLine())
   const tokens = await client.authorizationCodeGrant(
     server,
     callback,
