@@ -84,9 +84,7 @@ def redeemable(code: str, client: Any, request: Any) -> Grant | None:
     found. The revocation is committed even though the request fails (TokenView commits errors
     found before anything was issued).
     """
-    in_transaction = not transaction.get_autocommit(using=router.db_for_write(Grant))
-    lookup = lookups.GRANT_TO_REDEEM_LOCKED if in_transaction else lookups.GRANT_TO_REDEEM
-    grant = lookup.first(checksum=token_checksum(code or ""))  # compiled once per connection
+    grant = lookups.GRANT_TO_REDEEM.first(checksum=token_checksum(code or ""))  # locked; compiled once
     if grant is None or grant.application_id != getattr(client, "pk", None):
         return None
     claims.remember_loaded_subject(grant.user)  # the ID token's sub, without a query of its own

@@ -153,6 +153,31 @@ class CompiledLookup(Generic[M]):
         return found
 
 
+class LockingLookup(Generic[M]):
+    """A row to change: ``SELECT ... FOR UPDATE OF`` (the rows ``of`` names) inside a transaction,
+    the same read without the lock outside one (where Django refuses a locking read; SQLite ignores
+    the lock and serializes writers instead, docs/hardening.md). Each variant compiled once."""
+
+    def __init__(self, build: Callable[..., models.QuerySet], *names: str, of: tuple[str, ...] = ("self",)):
+        self.locked: CompiledLookup[M] = CompiledLookup(
+            lambda **v: build(**v).select_for_update(of=of), *names
+        )
+        self.plain: CompiledLookup[M] = CompiledLookup(build, *names)
+        self._model: type[models.Model] | None = None
+
+    def _variant(self, values: dict[str, Any]) -> CompiledLookup[M]:
+        if self._model is None:
+            self._model = self.plain.build(**values).model
+        in_transaction = not transaction.get_autocommit(using=router.db_for_write(self._model))
+        return self.locked if in_transaction else self.plain
+
+    def all(self, **values: Any) -> list[M]:
+        return self._variant(values).all(**values)
+
+    def first(self, **values: Any) -> M | None:
+        return self._variant(values).first(**values)
+
+
 @dataclass(frozen=True)
 class _InsertPlan:
     sql: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef
 
-from .compiled import CompiledLookup
+from .compiled import CompiledLookup, LockingLookup
 from .models import AccessToken, Client, Grant, RefreshToken
 
 # The client with its allowed scopes (``Client.scope_rows``) in one statement.
@@ -54,27 +54,14 @@ def _to_rotate(checksum: str):
     )
 
 
-# Inside TokenView's transaction: only the refresh token's row locked (a lock on the user's row
-# would queue every refresh of that user); outside one, the same read without the lock.
-REFRESH_TOKEN_TO_ROTATE_LOCKED: CompiledLookup[RefreshToken] = CompiledLookup(
-    lambda checksum: _to_rotate(checksum).select_for_update(of=("self",)), "checksum"
-)
-REFRESH_TOKEN_TO_ROTATE: CompiledLookup[RefreshToken] = CompiledLookup(_to_rotate, "checksum")
-
+# Only the refresh token's row is locked inside TokenView's transaction: a lock on the user's row
+# would queue every refresh of that user.
+REFRESH_TOKEN_TO_ROTATE: LockingLookup[RefreshToken] = LockingLookup(_to_rotate, "checksum")
 
 # The code a code exchange redeems (codes.redeemable), by its checksum (``code`` is unique), with
-# the user and their ``sub`` for the ID token; the client is compared in Python. Locked inside
-# TokenView's transaction (only the Grant's row), a plain read outside one.
-GRANT_TO_REDEEM_LOCKED: CompiledLookup[Grant] = CompiledLookup(
-    lambda checksum: (
-        Grant.objects.filter(code=checksum)
-        .select_related("user__oauth_subject")
-        .order_by()
-        .select_for_update(of=("self",))[:1]
-    ),
-    "checksum",
-)
-GRANT_TO_REDEEM: CompiledLookup[Grant] = CompiledLookup(
+# the user and their ``sub`` for the ID token; the client is compared in Python. Only the Grant's
+# row is locked.
+GRANT_TO_REDEEM: LockingLookup[Grant] = LockingLookup(
     lambda checksum: Grant.objects.filter(code=checksum).select_related("user__oauth_subject").order_by()[:1],
     "checksum",
 )

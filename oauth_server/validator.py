@@ -43,7 +43,7 @@ from . import (
 )
 from .conf import settings
 from .flows import tokens as token_flows
-from .lookups import CLIENT_BY_ID, REFRESH_TOKEN_TO_ROTATE, REFRESH_TOKEN_TO_ROTATE_LOCKED
+from .lookups import CLIENT_BY_ID, REFRESH_TOKEN_TO_ROTATE
 from .models import AccessToken, Client, GrantType, IDToken, RefreshToken, plausible_client_id
 from .request_state import credentials_of, state_of
 from .scopes import describe_refused_scopes
@@ -266,9 +266,7 @@ class OAuthServerValidator(OAuth2Validator):
         client's) is DOT's to answer, from its own read after the lock.
         """
         checksum = token_checksum(refresh_token)
-        in_transaction = not transaction.get_autocommit(using=router.db_for_write(RefreshToken))
-        lookup = REFRESH_TOKEN_TO_ROTATE_LOCKED if in_transaction else REFRESH_TOKEN_TO_ROTATE
-        found = lookup.all(checksum=checksum)  # compiled once per connection (lookups.py)
+        found = REFRESH_TOKEN_TO_ROTATE.all(checksum=checksum)  # locked; compiled once (lookups.py)
         rt = found[0] if len(found) == 1 else None
         if rt is None or rt.revoked is not None or rt.access_token is None or rt.application_id != client.pk:
             if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):

@@ -215,11 +215,11 @@ def test_on_postgresql_the_insert_is_prepared():
 
 @pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="row locks: PostgreSQL")
 def test_the_rotation_read_locks_only_the_refresh_token_row(django_assert_num_queries):
-    from oauth_server.lookups import REFRESH_TOKEN_TO_ROTATE_LOCKED
+    from oauth_server.lookups import REFRESH_TOKEN_TO_ROTATE
 
     refresh = RefreshTokenFactory()
     with django_assert_num_queries(1) as context:
-        [found] = REFRESH_TOKEN_TO_ROTATE_LOCKED.all(checksum=token_checksum(refresh.raw_token))
+        [found] = REFRESH_TOKEN_TO_ROTATE.all(checksum=token_checksum(refresh.raw_token))
     assert found.pk == refresh.pk and found.access_token.pk == refresh.access_token.pk
     assert found.access_token_exchanged is False
     assert context.captured_queries[0]["sql"].endswith('FOR UPDATE OF "oauth_server_refreshtoken"')
@@ -250,3 +250,14 @@ def test_an_expression_set_by_a_pre_save_receiver_is_inserted_once_with_its_sql(
     assert sent == ["pre", ("post", True), "pre", ("post", True)]  # once each, not save() again
     assert AuditEvent.objects.get(pk=event.pk).created is not None
     assert AuditEvent.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit: no transaction around the read
+def test_outside_a_transaction_the_rotation_read_takes_no_lock(django_assert_num_queries):
+    from oauth_server.lookups import REFRESH_TOKEN_TO_ROTATE
+
+    refresh = RefreshTokenFactory()
+    with django_assert_num_queries(1) as context:
+        [found] = REFRESH_TOKEN_TO_ROTATE.all(checksum=token_checksum(refresh.raw_token))
+    assert found.pk == refresh.pk
+    assert "FOR UPDATE" not in context.captured_queries[0]["sql"]
